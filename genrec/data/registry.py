@@ -1,0 +1,84 @@
+"""Resolve a dataset name (`beauty`, `sports`, `scientific`) or a user path to loaded `SequenceData`."""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from genrec.data.loaders import MIN_LENGTH, load_lcrec, load_p5
+from genrec.data.schema import SequenceData
+from genrec.data.validation import OnError
+
+# name -> folder under the shared data root
+KNOWN = {"beauty": "amazon2014_beauty", "sports": "amazon2014_sports", "scientific": "amazon2018_scientific"}
+
+
+def builtin_dir(name: str = "beauty") -> Path:
+    return Path(str(resources.files("genrec.data") / "builtin" / name))
+
+
+def data_roots() -> list[Path]:
+    """Where named datasets are looked for: $GENREC_DATA_DIR, then a `shared/data` near cwd or the repo."""
+    roots = []
+    if os.environ.get("GENREC_DATA_DIR"):
+        roots.append(Path(os.environ["GENREC_DATA_DIR"]))
+    repo = Path(__file__).resolve().parents[2]
+    for base in (Path.cwd(), repo):
+        roots += [base / "shared" / "data", base.parent / "shared" / "data"]
+    return roots
+
+
+def _find_named(name: str) -> Path | None:
+    for root in data_roots():
+        if (root / KNOWN[name]).is_dir():
+            return root / KNOWN[name]
+    return None
+
+
+def load_dataset(name_or_path: str | Path, *, on_error: OnError = "raise", min_length: int = MIN_LENGTH) -> SequenceData:
+    """Load a named dataset or a folder/file in either supported format.
+
+    `beauty` falls back to the copy shipped inside the package, so a fresh install runs offline.
+    """
+    key = str(name_or_path)
+    if key in KNOWN:
+        folder = _find_named(key)
+        if folder is None and key == "beauty":
+            folder = builtin_dir("beauty")
+        if folder is None:
+            raise FileNotFoundError(
+                f"dataset {key!r} not found under {[str(r) for r in data_roots()]}; "
+                f"set GENREC_DATA_DIR to the folder holding {KNOWN[key]}/"
+            )
+        return load_path(folder, name=key, on_error=on_error, min_length=min_length)
+    path = Path(key)
+    if not path.exists():
+        raise FileNotFoundError(f"unknown dataset {key!r}: not one of {sorted(KNOWN)} and no such path")
+    return load_path(path, name=path.stem, on_error=on_error, min_length=min_length)
+
+
+def _first(folder: Path, patterns: list[str]) -> Path | None:
+    for pattern in patterns:
+        hits = sorted(folder.glob(pattern))
+        if hits:
+            return hits[0]
+    return None
+
+
+def load_path(path: Path, *, name: str, on_error: OnError = "raise", min_length: int = MIN_LENGTH) -> SequenceData:
+    """Detect the format of a folder (or a single sequence/interaction file) and load it."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    inter = path if path.name.endswith(".inter.json") else _first(folder, ["*.inter.json", "raw/*.inter.json"])
+    if inter is not None:
+        stem = inter.name[: -len(".inter.json")]
+        item = inter.with_name(f"{stem}.item.json")
+        return load_lcrec(inter, item if item.exists() else None, name=name, on_error=on_error, min_length=min_length)
+    seq_patterns = ["sequential_data.txt", "sequential_data.txt.gz", "sequential.txt", "raw/p5*/sequential_data.txt"]
+    seq = path if path.is_file() else _first(folder, seq_patterns)
+    if seq is None:
+        raise FileNotFoundError(
+            f"{path}: no sequential_data.txt (P5 format) or *.inter.json (LC-Rec format) found"
+        )
+    items = _first(folder, ["items.jsonl", "items.jsonl.gz", "derived/items.jsonl"])
+    return load_p5(seq, items, name=name, on_error=on_error, min_length=min_length)

@@ -1,0 +1,74 @@
+"""Leave-one-out splits (P5/TIGER protocol) as padded tensors ready for batching.
+
+For a user sequence s[0..n-1]: test target s[n-1], validation target s[n-2], and training targets
+s[1..n-3] (every prefix of the training part, sliding window). Histories are the up-to-`max_history`
+items just before the target, left-padded with -1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genrec.data.schema import SequenceData
+
+PAD = -1
+
+
+@dataclass
+class Split:
+    """`history[i]` (left-padded with PAD) precedes `target[i]`; `user[i]` is the user index."""
+
+    history: np.ndarray  # [n, max_history] int64
+    target: np.ndarray  # [n] int64
+    user: np.ndarray  # [n] int64
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+@dataclass
+class LeaveOneOut:
+    train: Split
+    valid: Split
+    test: Split
+
+
+def _pad_left(seq: np.ndarray, width: int) -> np.ndarray:
+    out = np.full(width, PAD, dtype=np.int64)
+    tail = seq[-width:] if width else seq[:0]
+    if len(tail):
+        out[width - len(tail):] = tail
+    return out
+
+
+def _examples(pairs: list[tuple[int, np.ndarray, int]], max_history: int) -> Split:
+    if not pairs:
+        return Split(np.zeros((0, max_history), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return Split(
+        history=np.stack([_pad_left(h, max_history) for _, h, _ in pairs]),
+        target=np.array([t for _, _, t in pairs], dtype=np.int64),
+        user=np.array([u for u, _, _ in pairs], dtype=np.int64),
+    )
+
+
+def leave_one_out(data: SequenceData, max_history: int = 20) -> LeaveOneOut:
+    train, valid, test = [], [], []
+    for u, seq in enumerate(data.sequences):
+        n = len(seq)
+        if n < 3:
+            raise ValueError(f"user {data.user_ids[u]} has {n} items; leave-one-out needs at least 3")
+        test.append((u, seq[: n - 1], int(seq[n - 1])))
+        valid.append((u, seq[: n - 2], int(seq[n - 2])))
+        train.extend((u, seq[:t], int(seq[t])) for t in range(1, n - 2))
+    return LeaveOneOut(_examples(train, max_history), _examples(valid, max_history), _examples(test, max_history))
+
+
+def training_items(data: SequenceData) -> np.ndarray:
+    """Every item occurrence in the training part (all but the last two of each sequence)."""
+    return np.concatenate([s[:-2] for s in data.sequences])
+
+
+def popularity(data: SequenceData) -> np.ndarray:
+    """Training-part interaction count per item (used by the popularity baseline and CTR sampling)."""
+    return np.bincount(training_items(data), minlength=data.num_items)

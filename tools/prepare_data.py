@@ -1,0 +1,36 @@
+"""Load a dataset, print its statistics as JSON, and (optionally) embed and cache its item text.
+
+    python tools/prepare_data.py --dataset beauty --stats
+    python tools/prepare_data.py --dataset beauty --embed      # fills the embedding cache
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from genrec.data import item_embeddings, load_dataset
+from genrec.data.embeddings import cache_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="beauty", help="beauty | sports | scientific | a path")
+    parser.add_argument("--stats", action="store_true", help="print dataset statistics as JSON")
+    parser.add_argument("--embed", action="store_true", help="compute (or reload) item text embeddings")
+    parser.add_argument("--refresh", action="store_true", help="recompute embeddings even if cached")
+    parser.add_argument("--on-error", default="raise", choices=["raise", "drop"])
+    args = parser.parse_args()
+
+    data = load_dataset(args.dataset, on_error=args.on_error)
+    if args.stats or not args.embed:
+        print(json.dumps(data.stats(), indent=2))
+    if args.embed:
+        start = time.perf_counter()
+        vectors = item_embeddings(data.catalog, refresh=args.refresh)
+        print(json.dumps({"embeddings": list(vectors.shape), "seconds": round(time.perf_counter() - start, 2),
+                          "cache": str(cache_dir() / "embeddings")}))
+
+
+if __name__ == "__main__":
+    main()
