@@ -1,0 +1,131 @@
+"""The semantic-ID table: item -> unique code tuple, its quantized semantic vector, and a small ID embedding."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+COLLISION_MODES = ("suffix", "reassign")
+
+
+def group_collisions(codes: np.ndarray) -> list[np.ndarray]:
+    """Groups (arrays of item indices, in index order) of items sharing one code tuple, size >= 2."""
+    _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(counts)[:-1]
+    return [g for g in np.split(order, bounds) if len(g) > 1]
+
+
+def add_suffix(codes: np.ndarray) -> np.ndarray:
+    """Append a level numbering the items within each collision group (0 for unique items), as TIGER does."""
+    suffix = np.zeros(len(codes), dtype=codes.dtype)
+    for group in group_collisions(codes):
+        suffix[group] = np.arange(len(group))
+    return np.concatenate([codes, suffix[:, None]], axis=1)
+
+
+def reassign_last_level(codes: np.ndarray, last_distances: np.ndarray) -> np.ndarray:
+    """Keep the item nearest its code; move the others of a group to their nearest free last-level code
+    under the same prefix. Falls back to an error if a prefix has more items than codes."""
+    codes = codes.copy()
+    prefix_used: dict[tuple, set[int]] = {}
+    for row in codes:
+        prefix_used.setdefault(tuple(row[:-1]), set()).add(int(row[-1]))
+    for group in group_collisions(codes):
+        keep = group[np.argmin(last_distances[group, codes[group[0], -1]])]
+        used = prefix_used[tuple(codes[group[0], :-1])]
+        for item in group:
+            if item == keep:
+                continue
+            free = [c for c in np.argsort(last_distances[item]) if int(c) not in used]
+            if not free:
+                raise ValueError(f"prefix {tuple(codes[item, :-1])} has more items than codes; use collision='suffix'")
+            codes[item, -1] = free[0]
+            used.add(int(free[0]))
+    return codes
+
+
+@dataclass
+class TableMeta:
+    codebook_size: int
+    num_levels: int  # levels after collision resolution (suffix adds one)
+    level_sizes: list[int]  # vocabulary per level
+    collision: str
+    distances: list[str]
+    id_dim: int
+    semantic_dim: int
+    unique_rate_before_dedup: float
+    seed: int
+
+
+class SemanticIdTable(nn.Module):
+    """Holds `codes` [items, levels] (unique rows), `semantic` [items, d] (quantized vectors) and a
+    learned ID embedding [items, id_dim]. `represent(items)` is `[ID embedding ‖ semantic]`."""
+
+    def __init__(self, codes: torch.Tensor, semantic: torch.Tensor, meta: TableMeta):
+        super().__init__()
+        self.meta = meta
+        self.register_buffer("codes", codes.long())
+        self.register_buffer("semantic", semantic.float())
+        generator = torch.Generator().manual_seed(meta.seed)
+        self.id_embedding = nn.Embedding(len(codes), meta.id_dim)
+        with torch.no_grad():
+            self.id_embedding.weight.copy_(torch.randn(len(codes), meta.id_dim, generator=generator) * 0.02)
+
+    @classmethod
+    def build(cls, raw_codes: torch.Tensor, semantic: torch.Tensor, *, codebook_size: int, collision: str,
+              distances: list[str], id_dim: int, seed: int, last_distances: torch.Tensor | None = None) -> "SemanticIdTable":
+        if collision not in COLLISION_MODES:
+            raise ValueError(f"collision must be one of {COLLISION_MODES}, got {collision!r}")
+        raw = raw_codes.cpu().numpy()
+        unique_rate = len(np.unique(raw, axis=0)) / len(raw)
+        if collision == "suffix":
+            codes = add_suffix(raw)
+        else:
+            if last_distances is None:
+                raise ValueError("collision='reassign' needs the last level's distances")
+            codes = reassign_last_level(raw, last_distances.cpu().numpy())
+        sizes = [codebook_size] * raw.shape[1] + ([int(codes[:, -1].max()) + 1] if collision == "suffix" else [])
+        meta = TableMeta(codebook_size, codes.shape[1], sizes, collision, list(distances), id_dim,
+                         semantic.shape[1], unique_rate, seed)
+        return cls(torch.from_numpy(codes), semantic, meta)
+
+    @property
+    def num_items(self) -> int:
+        return self.codes.shape[0]
+
+    @property
+    def num_levels(self) -> int:
+        return self.codes.shape[1]
+
+    def represent(self, items: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.id_embedding(items), self.semantic[items]], dim=-1)
+
+    def token_table_parameters(self) -> int:
+        """Parameters needed to embed items as ID + code tokens (vs. items x width for a plain ID table)."""
+        return self.id_embedding.weight.numel() + sum(self.meta.level_sizes) * self.meta.semantic_dim
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"codes": self.codes.contiguous(), "semantic": self.semantic.contiguous(),
+                   "id_embedding": self.id_embedding.weight.detach().contiguous()}, str(folder / "semantic_ids.safetensors"))
+        (folder / "semantic_ids.json").write_text(json.dumps(asdict(self.meta), indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SemanticIdTable":
+        folder = Path(folder)
+        for name in ("semantic_ids.safetensors", "semantic_ids.json"):
+            if not (folder / name).exists():
+                raise FileNotFoundError(f"{folder / name} missing: not a saved semantic-ID table")
+        tensors = load_file(str(folder / "semantic_ids.safetensors"))
+        table = cls(tensors["codes"], tensors["semantic"], TableMeta(**json.loads((folder / "semantic_ids.json").read_text())))
+        with torch.no_grad():
+            table.id_embedding.weight.copy_(tensors["id_embedding"])
+        return table

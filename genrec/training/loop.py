@@ -1,0 +1,205 @@
+"""The one training loop (accelerate): every recipe hands it a `Task`.
+
+It owns optimisation, mixed precision, progress, validation-based early stopping, the best
+checkpoint, and resumable state (`<output_dir>/last`, via `accelerator.save_state`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    eval_every: int = 1
+    patience: int = 5  # evaluations without improvement before stopping; 0 = never stop early
+    monitor: str = "ndcg@10"
+    mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
+    compile: bool = False
+    progress: bool = True
+    resume: bool = True
+    checkpoint_every: int = 1  # epochs between resumable `last/` states; 0 = never
+    seed: int = 42
+
+
+class Task(Protocol):
+    """What the loop trains. `loss` gets an index batch made by `batch`; `evaluate` returns metrics."""
+
+    model: nn.Module
+
+    def num_train_examples(self) -> int: ...
+
+    def batch(self, indices: torch.Tensor, device: torch.device) -> Any: ...
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def evaluate(self, model: nn.Module, split: str, accelerator: Accelerator) -> dict[str, float]: ...
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, accelerator: Accelerator) -> dict[str, float]: ...
+
+
+class _LoopState:
+    """Counters that must survive a resume; registered with accelerate's checkpointing."""
+
+    def __init__(self) -> None:
+        self.epoch, self.best, self.best_epoch, self.bad_evals, self.history = 0, -math.inf, -1, 0, []
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+
+
+def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None) -> Accelerator:
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "no"
+    return Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None)
+
+
+class _IndexDataset(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def index_loader(n: int, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    """Batches of example indices; the task turns them into tensors in one vectorised gather."""
+    return DataLoader(_IndexDataset(n), batch_size=batch_size, shuffle=shuffle, collate_fn=torch.tensor,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, output_dir: str | Path, accelerator: Accelerator | None = None):
+        self.cfg = cfg
+        self.output_dir = Path(output_dir)
+        self.accelerator = accelerator or make_accelerator(cfg, output_dir)
+
+    def log(self, message: str) -> None:
+        if self.accelerator.is_main_process:
+            print(f"[genrec] {message}", flush=True)
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = torch.cuda.is_available() and self.accelerator.device.type == "cuda"
+        return torch.optim.AdamW(groups, lr=self.cfg.lr, fused=fused or None)
+
+    def fit(self, task: Task) -> dict[str, Any]:
+        cfg, acc = self.cfg, self.accelerator
+        set_seed(cfg.seed)
+        model = task.model
+        optimizer = self._optimizer(model)
+        loader = index_loader(task.num_train_examples(), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        total_steps = max(1, cfg.epochs * math.ceil(len(loader) / max(1, acc.num_processes)))
+
+        def schedule(step: int) -> float:
+            if step < cfg.warmup_steps:
+                return (step + 1) / cfg.warmup_steps
+            progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+        state = _LoopState()
+        acc.register_for_checkpointing(state)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        last_dir, best_path = self.output_dir / "last", self.output_dir / "best_model.pt"
+        if cfg.resume and (last_dir / "done.json").exists():
+            acc.load_state(str(last_dir))
+            self.log(f"resumed from {last_dir} after epoch {state.epoch} (best {cfg.monitor}={state.best:.4f})")
+        step_fn = torch.compile(task.loss) if cfg.compile else task.loss
+
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        seen = 0
+        while state.epoch < cfg.epochs:
+            model.train()
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(state.epoch)
+            bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and acc.is_main_process), leave=False)
+            running, batches = 0.0, 0
+            for indices in bar:
+                batch = task.batch(indices, acc.device)
+                with acc.autocast():
+                    loss, logs = step_fn(model, batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite training loss at epoch {state.epoch + 1}: {logs}")
+                acc.backward(loss)
+                if cfg.max_grad_norm:
+                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                running += float(loss.detach())
+                batches += 1
+                seen += len(indices) * acc.num_processes
+                if batches % 20 == 0:
+                    bar.set_postfix(loss=f"{running / batches:.4f}")
+            state.epoch += 1
+            record: dict[str, Any] = {"epoch": state.epoch, "train_loss": running / max(1, batches)}
+            record.update(task.on_epoch_end(acc.unwrap_model(model), state.epoch, acc) or {})
+            if state.epoch % cfg.eval_every == 0 or state.epoch == cfg.epochs:
+                metrics = task.evaluate(acc.unwrap_model(model), "valid", acc)
+                record.update({f"valid_{k}": v for k, v in metrics.items()})
+                score = metrics[cfg.monitor]
+                if not math.isfinite(score):
+                    raise FloatingPointError(f"validation {cfg.monitor} is {score}")
+                if score > state.best:
+                    state.best, state.best_epoch, state.bad_evals = score, state.epoch, 0
+                    if acc.is_main_process:
+                        torch.save(acc.unwrap_model(model).state_dict(), best_path)
+                else:
+                    state.bad_evals += 1
+            state.history.append(record)
+            elapsed = time.perf_counter() - start
+            self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+                     + f" ({seen / max(elapsed, 1e-9):.0f} seq/s)")
+            if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
+                acc.wait_for_everyone()
+                acc.save_state(str(last_dir))
+                if acc.is_main_process:
+                    (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch}))
+            if cfg.patience and state.bad_evals >= cfg.patience:
+                self.log(f"early stop: no {cfg.monitor} gain for {cfg.patience} evaluations")
+                break
+        acc.wait_for_everyone()
+        train_seconds = time.perf_counter() - start
+        unwrapped = acc.unwrap_model(model)
+        if best_path.exists():
+            unwrapped.load_state_dict(torch.load(best_path, map_location=acc.device, weights_only=True))
+        return {
+            "best_epoch": state.best_epoch,
+            f"best_valid_{cfg.monitor}": state.best,
+            "history": state.history,
+            "train_seconds": train_seconds,
+            "train_sequences_per_second": seen / max(train_seconds, 1e-9),
+            "model": unwrapped,
+        }
