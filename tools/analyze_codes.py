@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -74,8 +75,9 @@ def main() -> None:
     labels = category_labels(data)
     out_dir = Path(args.out)
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
+    runs: dict[str, dict[str, dict]] = {}
     for estimator in args.estimators:
+        results = runs.setdefault(estimator, {})
         for schedule in args.schedules:
             cfg = load_config(TokenizerConfig, overrides=[f"distances={schedule}", f"estimator={estimator}", *args.overrides])
             start = time.perf_counter()
@@ -84,7 +86,7 @@ def main() -> None:
             with torch.no_grad():
                 out = tokenizer(torch.as_tensor(x))
             codes = out.codes.numpy()
-            name = schedule if len(args.estimators) == 1 else f"{schedule}/{estimator}"
+            name = schedule
             entry = code_report(codes, cfg.codebook_size, labels)
             entry.update({
                 "distances": tokenizer.distances,
@@ -96,13 +98,16 @@ def main() -> None:
                 "fit_seconds": round(seconds, 1),
             })
             results[name] = entry
-            print(json.dumps({name: {k: v for k, v in entry.items() if k not in ("spectrum", "field_correlation")}}))
-    plot(results, out_dir / "plots", args.dataset)
+            print(json.dumps({f"{name}/{estimator}": {k: v for k, v in entry.items() if k not in ("spectrum", "field_correlation")}}))
+    main_estimator = args.estimators[0]
+    plot(runs[main_estimator], out_dir / "plots", args.dataset)
     payload = {
         "dataset": args.dataset, "items": data.num_items, "levels": cfg.num_levels, "codebook_size": cfg.codebook_size,
-        "seed": cfg.train.seed, "command": "python tools/analyze_codes.py --dataset " + args.dataset,
+        "seed": cfg.train.seed, "command": "python tools/analyze_codes.py " + " ".join(sys.argv[1:]),
         "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "schedules": results,
+        "estimator": main_estimator,
+        "schedules": runs[main_estimator],
+        "other_estimators": {e: r for e, r in runs.items() if e != main_estimator},
     }
     (out_dir / f"tokenizer_{args.dataset}.json").write_text(json.dumps(payload, indent=1))
 
