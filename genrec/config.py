@@ -31,10 +31,16 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     if unknown:
         raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; valid keys are {sorted(names)}")
     kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in data.items():
         tp = hints[key]
         path = f"{where}.{key}" if where else key
-        kwargs[key] = _build(tp, value, path) if _is_dataclass_type(tp) else value
+        if _is_dataclass_type(tp):
+            # a partial section overrides the field's own defaults, not the section class's bare defaults
+            factory = fields[key].default_factory
+            base = dataclasses.asdict(factory()) if factory is not dataclasses.MISSING else {}
+            value = _build(tp, _merge(base, value) if isinstance(value, dict) else value, path)
+        kwargs[key] = value
     return cls(**kwargs)
 
 

@@ -115,6 +115,10 @@ class Codebook(nn.Module):
         return assign(x, self.weight, self.distance)
 
     def forward(self, x: torch.Tensor) -> QuantizeOutput:
+        with torch.autocast(x.device.type, enabled=False):  # code choice must not flip under bf16
+            return self._quantize(x.float())
+
+    def _quantize(self, x: torch.Tensor) -> QuantizeOutput:
         codes = self.assign(x.detach())
         chosen = self.weight[codes]
         loss = F.mse_loss(chosen, x.detach()) + self.beta * F.mse_loss(x, chosen.detach())

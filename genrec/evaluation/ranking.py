@@ -1,0 +1,39 @@
+"""Full-ranking Recall@K / NDCG@K, from a model's top-K list or from scores over the whole catalogue.
+
+With one target per user, Recall@K equals HR@K and NDCG@K is 1/log2(rank+2) for a hit at 0-based rank.
+"""
+from __future__ import annotations
+
+import torch
+
+KS = (5, 10)
+
+
+def target_ranks_from_topk(topk_items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """0-based position of the target in each top-K list, or K (a miss) when absent."""
+    hits = topk_items == targets.unsqueeze(1)
+    k = topk_items.shape[1]
+    return torch.where(hits.any(1), hits.float().argmax(1), torch.full_like(targets, k)).long()
+
+
+def target_ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Rank of the target among all items; ties are broken by item index (deterministic, not optimistic).
+
+    Non-finite scores raise: with `(scores > target).sum()` a NaN would give rank 0, a false hit."""
+    if not torch.isfinite(scores).all():
+        rows = (~torch.isfinite(scores)).any(1).nonzero().squeeze(1)
+        raise FloatingPointError(f"non-finite scores for {len(rows)} user(s) (batch rows {rows[:5].tolist()}); refusing to rank")
+    target_scores = scores.gather(1, targets.unsqueeze(1))
+    index = torch.arange(scores.shape[1], device=scores.device).unsqueeze(0)
+    ahead = (scores > target_scores) | ((scores == target_scores) & (index < targets.unsqueeze(1)))
+    return ahead.sum(1)
+
+
+def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    ranks = ranks.float()
+    out = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"recall@{k}"] = hit.float().mean().item()
+        out[f"ndcg@{k}"] = torch.where(hit, 1.0 / torch.log2(ranks + 2), torch.zeros_like(ranks)).mean().item()
+    return out

@@ -1,0 +1,71 @@
+"""Trie-constrained beam search over code tuples: a batched tensor version and a plain reference.
+
+Both return, per user, the `topk` best distinct valid items with their summed log-probabilities.
+Slots that cannot be filled (fewer valid items than `topk`) hold item -1 and score -inf.
+"""
+from __future__ import annotations
+
+import torch
+
+from genrec.generation.fast_decoder import SharedCrossDecoder
+from genrec.generation.trie import TensorTrie
+from genrec.models.seq2seq import PAD, CodeVocab, decoder_step, level_logits
+
+
+@torch.no_grad()
+def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids: torch.Tensor,
+                            attention_mask: torch.Tensor, beam: int = 20, topk: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched: every (user, beam) row advances together; masking is a gather into `trie.children`,
+    and cross-attention keys/values are computed once per user (see `fast_decoder`)."""
+    if topk > beam:
+        raise ValueError(f"topk ({topk}) cannot exceed the beam width ({beam})")
+    batch = input_ids.shape[0]
+    device = input_ids.device
+    encoder_hidden = model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    decoder = SharedCrossDecoder(model, encoder_hidden, attention_mask)
+    nodes = torch.zeros(batch, 1, dtype=torch.long, device=device)  # start: one beam at the root
+    scores = torch.zeros(batch, 1, device=device)
+    tokens = torch.full((batch, 1, 1), PAD, dtype=torch.long, device=device)
+    for level, size in enumerate(vocab.level_sizes):
+        width = nodes.shape[1]
+        hidden = decoder.last_hidden(tokens)
+        logp = level_logits(model, hidden, vocab.level_offsets[level], size).view(batch, width, size)
+        valid = trie.valid_mask(nodes, level)
+        candidate = (scores.unsqueeze(-1) + logp).masked_fill(~valid, float("-inf"))
+        k = min(beam, width * size)
+        scores, flat = candidate.view(batch, -1).topk(k, dim=-1)
+        parent, code = flat // size, flat % size
+        nodes = trie.step(nodes.gather(1, parent), code)
+        nodes = torch.where(torch.isfinite(scores), nodes, torch.zeros_like(nodes))  # dead beams park at root
+        tokens = torch.cat([tokens.gather(1, parent.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])),
+                            (code + vocab.level_offsets[level]).unsqueeze(-1)], dim=-1)
+    items = trie.item[nodes]
+    items = torch.where(torch.isfinite(scores), items, torch.full_like(items, -1))
+    return _pad_to(items[:, :topk], topk, -1), _pad_to(scores[:, :topk], topk, float("-inf"))
+
+
+def _pad_to(x: torch.Tensor, k: int, value: float) -> torch.Tensor:
+    if x.shape[1] >= k:
+        return x
+    return torch.cat([x, torch.full((x.shape[0], k - x.shape[1]), value, dtype=x.dtype, device=x.device)], 1)
+
+
+@torch.no_grad()
+def reference_beam_search(model, vocab: CodeVocab, trie: dict, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          beam: int = 20, topk: int = 10) -> list[list[tuple[int, float]]]:
+    """One user at a time, beams as Python lists, the trie as nested dicts. Slow and obviously right."""
+    results = []
+    for row in range(input_ids.shape[0]):
+        enc = model.encoder(input_ids=input_ids[row : row + 1], attention_mask=attention_mask[row : row + 1]).last_hidden_state
+        beams: list[tuple[list[int], float, dict | int]] = [([PAD], 0.0, trie)]
+        for level, size in enumerate(vocab.level_sizes):
+            candidates = []
+            for tokens, score, node in beams:
+                hidden = decoder_step(model, torch.tensor([tokens], device=input_ids.device), enc, attention_mask[row : row + 1])
+                logp = level_logits(model, hidden, vocab.level_offsets[level], size)[0]
+                for code, child in node.items():
+                    candidates.append((tokens + [vocab.level_offsets[level] + code], score + float(logp[code]), child))
+            candidates.sort(key=lambda c: -c[1])
+            beams = candidates[:beam]
+        results.append([(int(item), score) for _, score, item in beams[:topk]])
+    return results

@@ -1,0 +1,62 @@
+"""A decoding-only forward of HF's T5 decoder that shares cross-attention keys/values across beams.
+
+HF's decoder, given `batch*beam` rows, projects the (repeated) encoder output to keys and values in
+every layer at every step; with a history of 80 tokens and beam 20 that dominates decoding. Here the
+projections are made once per user and broadcast over beams. It reads the weights of the HF modules
+it is given, so `test_generation.py` checks it against `model.decoder` (the plain reference).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    return x.unflatten(-1, (n_heads, -1)).transpose(-3, -2)  # [..., t, h*d] -> [..., h, t, d]
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    return x.transpose(-3, -2).flatten(-2)
+
+
+class SharedCrossDecoder:
+    """Encode cross-attention K/V for [B, S] once; then `last_hidden(tokens [B, W, t])` -> [B, W, d]."""
+
+    def __init__(self, model, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor):
+        self.decoder = model.decoder
+        blocks = self.decoder.block
+        self.n_heads = blocks[0].layer[1].EncDecAttention.n_heads
+        # [B, h, S, d], once per user; beams are folded into the query length when attending
+        self.cross = [
+            (_heads(b.layer[1].EncDecAttention.k(encoder_hidden), self.n_heads),
+             _heads(b.layer[1].EncDecAttention.v(encoder_hidden), self.n_heads))
+            for b in blocks
+        ]
+        neg = torch.finfo(torch.float32).min
+        self.cross_bias = ((~encoder_mask.bool()).float() * neg)[:, None, None, :]  # [B, 1, 1, S]
+
+    def _attend(self, q, k, v, bias):
+        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) + bias  # T5 does not scale by sqrt(d)
+        return torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
+
+    @torch.no_grad()
+    def last_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        t = tokens.shape[-1]
+        x = self.decoder.embed_tokens(tokens)  # [B, W, t, d]
+        first = self.decoder.block[0].layer[0].SelfAttention
+        causal = torch.full((t, t), torch.finfo(torch.float32).min, device=x.device).triu(1)
+        self_bias = first.compute_bias(t, t, device=x.device).float() + causal  # [1, h, t, t]
+        for block, (ck, cv) in zip(self.decoder.block, self.cross):
+            sa = block.layer[0].SelfAttention
+            h = block.layer[0].layer_norm(x)
+            q, k, v = (_heads(proj(h), self.n_heads) for proj in (sa.q, sa.k, sa.v))
+            x = x + sa.o(_merge(self._attend(q, k, v, self_bias)))
+            ca = block.layer[1].EncDecAttention
+            h = block.layer[1].layer_norm(x)
+            q = _heads(ca.q(h), self.n_heads)  # [B, W, h, t, d] -> [B, h, W*t, d]: one bmm per user, no K/V copies
+            beams, t_len = q.shape[1], q.shape[3]
+            q = q.permute(0, 2, 1, 3, 4).flatten(2, 3)
+            out = self._attend(q, ck, cv, self.cross_bias).unflatten(2, (beams, t_len)).permute(0, 2, 1, 3, 4)
+            x = x + ca.o(_merge(out))
+            ff = block.layer[2]
+            x = x + ff.DenseReluDense(ff.layer_norm(x))
+        return self.decoder.final_layer_norm(x[..., -1, :])

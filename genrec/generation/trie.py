@@ -1,0 +1,60 @@
+"""A prefix trie of valid code tuples stored as tensors, so constraint masking is one gather."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class TensorTrie:
+    """`children[node, code]` is the child node id or -1; `item[node]` maps leaf nodes to item indices.
+
+    Node 0 is the root. Only internal nodes have rows in `children` (leaves are numbered after them),
+    so memory is (#prefixes of length < L) x max level size.
+    """
+
+    def __init__(self, codes: np.ndarray | torch.Tensor, level_sizes: list[int]):
+        codes = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.int64)
+        n, depth = codes.shape
+        if len(np.unique(codes, axis=0)) != n:
+            raise ValueError("code tuples must be unique (resolve collisions before building the trie)")
+        self.depth, self.level_sizes = depth, list(level_sizes)
+        width = max(level_sizes)
+        node_of: dict[tuple, int] = {(): 0}
+        for length in range(1, depth):  # internal nodes, level by level
+            for prefix in map(tuple, np.unique(codes[:, :length], axis=0)):
+                node_of[prefix] = len(node_of)
+        num_internal = len(node_of)
+        children = np.full((num_internal, width), -1, dtype=np.int64)
+        item = np.full(num_internal + n, -1, dtype=np.int64)
+        for length in range(1, depth):
+            for prefix in map(tuple, np.unique(codes[:, :length], axis=0)):
+                children[node_of[prefix[:-1]], prefix[-1]] = node_of[prefix]
+        for i, row in enumerate(codes):
+            leaf = num_internal + i
+            children[node_of[tuple(row[:-1])], row[-1]] = leaf
+            item[leaf] = i
+        self.children = torch.from_numpy(children)
+        self.item = torch.from_numpy(item)
+
+    def to(self, device: torch.device | str) -> "TensorTrie":
+        self.children, self.item = self.children.to(device), self.item.to(device)
+        return self
+
+    def valid_mask(self, nodes: torch.Tensor, level: int) -> torch.Tensor:
+        """[..., level_size] bool: which codes extend each node to a real prefix."""
+        return self.children[nodes, : self.level_sizes[level]] >= 0
+
+    def step(self, nodes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        return self.children[nodes, codes]
+
+
+def python_trie(codes: np.ndarray) -> dict:
+    """Nested dicts {code: {...}}, leaves {code: item}; the plain structure the reference search and
+    HF's `prefix_allowed_tokens_fn` use."""
+    root: dict = {}
+    for i, row in enumerate(np.asarray(codes)):
+        node = root
+        for c in row[:-1]:
+            node = node.setdefault(int(c), {})
+        node[int(row[-1])] = i
+    return root

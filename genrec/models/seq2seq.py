@@ -1,0 +1,86 @@
+"""TIGER-style encoder-decoder over semantic-ID tokens, built on transformers' T5 classes.
+
+Vocabulary: 0 = pad (also the decoder start), 1 = eos, then one block of codes per level
+(`level_offsets`), then optional hashed user tokens. Saving and loading use `save_pretrained`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import T5Config, T5ForConditionalGeneration
+
+PAD, EOS, NUM_SPECIAL = 0, 1, 2
+
+
+@dataclass
+class Seq2SeqConfig:
+    num_layers: int = 4
+    num_decoder_layers: int = 4
+    d_model: int = 128
+    num_heads: int = 6
+    d_kv: int = 64
+    d_ff: int = 1024
+    dropout: float = 0.1
+    user_buckets: int = 2000  # hashed user token prepended to the history; 0 disables it
+
+
+class CodeVocab:
+    """Maps (level, code) and users to token ids; `item_tokens[i]` is item i's token tuple."""
+
+    def __init__(self, codes: torch.Tensor, level_sizes: list[int], user_buckets: int):
+        self.level_sizes = list(level_sizes)
+        offsets = [NUM_SPECIAL]
+        for size in self.level_sizes[:-1]:
+            offsets.append(offsets[-1] + size)
+        self.level_offsets = offsets
+        self.user_offset = offsets[-1] + self.level_sizes[-1]
+        self.user_buckets = user_buckets
+        self.size = self.user_offset + user_buckets
+        tokens = codes.long() + torch.tensor(offsets)
+        # an extra all-pad row at index -1 lets padded history positions (-1) gather pad tokens
+        self.item_tokens = torch.cat([tokens, torch.full((1, tokens.shape[1]), PAD)], 0)
+
+    @property
+    def depth(self) -> int:
+        return len(self.level_sizes)
+
+    def user_token(self, users: torch.Tensor) -> torch.Tensor:
+        # a fixed multiplicative hash, so bucket assignment does not depend on the process
+        return self.user_offset + (users * 2654435761 % (2**31)) % self.user_buckets
+
+    def encode_history(self, history: torch.Tensor, users: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """history [B, H] of item indices (-1 = pad) -> input_ids [B, (1) + H*L] and attention mask."""
+        item_tokens = self.item_tokens.to(history.device)
+        ids = item_tokens[history].flatten(1)
+        if self.user_buckets and users is not None:
+            ids = torch.cat([self.user_token(users).unsqueeze(1), ids], 1)
+        return ids, ids != PAD
+
+
+def build_model(cfg: Seq2SeqConfig, vocab_size: int) -> T5ForConditionalGeneration:
+    config = T5Config(
+        vocab_size=vocab_size, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff, num_layers=cfg.num_layers,
+        num_decoder_layers=cfg.num_decoder_layers, num_heads=cfg.num_heads, dropout_rate=cfg.dropout,
+        feed_forward_proj="relu", pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD,
+        tie_word_embeddings=False, relative_attention_num_buckets=32, relative_attention_max_distance=128,
+    )
+    return T5ForConditionalGeneration(config)
+
+
+def level_logits(model: T5ForConditionalGeneration, decoder_hidden: torch.Tensor, start: int, size: int) -> torch.Tensor:
+    """Log-probabilities (normalised over the whole vocabulary, as in training) of one level's codes."""
+    logits = model.lm_head(decoder_hidden)
+    return torch.log_softmax(logits.float(), dim=-1)[..., start : start + size]
+
+
+def decoder_step(model: T5ForConditionalGeneration, decoder_ids: torch.Tensor, encoder_hidden: torch.Tensor,
+                 encoder_mask: torch.Tensor) -> torch.Tensor:
+    """Last-position decoder hidden state for each row (prefixes are at most depth long, so no cache)."""
+    out = model.decoder(input_ids=decoder_ids, encoder_hidden_states=encoder_hidden, encoder_attention_mask=encoder_mask)
+    return out.last_hidden_state[:, -1]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,93 @@
+"""Training tasks for the shared loop: the generative (TIGER-style) recommender."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from genrec.data.splits import LeaveOneOut, Split
+from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores, target_ranks_from_topk
+from genrec.generation.beam import constrained_beam_search
+from genrec.generation.trie import TensorTrie
+from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model
+from genrec.quantize.semantic_ids import SemanticIdTable
+from genrec.training.loop import index_loader
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 20
+    topk: int = 10
+    batch_size: int = 512
+    valid_users: int = 0  # evaluate early stopping on this many fixed random validation users; 0 = all
+
+
+def _tensors(split: Split) -> dict[str, torch.Tensor]:
+    return {"history": torch.from_numpy(split.history), "target": torch.from_numpy(split.target),
+            "user": torch.from_numpy(split.user)}
+
+
+class GenerativeTask:
+    """Seq2seq over code tokens: history codes in, next item's code tuple out; beam-search evaluation."""
+
+    def __init__(self, splits: LeaveOneOut, table: SemanticIdTable, model_cfg: Seq2SeqConfig, decode: DecodeConfig, seed: int):
+        self.decode = decode
+        self.vocab = CodeVocab(table.codes, table.meta.level_sizes, model_cfg.user_buckets)
+        self.trie = TensorTrie(table.codes, table.meta.level_sizes)
+        self.model = build_model(model_cfg, self.vocab.size)
+        self.data = {name: _tensors(getattr(splits, name)) for name in ("train", "valid", "test")}
+        if decode.valid_users and decode.valid_users < len(splits.valid):
+            pick = np.random.default_rng(seed).choice(len(splits.valid), decode.valid_users, replace=False)
+            self.data["valid"] = {k: v[torch.from_numpy(np.sort(pick))] for k, v in self.data["valid"].items()}
+
+    def num_train_examples(self) -> int:
+        return len(self.data["train"]["target"])
+
+    def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
+        d = self.data[split]
+        history, user, target = d["history"][indices].to(device), d["user"][indices].to(device), d["target"][indices].to(device)
+        input_ids, mask = self.vocab.encode_history(history, user)
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": self.vocab.item_tokens.to(device)[target], "target": target}
+
+    def loss(self, model, batch):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        return out.loss, {}
+
+    def on_epoch_end(self, model, epoch, accelerator):
+        return {}
+
+    @torch.no_grad()
+    def predict(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return constrained_beam_search(model, self.vocab, self.trie, batch["input_ids"], batch["attention_mask"],
+                                       beam=self.decode.beam, topk=self.decode.topk)
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
+        model.eval()
+        self.trie.to(accelerator.device)
+        loader = accelerator.prepare_data_loader(index_loader(len(self.data[split]["target"]), self.decode.batch_size, False, 0))
+        ranks, invalid, dupes = [], [], []
+        for indices in loader:
+            batch = self.batch(indices, accelerator.device, split)
+            with accelerator.autocast():
+                items, _ = self.predict(model, batch)
+            ranks.append(accelerator.gather_for_metrics(target_ranks_from_topk(items, batch["target"])))
+            invalid.append(accelerator.gather_for_metrics((items < 0).sum(1)))
+            sorted_items = items.sort(1).values
+            dupes.append(accelerator.gather_for_metrics(((sorted_items[:, 1:] == sorted_items[:, :-1]) & (sorted_items[:, 1:] >= 0)).sum(1)))
+        model.train()
+        metrics = metrics_from_ranks(torch.cat(ranks))
+        slots = len(torch.cat(ranks)) * self.decode.topk
+        metrics["invalid_rate"] = torch.cat(invalid).sum().item() / slots
+        metrics["duplicate_rate"] = torch.cat(dupes).sum().item() / slots
+        return metrics
+
+
+def popularity_metrics(counts: np.ndarray, split: Split) -> dict[str, float]:
+    """Rank every item by training-part popularity (the same list for every user)."""
+    scores = torch.from_numpy(counts).float().unsqueeze(0)
+    targets = torch.from_numpy(split.target)
+    ranks = torch.cat([target_ranks_from_scores(scores.expand(len(t), -1), t) for t in targets.split(4096)])
+    return metrics_from_ranks(ranks)

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genrec.generation.beam import constrained_beam_search, reference_beam_search
+from genrec.generation.trie import TensorTrie, python_trie
+from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model
+
+TINY = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0, user_buckets=7)
+
+
+def tiny_setup(codes: np.ndarray, sizes: list[int], seed: int = 0):
+    torch.manual_seed(seed)
+    vocab = CodeVocab(torch.from_numpy(codes), sizes, TINY.user_buckets)
+    model = build_model(TINY, vocab.size).eval()
+    history = torch.randint(-1, len(codes), (3, 4))
+    history[:, -1] = torch.arange(3) % len(codes)  # at least one real item per row
+    ids, mask = vocab.encode_history(history, torch.arange(3))
+    return vocab, model, ids, mask
+
+
+def test_trie_children_and_leaves():
+    codes = np.array([[0, 1, 0], [0, 1, 1], [2, 0, 0]])
+    trie = TensorTrie(codes, [3, 2, 2])
+    root_mask = trie.valid_mask(torch.tensor([0]), 0)[0]
+    assert root_mask.tolist() == [True, False, True]
+    node = trie.step(torch.tensor([0]), torch.tensor([0]))
+    node = trie.step(node, torch.tensor([1]))
+    assert trie.valid_mask(node, 2)[0].tolist() == [True, True]
+    leaf = trie.step(node, torch.tensor([1]))
+    assert trie.item[leaf].item() == 1
+    with pytest.raises(ValueError, match="unique"):
+        TensorTrie(np.array([[0, 1], [0, 1]]), [2, 2])
+
+
+def test_fast_beam_search_agrees_with_reference():
+    rng = np.random.default_rng(0)
+    codes = np.unique(rng.integers(0, 4, size=(40, 3)), axis=0)
+    vocab, model, ids, mask = tiny_setup(codes, [4, 4, 4])
+    items, scores = constrained_beam_search(model, vocab, TensorTrie(codes, [4, 4, 4]), ids, mask, beam=6, topk=5)
+    ref = reference_beam_search(model, vocab, python_trie(codes), ids, mask, beam=6, topk=5)
+    for row in range(len(ref)):
+        assert items[row].tolist() == [i for i, _ in ref[row]]
+        assert np.allclose(scores[row].numpy(), [s for _, s in ref[row]], atol=1e-4)
+
+
+def test_scores_are_sequence_log_probabilities():
+    codes = np.array([[0, 0], [0, 1], [1, 0]])
+    vocab, model, ids, mask = tiny_setup(codes, [2, 2])
+    items, scores = constrained_beam_search(model, vocab, TensorTrie(codes, [2, 2]), ids, mask, beam=3, topk=3)
+    labels = vocab.item_tokens[items[0]]
+    out = model(input_ids=ids[:1].expand(3, -1), attention_mask=mask[:1].expand(3, -1), labels=labels)
+    logp = torch.log_softmax(out.logits, -1).gather(2, labels.unsqueeze(-1)).squeeze(-1).sum(1)
+    assert torch.allclose(scores[0], logp, atol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_items=st.integers(1, 30),
+    depth=st.integers(1, 3),
+    size=st.integers(2, 5),
+    beam=st.integers(1, 8),
+    seed=st.integers(0, 10_000),
+)
+def test_beam_search_never_returns_invalid_or_duplicate_items(n_items, depth, size, beam, seed):
+    rng = np.random.default_rng(seed)
+    codes = np.unique(rng.integers(0, size, size=(n_items, depth)), axis=0)
+    vocab, model, ids, mask = tiny_setup(codes, [size] * depth, seed)
+    topk = min(beam, 5)
+    items, scores = constrained_beam_search(model, vocab, TensorTrie(codes, [size] * depth), ids, mask, beam=beam, topk=topk)
+    for row, row_scores in zip(items.tolist(), scores.tolist()):
+        real = [i for i in row if i >= 0]
+        assert all(0 <= i < len(codes) for i in real)
+        assert len(real) == len(set(real))
+        assert len(real) == min(topk, len(codes))  # a trie with fewer items than topk fills what exists
+        assert row_scores == sorted(row_scores, reverse=True)
