@@ -25,6 +25,7 @@ class DataConfig:
     dataset: str = "beauty"
     max_history: int = 20
     on_error: str = "raise"
+    max_users: int = 0  # keep only the first N users (smoke tests and demos); 0 = all, the protocol
 
 
 @dataclass
@@ -86,10 +87,22 @@ def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[st
     return mean, std
 
 
+def merge_seed_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine single-seed result files (e.g. seeds trained side by side on one GPU) into one."""
+    per_seed = [r for res in results for r in res["per_seed"]]
+    mean, std = summarize(per_seed)
+    merged = dict(results[0])
+    merged.update(seeds=[r["seed"] for r in per_seed], per_seed=per_seed, metrics=mean, metrics_std=std,
+                  wall_seconds=max(r["wall_seconds"] for r in results), commands=[r["command"] for r in results])
+    return merged
+
+
 def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train, Path(cfg.output_dir) / cfg.name)
     data = load_dataset(cfg.data.dataset, on_error=cfg.data.on_error)
+    if cfg.data.max_users:
+        data = replace(data, user_ids=data.user_ids[: cfg.data.max_users], sequences=data.sequences[: cfg.data.max_users])
     splits = leave_one_out(data, cfg.data.max_history)
     embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process)
     pop = popularity_metrics(popularity(data), splits.test)

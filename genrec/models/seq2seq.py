@@ -64,14 +64,24 @@ def build_model(cfg: Seq2SeqConfig, vocab_size: int) -> T5ForConditionalGenerati
         vocab_size=vocab_size, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff, num_layers=cfg.num_layers,
         num_decoder_layers=cfg.num_decoder_layers, num_heads=cfg.num_heads, dropout_rate=cfg.dropout,
         feed_forward_proj="relu", pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD,
-        tie_word_embeddings=False, relative_attention_num_buckets=32, relative_attention_max_distance=128,
+        tie_word_embeddings=True, relative_attention_num_buckets=32, relative_attention_max_distance=128,
     )
     return T5ForConditionalGeneration(config)
 
 
+def output_scale(model: T5ForConditionalGeneration) -> float:
+    """T5 scales decoder outputs by d_model^-0.5 before a tied LM head; transformers 4.x keys this on
+    `tie_word_embeddings`, 5.x on `scale_decoder_outputs`. Decoding must match training exactly."""
+    cfg = model.config
+    scaled = getattr(cfg, "scale_decoder_outputs", None)
+    if scaled is None:
+        scaled = cfg.tie_word_embeddings
+    return cfg.d_model**-0.5 if scaled else 1.0
+
+
 def level_logits(model: T5ForConditionalGeneration, decoder_hidden: torch.Tensor, start: int, size: int) -> torch.Tensor:
     """Log-probabilities (normalised over the whole vocabulary, as in training) of one level's codes."""
-    logits = model.lm_head(decoder_hidden)
+    logits = model.lm_head(decoder_hidden * output_scale(model))
     return torch.log_softmax(logits.float(), dim=-1)[..., start : start + size]
 
 

@@ -36,6 +36,7 @@ class TrainConfig:
     progress: bool = True
     resume: bool = True
     checkpoint_every: int = 1  # epochs between resumable `last/` states; 0 = never
+    max_minutes: float = 0.0  # wall-clock budget for training; stops after the epoch that crosses it
     seed: int = 42
 
 
@@ -189,6 +190,9 @@ class Trainer:
                     (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch}))
             if cfg.patience and state.bad_evals >= cfg.patience:
                 self.log(f"early stop: no {cfg.monitor} gain for {cfg.patience} evaluations")
+                break
+            if cfg.max_minutes and elapsed > 60 * cfg.max_minutes:
+                self.log(f"time budget of {cfg.max_minutes} min reached after epoch {state.epoch}")
                 break
         acc.wait_for_everyone()
         train_seconds = time.perf_counter() - start

@@ -1,0 +1,114 @@
+"""Constrained beam search speed: genrec's tensor trie vs HF `generate` with a Python `prefix_allowed_tokens_fn`.
+
+Both decode the same trained model on the same test users with the same beam width. Ours runs over
+every test user; the HF baseline (a Python callback per beam per step) runs over `--hf-users` of them
+and is also reported per user. Writes results/bench_beam.json (or --out).
+
+    python tools/bench_beam.py --run runs/beauty_seq/seed_42 --beam 20 --topk 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from genrec.generation.beam import constrained_beam_search
+from genrec.generation.trie import python_trie
+from genrec.models.seq2seq import PAD
+from genrec.pipeline import hardware
+from genrec.runs import SavedRun
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def ours(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str):
+    items = []
+    with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        for s in range(0, len(ids), batch):
+            items.append(constrained_beam_search(run.model, run.vocab, run.trie, ids[s:s + batch], mask[s:s + batch], beam, topk)[0])
+    sync(device)
+    return torch.cat(items)
+
+
+def hf_generate(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str):
+    trie = python_trie(run.table.codes.numpy())
+    offsets = run.vocab.level_offsets
+
+    def allowed(_batch_id: int, sent: torch.Tensor) -> list[int]:
+        node = trie
+        for level, tok in enumerate(sent.tolist()[1:]):
+            node = node[tok - offsets[level]]
+        return [offsets[len(sent) - 1] + c for c in node]
+
+    depth = run.vocab.depth
+    items = []
+    with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        for s in range(0, len(ids), batch):
+            out = run.model.generate(input_ids=ids[s:s + batch], attention_mask=mask[s:s + batch], num_beams=beam,
+                                     num_return_sequences=topk, max_new_tokens=depth, min_new_tokens=depth,
+                                     prefix_allowed_tokens_fn=allowed, length_penalty=0.0, do_sample=False,
+                                     decoder_start_token_id=PAD)
+            seqs = out[:, 1:].view(-1, topk, depth).cpu()
+            for row in seqs:
+                found = []
+                for codes in row.tolist():
+                    node = trie
+                    for level, tok in enumerate(codes):
+                        node = node[tok - offsets[level]]
+                    found.append(node)
+                items.append(found)
+    sync(device)
+    return torch.tensor(items)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="a finished run folder, runs/<name>/seed_<s>")
+    parser.add_argument("--beam", type=int, default=20)
+    parser.add_argument("--topk", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=2048, help="users per batch for ours")
+    parser.add_argument("--hf-batch", type=int, default=64)
+    parser.add_argument("--hf-users", type=int, default=1024)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="results/bench_beam.json")
+    args = parser.parse_args()
+
+    run = SavedRun.load(args.run, args.device)
+    ids, mask, targets = run.test_inputs(args.device)
+    ours(run, ids[:256], mask[:256], args.beam, args.topk, args.batch, args.device)  # warm-up
+    start = time.perf_counter()
+    ours_items = ours(run, ids, mask, args.beam, args.topk, args.batch, args.device)
+    ours_s = time.perf_counter() - start
+    n_hf = min(args.hf_users, len(ids))
+    start = time.perf_counter()
+    ours(run, ids[:n_hf], mask[:n_hf], args.beam, args.topk, args.batch, args.device)
+    ours_subset_s = time.perf_counter() - start
+    start = time.perf_counter()
+    hf_items = hf_generate(run, ids[:n_hf], mask[:n_hf], args.beam, args.topk, args.hf_batch, args.device)
+    hf_s = time.perf_counter() - start
+    same_top1 = (hf_items[:, 0] == ours_items[:n_hf, 0].cpu()).float().mean().item()
+    overlap = sum(len(set(a) & set(b)) for a, b in zip(hf_items.tolist(), ours_items[:n_hf].cpu().tolist())) / (n_hf * args.topk)
+    result = {
+        "users": len(ids), "beam": args.beam, "topk": args.topk, "device": hardware() if args.device != "cpu" else f"CPU ({torch.get_num_threads()} threads)",
+        "ours_s": round(ours_s, 3),
+        "hf_users": n_hf, "hf_prefix_fn_s_on_hf_users": round(hf_s, 3), "ours_s_on_hf_users": round(ours_subset_s, 3),
+        "hf_prefix_fn_s": round(hf_s * len(ids) / n_hf, 2),
+        "speedup": round((hf_s / n_hf) / (ours_s / len(ids)), 1),
+        "top1_agreement_with_hf": round(same_top1, 4), "topk_overlap_with_hf": round(overlap, 4),
+        "note": "hf_prefix_fn_s is extrapolated linearly from hf_users; both use bf16 autocast on CUDA",
+        "command": "python tools/bench_beam.py " + " ".join(sys.argv[1:]),
+    }
+    print(json.dumps(result, indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
