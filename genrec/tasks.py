@@ -47,9 +47,13 @@ class GenerativeTask:
 
     def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
         d = self.data[split]
-        history, user, target = d["history"][indices].to(device), d["user"][indices].to(device), d["target"][indices].to(device)
+        if d["target"].device != device:  # move a split once; batches are then gathers on the device
+            d = self.data[split] = {k: v.to(device) for k, v in d.items()}
+            self.vocab.item_tokens = self.vocab.item_tokens.to(device)
+        indices = indices.to(device)
+        history, user, target = d["history"][indices], d["user"][indices], d["target"][indices]
         input_ids, mask = self.vocab.encode_history(history, user)
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": self.vocab.item_tokens.to(device)[target], "target": target}
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": self.vocab.item_tokens[target], "target": target}
 
     def loss(self, model, batch):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])

@@ -27,7 +27,9 @@ class TokenizerTask:
         return len(self.embeddings)
 
     def batch(self, indices: torch.Tensor, device: torch.device) -> torch.Tensor:
-        return self.embeddings[indices].to(device)
+        if self.embeddings.device != device:  # move once; batches are then a gather on the device
+            self.embeddings = self.embeddings.to(device)
+        return self.embeddings[indices.to(device)]
 
     def loss(self, model: nn.Module, x: torch.Tensor):
         out = model(x)
@@ -44,8 +46,7 @@ class TokenizerTask:
     @torch.no_grad()
     def evaluate(self, model: SemanticTokenizer, split: str, accelerator) -> dict[str, float]:
         model.eval()
-        x = self.embeddings.to(accelerator.device)
-        out = model(x)
+        out = model(self.embeddings.to(accelerator.device))
         model.train()
         codes = out.codes.cpu().numpy()
         usage = level_usage(codes, self.cfg.codebook_size)
