@@ -167,7 +167,8 @@ class Trainer:
             state.epoch += 1
             record: dict[str, Any] = {"epoch": state.epoch, "train_loss": running / max(1, batches)}
             record.update(task.on_epoch_end(acc.unwrap_model(model), state.epoch, acc) or {})
-            if state.epoch % cfg.eval_every == 0 or state.epoch == cfg.epochs:
+            evaluated = state.epoch % cfg.eval_every == 0 or state.epoch == cfg.epochs
+            if evaluated:
                 metrics = task.evaluate(acc.unwrap_model(model), "valid", acc)
                 record.update({f"valid_{k}": v for k, v in metrics.items()})
                 score = metrics[cfg.monitor]
@@ -181,8 +182,9 @@ class Trainer:
                     state.bad_evals += 1
             state.history.append(record)
             elapsed = time.perf_counter() - start
-            self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-                     + f" ({seen / max(elapsed, 1e-9):.0f} seq/s)")
+            if evaluated:
+                self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+                         + f" ({seen / max(elapsed, 1e-9):.0f} seq/s)")
             if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
                 acc.wait_for_everyone()
                 acc.save_state(str(last_dir))

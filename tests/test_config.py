@@ -1,0 +1,36 @@
+import pytest
+
+from genrec.config import ConfigError, load_config, parse_overrides
+from genrec.pipeline import SeqRunConfig
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ntrain: {epochs: 3}\ntokenizer: {train: {epochs: 7}}\n")
+    cfg = load_config(SeqRunConfig, path, ["train.lr=0.5", "seeds=[1,2]"])
+    assert (cfg.name, cfg.train.epochs, cfg.train.lr, cfg.seeds) == ("x", 3, 0.5, [1, 2])
+    # a partial nested section keeps that field's own defaults (the tokenizer's loop monitors "score")
+    assert cfg.tokenizer.train.epochs == 7 and cfg.tokenizer.train.monitor == "score"
+
+
+def test_base_inheritance(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\ntrain: {epochs: 3, lr: 0.1}\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain: {epochs: 9}\n")
+    cfg = load_config(SeqRunConfig, tmp_path / "child.yaml")
+    assert (cfg.name, cfg.train.epochs, cfg.train.lr) == ("base", 9, 0.1)
+
+
+def test_unknown_keys_and_bad_overrides_are_errors():
+    with pytest.raises(ConfigError, match=r"train: unknown key\(s\) \['epoch'\]"):
+        load_config(SeqRunConfig, overrides=["train.epoch=3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["train.epochs"])
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "recipes" / "configs").glob("*.yaml"))
+    assert len(configs) >= 3
+    for path in configs:
+        load_config(SeqRunConfig, path)
