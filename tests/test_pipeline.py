@@ -5,26 +5,43 @@ import numpy as np
 import pytest
 
 from genrec.config import load_config
+from genrec.data.registry import builtin_dir
 from genrec.pipeline import SeqRunConfig, merge_seed_results, run
 from genrec.runs import SavedRun
 
 TINY = [
-    "data.max_users=300", "tokenizer.codebook_size=32", "tokenizer.latent_dim=16", "tokenizer.hidden_dims=[64]",
+    "tokenizer.codebook_size=16", "tokenizer.latent_dim=16", "tokenizer.hidden_dims=[64]",
     "tokenizer.train.epochs=4", "tokenizer.train.eval_every=2",
     "model.num_layers=1", "model.num_decoder_layers=1", "model.d_model=32", "model.num_heads=2", "model.d_kv=16",
-    "model.d_ff=64", "model.user_buckets=16", "decode.beam=10", "decode.topk=10", "decode.valid_users=100",
+    "model.d_ff=64", "model.user_buckets=16", "decode.beam=10", "decode.topk=10", "decode.valid_users=0",
     "train.batch_size=128", "train.lr=0.003", "train.eval_every=1", "train.progress=false",
 ]
 
 
-def tiny_cfg(tmp_path, *extra):
-    return load_config(SeqRunConfig, overrides=TINY + [f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results",
-                                                        "name=smoke", *extra])
+@pytest.fixture(scope="module")
+def beauty_slice(tmp_path_factory):
+    """The first 150 Beauty users and only the items they touch, as a P5 folder (real text, ~1k items)."""
+    import gzip
+
+    src = builtin_dir("beauty")
+    lines = gzip.decompress((src / "sequential_data.txt.gz").read_bytes()).decode().splitlines()[:150]
+    used = {t for line in lines for t in line.split()[1:]}
+    items = [row for row in gzip.decompress((src / "items.jsonl.gz").read_bytes()).decode().splitlines()
+             if str(json.loads(row)["item_id"]) in used]
+    folder = tmp_path_factory.mktemp("beauty_slice")
+    (folder / "sequential_data.txt").write_text("\n".join(lines) + "\n")
+    (folder / "items.jsonl").write_text("\n".join(items) + "\n")
+    return folder
+
+
+def tiny_cfg(tmp_path, data_dir, *extra):
+    return load_config(SeqRunConfig, overrides=TINY + [f"data.dataset={data_dir}", f"output_dir={tmp_path}/runs",
+                                                        f"results_dir={tmp_path}/results", "name=smoke", *extra])
 
 
 @pytest.mark.slow
-def test_train_evaluate_resume_and_recommend(tmp_path):
-    result = run(tiny_cfg(tmp_path, "train.epochs=1"))
+def test_train_evaluate_resume_and_recommend(tmp_path, beauty_slice):
+    result = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=1"))
     saved = json.loads((tmp_path / "results" / "smoke.json").read_text())
     for key in ("recall@5", "recall@10", "ndcg@5", "ndcg@10"):
         assert 0.0 <= saved["metrics"][key] <= 1.0
@@ -33,11 +50,11 @@ def test_train_evaluate_resume_and_recommend(tmp_path):
     assert len(saved["per_seed"][0]["history"]) == 1
 
     # a longer run in the same folder resumes after epoch 1 and reuses the saved semantic IDs
-    resumed = run(tiny_cfg(tmp_path, "train.epochs=2"))
+    resumed = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=2"))
     assert [h["epoch"] for h in resumed["per_seed"][0]["history"]] == [1, 2]
 
     saved_run = SavedRun.load(tmp_path / "runs" / "smoke" / "seed_42")
-    recs = saved_run.recommend(["1", "2", "3"], k=5)
+    recs = saved_run.recommend(["1", "2", "3"], k=5)  # items of the first user
     assert len(recs) == 5 and len({r["item_id"] for r in recs}) == 5
     assert all(r["title"] for r in recs)
     assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)

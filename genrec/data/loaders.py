@@ -81,7 +81,7 @@ def load_p5_sequences(path: str | Path, catalog: Catalog | None, log: ProblemLog
             log.add("non_integer_id", path, number, f"user {user}: item id {bad!r} is not a non-negative integer")
             continue
         if catalog is not None:
-            missing = next((t for t in items if t not in catalog._index), None)
+            missing = next((t for t in items if t not in catalog), None)
             if missing is not None:
                 log.add("unknown_item", path, number, f"user {user}: item id {missing} is not in the catalogue")
                 continue
@@ -167,7 +167,7 @@ def load_lcrec(
             continue
         tokens = [str(i) for i in items]
         if catalog is not None:
-            missing = next((t for t in tokens if t not in catalog._index), None)
+            missing = next((t for t in tokens if t not in catalog), None)
             if missing is not None:
                 log.add("unknown_item", inter_path, None, f"{where}: item id {missing} is not in the catalogue")
                 continue
@@ -186,6 +186,5 @@ def _assemble(name: str, catalog: Catalog | None, users: list[str], sequences: l
         catalog = Catalog(seen)
     if not users:
         raise DataValidationError(f"dataset {name!r} has no usable user sequences")
-    index = catalog._index
-    arrays = [np.fromiter((index[t] for t in s), dtype=np.int64, count=len(s)) for s in sequences]
+    arrays = [np.fromiter((catalog.index_of(t) for t in s), dtype=np.int64, count=len(s)) for s in sequences]
     return SequenceData(name=name, catalog=catalog, user_ids=users, sequences=arrays)

@@ -26,6 +26,9 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.original_ids)
 
+    def __contains__(self, original_id: str) -> bool:
+        return str(original_id) in self._index
+
     def index_of(self, original_id: str) -> int:
         try:
             return self._index[str(original_id)]

@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader
 class TrainConfig:
     epochs: int = 20
     batch_size: int = 256
-    eval_batch_size: int = 1024
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 0
@@ -77,6 +76,9 @@ def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None) -> 
 
 
 class _IndexDataset(torch.utils.data.Dataset):
+    """Example indices 0..n-1. `__getitems__` turns a whole sampled batch into one tensor, so the
+    loader does no per-example Python work; the task gathers its tensors with it."""
+
     def __init__(self, n: int) -> None:
         self.n = n
 
@@ -86,10 +88,17 @@ class _IndexDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> int:
         return i
 
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return torch.tensor(indices, dtype=torch.long)
+
+
+def _as_batch(batch: torch.Tensor) -> torch.Tensor:
+    return batch
+
 
 def index_loader(n: int, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """Batches of example indices; the task turns them into tensors in one vectorised gather."""
-    return DataLoader(_IndexDataset(n), batch_size=batch_size, shuffle=shuffle, collate_fn=torch.tensor,
+    return DataLoader(_IndexDataset(n), batch_size=batch_size, shuffle=shuffle, collate_fn=_as_batch,
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
 
