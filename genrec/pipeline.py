@@ -55,7 +55,7 @@ def _semantic_table(cfg: SeqRunConfig, seed: int, embeddings: np.ndarray, run_di
     if (saved / "semantic_ids.json").exists():  # resume: keep the codes the recommender was trained on
         return SemanticIdTable.load(saved)
     tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
-    _, table, _ = fit_tokenizer(embeddings, tok_cfg, run_dir / "tokenizer", accelerator)
+    _, table, _ = fit_tokenizer(embeddings, tok_cfg, run_dir / "tokenizer", accelerator.mixed_precision)
     if accelerator.is_main_process:
         table.save(saved)
     return table
@@ -69,7 +69,7 @@ def run_seed(cfg: SeqRunConfig, seed: int, data, splits, embeddings, accelerator
     log(f"seed {seed}: semantic IDs {table.num_items} items x {table.num_levels} levels "
         f"(unique before dedup {table.meta.unique_rate_before_dedup:.4f}, level sizes {table.meta.level_sizes})")
     task = GenerativeTask(splits, table, cfg.model, cfg.decode, seed)
-    trainer = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator)
+    trainer = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision)
     fit = trainer.fit(task)
     model = fit.pop("model")
     test = task.evaluate(model, "test", accelerator)

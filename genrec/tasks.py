@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.data_loader import prepare_data_loader
 
 from genrec.data.splits import LeaveOneOut, Split
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores, target_ranks_from_topk
@@ -71,7 +72,9 @@ class GenerativeTask:
     def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
         model.eval()
         self.trie.to(accelerator.device)
-        loader = accelerator.prepare_data_loader(index_loader(len(self.data[split]["target"]), self.decode.batch_size, False, 0))
+        # sharded across processes but not registered with the accelerator (no checkpoint state)
+        loader = prepare_data_loader(index_loader(len(self.data[split]["target"]), self.decode.batch_size, False, 0),
+                                     accelerator.device, accelerator.num_processes, accelerator.process_index)
         ranks, invalid, dupes = [], [], []
         for indices in loader:
             batch = self.batch(indices, accelerator.device, split)

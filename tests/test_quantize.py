@@ -94,9 +94,10 @@ def test_collision_resolution_modes():
 @pytest.mark.parametrize("collision", ["suffix", "reassign"])
 def test_fit_tokenizer_end_to_end_and_table_roundtrip(tmp_path, collision):
     x = clustered()
-    tok, table, fit = fit_tokenizer(x, small_cfg(collision=collision), tmp_path / "run")
+    tok, table, fit = fit_tokenizer(x, small_cfg(collision=collision, codebook_size=32), tmp_path / "run")
     assert unique_rate(table.codes.numpy()) == 1.0
-    usage = level_usage(tok.codes(torch.tensor(x)).numpy(), 16)
+    assert table.num_levels == (4 if collision == "suffix" else 3)
+    usage = level_usage(tok.codes(torch.tensor(x)).numpy(), 32)
     assert min(usage) > 0.5
     recon = [h["valid_recon"] for h in fit["history"] if "valid_recon" in h]
     assert len(recon) == 3 and recon[-1] < recon[0]

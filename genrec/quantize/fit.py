@@ -55,12 +55,12 @@ class TokenizerTask:
 
 
 def fit_tokenizer(embeddings: np.ndarray | torch.Tensor, cfg: TokenizerConfig, output_dir: str | Path,
-                  accelerator=None) -> tuple[SemanticTokenizer, SemanticIdTable, dict]:
+                  precision: str | None = None) -> tuple[SemanticTokenizer, SemanticIdTable, dict]:
     x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
     check_embeddings(x, cfg.codebook_size)
     torch.manual_seed(cfg.train.seed)
     task = TokenizerTask(x, cfg)
-    result = Trainer(cfg.train, output_dir, accelerator).fit(task)
+    result = Trainer(cfg.train, output_dir, precision).fit(task)
     tokenizer: SemanticTokenizer = result.pop("model").cpu().eval()
     table = build_table(tokenizer, x, cfg)
     return tokenizer, table, result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,16 @@ class _LoopState:
         vars(self).update(state)
 
 
-def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None) -> Accelerator:
-    precision = cfg.mixed_precision
+def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, precision: str | None = None) -> Accelerator:
+    """`precision` overrides cfg.mixed_precision: every Accelerator of one process must agree on it."""
+    precision = precision or cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
-    return Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None)
+    accelerator = Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None)
+    if accelerator.device.type == "cpu" and "OMP_NUM_THREADS" in os.environ:
+        # `accelerate launch` pins CPU runs to one thread per process; share the cores instead
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    return accelerator
 
 
 class _IndexDataset(torch.utils.data.Dataset):
@@ -103,10 +109,13 @@ def index_loader(n: int, batch_size: int, shuffle: bool, seed: int) -> DataLoade
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, output_dir: str | Path, accelerator: Accelerator | None = None):
+    """Each Trainer owns a fresh Accelerator, so the objects one fit registers for checkpointing
+    (model, optimizer, loop state) never leak into another fit's saved or resumed state."""
+
+    def __init__(self, cfg: TrainConfig, output_dir: str | Path, precision: str | None = None):
         self.cfg = cfg
         self.output_dir = Path(output_dir)
-        self.accelerator = accelerator or make_accelerator(cfg, output_dir)
+        self.accelerator = make_accelerator(cfg, output_dir, precision)
 
     def log(self, message: str) -> None:
         if self.accelerator.is_main_process:
