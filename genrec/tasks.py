@@ -1,10 +1,11 @@
-"""Training tasks for the shared loop: the generative (TIGER-style) recommender."""
+"""Training tasks for the shared loop: the generative (TIGER-style) recommender and SASRec."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.data_loader import prepare_data_loader
 
@@ -12,6 +13,7 @@ from genrec.data.splits import LeaveOneOut, Split
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores, target_ranks_from_topk
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.trie import TensorTrie
+from genrec.models.sasrec import SasRec, SasRecConfig
 from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model
 from genrec.quantize.semantic_ids import SemanticIdTable
 from genrec.training.loop import index_loader
@@ -72,12 +74,8 @@ class GenerativeTask:
     def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
         model.eval()
         self.trie.to(accelerator.device)
-        # sharded across processes but not registered with the accelerator (no checkpoint state)
-        loader = prepare_data_loader(index_loader(len(self.data[split]["target"]), self.decode.batch_size, False, 0),
-                                     accelerator.device, accelerator.num_processes, accelerator.process_index)
         ranks, invalid, dupes = [], [], []
-        for indices in loader:
-            batch = self.batch(indices, accelerator.device, split)
+        for batch in eval_batches(self, split, self.decode.batch_size, accelerator):
             with accelerator.autocast():
                 items, _ = self.predict(model, batch)
             ranks.append(accelerator.gather_for_metrics(target_ranks_from_topk(items, batch["target"])))
@@ -90,6 +88,52 @@ class GenerativeTask:
         metrics["invalid_rate"] = torch.cat(invalid).sum().item() / slots
         metrics["duplicate_rate"] = torch.cat(dupes).sum().item() / slots
         return metrics
+
+
+def eval_batches(task, split: str, batch_size: int, accelerator: Accelerator):
+    """A split's batches, sharded across processes (gather results with `gather_for_metrics`).
+    The loader is not registered with the accelerator, so it adds nothing to checkpoints."""
+    loader = prepare_data_loader(index_loader(len(task.data[split]["target"]), batch_size, False, 0),
+                                 accelerator.device, accelerator.num_processes, accelerator.process_index)
+    for indices in loader:
+        yield task.batch(indices, accelerator.device, split)
+
+
+class SasRecTask:
+    """SASRec-CE: the same leave-one-out examples, softmax cross-entropy over the whole catalogue,
+    and full-ranking evaluation from scores (non-finite scores raise)."""
+
+    def __init__(self, splits: LeaveOneOut, num_items: int, cfg: SasRecConfig, eval_batch_size: int = 1024):
+        self.model = SasRec(num_items, cfg)
+        self.eval_batch_size = eval_batch_size
+        self.data = {name: _tensors(getattr(splits, name)) for name in ("train", "valid", "test")}
+
+    def num_train_examples(self) -> int:
+        return len(self.data["train"]["target"])
+
+    def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
+        d = self.data[split]
+        if d["target"].device != device:
+            d = self.data[split] = {k: v.to(device) for k, v in d.items()}
+        indices = indices.to(device)
+        return {"history": d["history"][indices], "target": d["target"][indices]}
+
+    def loss(self, model, batch):
+        return F.cross_entropy(model(batch["history"]).float(), batch["target"]), {}
+
+    def on_epoch_end(self, model, epoch, accelerator):
+        return {}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
+        model.eval()
+        ranks = []
+        for batch in eval_batches(self, split, self.eval_batch_size, accelerator):
+            with accelerator.autocast():
+                scores = model(batch["history"]).float()
+            ranks.append(accelerator.gather_for_metrics(target_ranks_from_scores(scores, batch["target"])))
+        model.train()
+        return metrics_from_ranks(torch.cat(ranks))
 
 
 def popularity_metrics(counts: np.ndarray, split: Split) -> dict[str, float]:

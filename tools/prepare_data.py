@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
+
+import torch
 
 from genrec.data import item_embeddings, load_dataset
 from genrec.data.embeddings import cache_dir
@@ -20,6 +23,7 @@ def main() -> None:
     parser.add_argument("--embed", action="store_true", help="compute (or reload) item text embeddings")
     parser.add_argument("--refresh", action="store_true", help="recompute embeddings even if cached")
     parser.add_argument("--on-error", default="raise", choices=["raise", "drop"])
+    parser.add_argument("--out", default=None, help="also write the embedding timing JSON here")
     args = parser.parse_args()
 
     data = load_dataset(args.dataset, on_error=args.on_error)
@@ -28,8 +32,12 @@ def main() -> None:
     if args.embed:
         start = time.perf_counter()
         vectors = item_embeddings(data.catalog, refresh=args.refresh)
-        print(json.dumps({"embeddings": list(vectors.shape), "seconds": round(time.perf_counter() - start, 2),
-                          "cache": str(cache_dir() / "embeddings")}))
+        report = {"dataset": args.dataset, "embeddings": list(vectors.shape), "refresh": args.refresh,
+                  "seconds": round(time.perf_counter() - start, 2), "threads": torch.get_num_threads(),
+                  "device": "cuda" if torch.cuda.is_available() else "cpu", "cache": str(cache_dir() / "embeddings")}
+        print(json.dumps(report))
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""SASRec (Kang & McAuley 2018) scored over the full catalogue and trained with softmax cross-entropy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class SasRecConfig:
+    d_model: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.2
+    max_history: int = 20
+
+
+class SasRec(nn.Module):
+    """Causal self-attention over the history; the last position's state scores every item by a dot
+    product with the (shared) item embedding table."""
+
+    def __init__(self, num_items: int, cfg: SasRecConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.items = nn.Embedding(num_items + 1, cfg.d_model, padding_idx=0)  # token = item index + 1
+        self.positions = nn.Embedding(cfg.max_history, cfg.d_model)
+        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, 4 * cfg.d_model, cfg.dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+        nn.init.normal_(self.items.weight, std=0.02)
+        nn.init.normal_(self.positions.weight, std=0.02)
+
+    def attention_mask(self, history: torch.Tensor) -> torch.Tensor:
+        """[B*heads, L, L] bool, True = blocked. Causal, pads blocked as keys, but every position may
+        attend to itself, so no row is fully masked (a fully masked row gives NaN that leaks through)."""
+        length = history.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=history.device).triu(1)
+        pad_key = (history < 0).unsqueeze(1)  # [B, 1, L]
+        eye = torch.eye(length, dtype=torch.bool, device=history.device)
+        blocked = (causal | pad_key) & ~eye
+        return blocked.repeat_interleave(self.cfg.num_heads, dim=0)
+
+    def user_state(self, history: torch.Tensor) -> torch.Tensor:
+        """history [B, L] item indices, left-padded with -1 -> [B, d] state after the last item."""
+        history = history[:, -self.cfg.max_history:]
+        x = self.items(history + 1) * self.cfg.d_model**0.5
+        x = self.dropout(x + self.positions.weight[-history.shape[1]:])
+        h = self.encoder(x, mask=self.attention_mask(history))
+        return self.norm(h[:, -1])
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        """[B, num_items] scores."""
+        return self.user_state(history) @ self.items.weight[1:].T
