@@ -128,7 +128,7 @@ def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
         out = Path(cfg.results_dir) / f"{cfg.name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, default=float))
-        print(f"[genrec] popularity baseline: " + " ".join(f"{k}={v:.4f}" for k, v in pop.items()))
+        print("[genrec] popularity baseline: " + " ".join(f"{k}={v:.4f}" for k, v in pop.items()))
         print(f"[genrec] {cfg.name} test over {len(cfg.seeds)} seed(s): "
               + " ".join(f"{k}={mean[k]:.4f}±{std[k]:.4f}" for k in mean))
         print(f"[genrec] wrote {out}")

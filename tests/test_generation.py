@@ -76,3 +76,15 @@ def test_beam_search_never_returns_invalid_or_duplicate_items(n_items, depth, si
         assert len(real) == len(set(real))
         assert len(real) == min(topk, len(codes))  # a trie with fewer items than topk fills what exists
         assert row_scores == sorted(row_scores, reverse=True)
+
+
+def test_hf_generate_with_prefix_fn_agrees_with_ours():
+    """Pins the behaviour of transformers' beam search that the benchmark compares against."""
+    from genrec.generation.hf import hf_constrained_generate
+
+    rng = np.random.default_rng(1)
+    codes = np.unique(rng.integers(0, 4, size=(30, 3)), axis=0)
+    vocab, model, ids, mask = tiny_setup(codes, [4, 4, 4], seed=1)
+    ours, _ = constrained_beam_search(model, vocab, TensorTrie(codes, [4, 4, 4]), ids, mask, beam=8, topk=5)
+    theirs = hf_constrained_generate(model, vocab, codes, ids, mask, beam=8, topk=5)
+    assert theirs.tolist() == ours.tolist()

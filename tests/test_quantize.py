@@ -10,7 +10,7 @@ from genrec.config import load_config
 from genrec.evaluation.codes import (code_report, collision_group_sizes, field_correlation, level_usage, nmi,
                                      singular_spectrum, unique_rate)
 from genrec.quantize import (Codebook, ParallelQuantizer, ResidualQuantizer, SemanticIdTable, TokenizerConfig,
-                             build_table, distance_schedule, fit_tokenizer)
+                             distance_schedule, fit_tokenizer)
 from genrec.quantize.codebook import kmeans, rotate_to
 from genrec.quantize.parallel import MultiEmbedding
 from genrec.quantize.semantic_ids import add_suffix, reassign_last_level

@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from genrec.generation.beam import constrained_beam_search
-from genrec.generation.trie import python_trie
-from genrec.models.seq2seq import PAD
+from genrec.generation.hf import hf_constrained_generate
 from genrec.pipeline import hardware
 from genrec.runs import SavedRun
 
@@ -38,34 +37,13 @@ def ours(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str
 
 
 def hf_generate(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str):
-    trie = python_trie(run.table.codes.numpy())
-    offsets = run.vocab.level_offsets
-
-    def allowed(_batch_id: int, sent: torch.Tensor) -> list[int]:
-        node = trie
-        for level, tok in enumerate(sent.tolist()[1:]):
-            node = node[tok - offsets[level]]
-        return [offsets[len(sent) - 1] + c for c in node]
-
-    depth = run.vocab.depth
+    codes = run.table.codes.numpy()
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
         for s in range(0, len(ids), batch):
-            out = run.model.generate(input_ids=ids[s:s + batch], attention_mask=mask[s:s + batch], num_beams=beam,
-                                     num_return_sequences=topk, max_new_tokens=depth, min_new_tokens=depth,
-                                     prefix_allowed_tokens_fn=allowed, length_penalty=0.0, do_sample=False,
-                                     decoder_start_token_id=PAD)
-            seqs = out[:, 1:].view(-1, topk, depth).cpu()
-            for row in seqs:
-                found = []
-                for codes in row.tolist():
-                    node = trie
-                    for level, tok in enumerate(codes):
-                        node = node[tok - offsets[level]]
-                    found.append(node)
-                items.append(found)
+            items.append(hf_constrained_generate(run.model, run.vocab, codes, ids[s:s + batch], mask[s:s + batch], beam, topk))
     sync(device)
-    return torch.tensor(items)
+    return torch.cat(items)
 
 
 def main() -> None:

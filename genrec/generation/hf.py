@@ -1,0 +1,36 @@
+"""The obvious alternative to our search: HF `generate` with a Python `prefix_allowed_tokens_fn`.
+
+Kept as a library function so the benchmark and a test use the same code, and so that a change in
+transformers' beam search (it moved in 4.49+/5.x) shows up as a failing agreement test.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from genrec.generation.trie import python_trie
+from genrec.models.seq2seq import PAD, CodeVocab
+
+
+@torch.no_grad()
+def hf_constrained_generate(model, vocab: CodeVocab, codes: np.ndarray, input_ids: torch.Tensor,
+                            attention_mask: torch.Tensor, beam: int = 20, topk: int = 10) -> torch.Tensor:
+    """[B, topk] item indices from `model.generate` constrained by a Python trie callback."""
+    trie = python_trie(codes)
+    offsets = vocab.level_offsets
+
+    def walk(tokens: list[int]):
+        node = trie
+        for level, tok in enumerate(tokens):
+            node = node[tok - offsets[level]]
+        return node
+
+    def allowed(_batch_id: int, sent: torch.Tensor) -> list[int]:
+        level = len(sent) - 1  # sent starts with the decoder start token
+        return [offsets[level] + c for c in walk(sent.tolist()[1:])]
+
+    out = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=beam, num_return_sequences=topk,
+                         max_new_tokens=vocab.depth, min_new_tokens=vocab.depth, prefix_allowed_tokens_fn=allowed,
+                         length_penalty=0.0, do_sample=False, decoder_start_token_id=PAD)
+    seqs = out[:, 1:].reshape(-1, topk, vocab.depth).cpu().tolist()
+    return torch.tensor([[walk(row) for row in user] for user in seqs])
