@@ -46,6 +46,8 @@ def plot(results: dict, out_dir: Path, dataset: str) -> None:
         groups = results[name]["collision_groups"]
         axes[1].bar(np.array([int(k) for k in groups]) + i * width, list(groups.values()), width, label=name)
         axes[2].semilogy(results[name]["spectrum"][:64], label=name)
+    levels = len(results[names[0]]["level_usage"])
+    axes[0].set_xticks(np.arange(levels) + 0.4 - width / 2, [str(level + 1) for level in range(levels)])
     axes[0].set(title="codeword usage per level", xlabel="level", ylabel="fraction used")
     axes[1].set(title="collision groups (before dedup)", xlabel="items sharing a tuple", ylabel="groups")
     axes[2].set(title="singular spectrum of quantized vectors", xlabel="index", ylabel="share")
