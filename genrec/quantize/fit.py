@@ -33,7 +33,7 @@ class TokenizerTask:
 
     def loss(self, model: nn.Module, x: torch.Tensor):
         out = model(x)
-        return out.loss, {"recon": out.recon_loss.item(), "quant": out.quant_loss.item()}
+        return out.loss, {"recon": out.recon_loss.detach(), "quant": out.quant_loss.detach()}  # no host sync
 
     def on_epoch_end(self, model: SemanticTokenizer, epoch: int, accelerator) -> dict[str, float]:
         if not self.cfg.revive_dead_codes or epoch > 0.8 * self.cfg.train.epochs:
