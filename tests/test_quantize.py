@@ -103,6 +103,8 @@ def test_fit_tokenizer_end_to_end_and_table_roundtrip(tmp_path, collision):
     assert len(recon) == 3 and recon[-1] < recon[0]
     rep = table.represent(torch.tensor([0, 5]))
     assert rep.shape == (2, 4 + 8)
+    # ID embeddings (600 x 4) plus one 8-d vector per code of every level: far below 600 x 12 per-item vectors
+    assert table.token_table_parameters() == 600 * 4 + sum(table.meta.level_sizes) * 8 < 600 * 12
     table.save(tmp_path / "table")
     loaded = SemanticIdTable.load(tmp_path / "table")
     assert torch.equal(loaded.codes, table.codes) and torch.equal(loaded.represent(torch.tensor([3])), table.represent(torch.tensor([3])))
