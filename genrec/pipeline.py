@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from genrec.config import save_config, to_dict
-from genrec.data import item_embeddings, leave_one_out, load_dataset, popularity
+from genrec.data import LeaveOneOut, SequenceData, item_embeddings, leave_one_out, load_dataset, popularity
 from genrec.quantize import SemanticIdTable, TokenizerConfig, fit_tokenizer
 from genrec.models.seq2seq import Seq2SeqConfig
 from genrec.tasks import DecodeConfig, GenerativeTask, popularity_metrics
@@ -97,39 +97,52 @@ def merge_seed_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:
+    data = load_dataset(cfg.dataset, on_error=cfg.on_error)
+    if cfg.max_users:
+        data = replace(data, user_ids=data.user_ids[: cfg.max_users], sequences=data.sequences[: cfg.max_users])
+    return data, leave_one_out(data, cfg.max_history)
+
+
+def run_record(cfg: Any, command: str | None, accelerator, start: float) -> dict[str, Any]:
+    """The fields every results file shares."""
+    return {"name": cfg.name, "command": command or "python " + " ".join(sys.argv), "seeds": cfg.seeds,
+            "hardware": hardware(), "processes": accelerator.num_processes,
+            "wall_seconds": time.perf_counter() - start, "config": to_dict(cfg)}
+
+
+def write_result(result: dict[str, Any], results_dir: str, lines: list[str]) -> Path:
+    out = Path(results_dir) / f"{result['name']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    for line in [*lines, f"wrote {out}"]:
+        print(f"[genrec] {line}", flush=True)
+    return out
+
+
+def format_metrics(metrics: dict[str, float], std: dict[str, float] | None = None) -> str:
+    return " ".join(f"{k}={v:.4f}" + (f"±{std[k]:.4f}" if std else "") for k, v in metrics.items())
+
+
 def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train, Path(cfg.output_dir) / cfg.name)
-    data = load_dataset(cfg.data.dataset, on_error=cfg.data.on_error)
-    if cfg.data.max_users:
-        data = replace(data, user_ids=data.user_ids[: cfg.data.max_users], sequences=data.sequences[: cfg.data.max_users])
-    splits = leave_one_out(data, cfg.data.max_history)
+    data, splits = load_data(cfg.data)
     embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process)
     pop = popularity_metrics(popularity(data), splits.test)
     per_seed = [run_seed(cfg, seed, data, splits, embeddings, accelerator) for seed in cfg.seeds]
     mean, std = summarize(per_seed)
     result = {
-        "name": cfg.name,
-        "command": command or "python " + " ".join(sys.argv),
-        "dataset": data.stats() | {"sequence_length": None},
+        **run_record(cfg, command, accelerator, start),
+        "dataset": {k: v for k, v in data.stats().items() if k != "sequence_length"},
         "protocol": "leave-one-out, history<=%d, full ranking over %d items, beam=%d, top-%d" % (
             cfg.data.max_history, data.num_items, cfg.decode.beam, cfg.decode.topk),
-        "seeds": cfg.seeds,
         "metrics": mean,
         "metrics_std": std,
         "popularity": pop,
         "per_seed": per_seed,
-        "hardware": hardware(),
-        "processes": accelerator.num_processes,
-        "wall_seconds": time.perf_counter() - start,
-        "config": to_dict(cfg),
     }
     if accelerator.is_main_process:
-        out = Path(cfg.results_dir) / f"{cfg.name}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, default=float))
-        print("[genrec] popularity baseline: " + " ".join(f"{k}={v:.4f}" for k, v in pop.items()))
-        print(f"[genrec] {cfg.name} test over {len(cfg.seeds)} seed(s): "
-              + " ".join(f"{k}={mean[k]:.4f}±{std[k]:.4f}" for k in mean))
-        print(f"[genrec] wrote {out}")
+        write_result(result, cfg.results_dir, [f"popularity baseline: {format_metrics(pop)}",
+                                               f"{cfg.name} test over {len(cfg.seeds)} seed(s): {format_metrics(mean, std)}"])
     return result
