@@ -12,11 +12,15 @@ from typing import Any
 import torch
 
 from genrec.config import save_config
-from genrec.data import popularity
-from genrec.models.sasrec import SasRecConfig
-from genrec.pipeline import DataConfig, format_metrics, load_data, run_record, summarize, write_result
+from genrec.data import item_embeddings, popularity
+from genrec.models.sasrec import SasRecConfig, UnifiedItemEmbedding
+from genrec.pipeline import DataConfig, format_metrics, load_data, run_record, semantic_table, summarize, write_result
+from genrec.quantize import TokenizerConfig
 from genrec.tasks import SasRecTask, popularity_metrics
 from genrec.training.loop import TrainConfig, Trainer, make_accelerator
+
+
+MODELS = ("sasrec_id", "sasrec_unified")
 
 
 def _sasrec_train() -> TrainConfig:
@@ -30,9 +34,11 @@ class BaselineRunConfig:
     output_dir: str = "runs"
     results_dir: str = "results"
     seeds: list[int] = field(default_factory=lambda: [42])
+    models: list[str] = field(default_factory=lambda: ["sasrec_id"])  # sasrec_id | sasrec_unified
     eval_batch_size: int = 1024
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SasRecConfig = field(default_factory=SasRecConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # for sasrec_unified
     train: TrainConfig = field(default_factory=_sasrec_train)
 
 
@@ -41,27 +47,35 @@ def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[st
     accelerator = make_accelerator(cfg.train)
     data, splits = load_data(cfg.data)
     sasrec_cfg = replace(cfg.sasrec, max_history=cfg.data.max_history)
-    per_seed = []
-    for seed in cfg.seeds:
-        run_dir = Path(cfg.output_dir) / cfg.name / f"sasrec_id_seed_{seed}"
-        torch.manual_seed(seed)
-        task = SasRecTask(splits, data.num_items, sasrec_cfg, cfg.eval_batch_size)
-        fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
-        model = fit.pop("model")
-        test = task.evaluate(model, "test", accelerator)
-        if accelerator.is_main_process:
-            print(f"[genrec] sasrec_id seed {seed} test: {format_metrics(test)}", flush=True)
-            save_config(cfg, run_dir / "run_config.yaml")
-        per_seed.append({"seed": seed, "test": test, **fit})
-    mean, std = summarize(per_seed)
+    unknown = set(cfg.models) - set(MODELS)
+    if unknown:
+        raise ValueError(f"unknown baseline model(s) {sorted(unknown)}; choose from {MODELS}")
+    embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process) if "sasrec_unified" in cfg.models else None
+    models: dict[str, dict[str, Any]] = {"popularity": {"metrics": popularity_metrics(popularity(data), splits.test)}}
+    for model_name in cfg.models:
+        per_seed = []
+        for seed in cfg.seeds:
+            run_dir = Path(cfg.output_dir) / cfg.name / f"{model_name}_seed_{seed}"
+            torch.manual_seed(seed)
+            unified = None
+            if model_name == "sasrec_unified":
+                tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
+                table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
+                unified = UnifiedItemEmbedding(table.semantic, table.meta.id_dim, sasrec_cfg.d_model)
+            task = SasRecTask(splits, data.num_items, sasrec_cfg, cfg.eval_batch_size, unified)
+            fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
+            test = task.evaluate(fit.pop("model"), "test", accelerator)
+            if accelerator.is_main_process:
+                print(f"[genrec] {model_name} seed {seed} test: {format_metrics(test)}", flush=True)
+                save_config(cfg, run_dir / "run_config.yaml")
+            per_seed.append({"seed": seed, "test": test, **fit})
+        mean, std = summarize(per_seed)
+        models[model_name] = {"metrics": mean, "metrics_std": std, "per_seed": per_seed}
     result = {
         **run_record(cfg, command, accelerator, start),
         "protocol": f"leave-one-out, history<={cfg.data.max_history}, full ranking over {data.num_items} items "
                     "(score ties broken by item index)",
-        "models": {
-            "popularity": {"metrics": popularity_metrics(popularity(data), splits.test)},
-            "sasrec_id": {"metrics": mean, "metrics_std": std, "per_seed": per_seed},
-        },
+        "models": models,
     }
     if accelerator.is_main_process:
         write_result(result, cfg.results_dir, [f"{name}: {format_metrics(entry['metrics'])}" for name, entry in result["models"].items()])

@@ -48,13 +48,11 @@ def hardware() -> str:
     return f"CPU {platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def _semantic_table(cfg: SeqRunConfig, seed: int, embeddings: np.ndarray, run_dir: Path, accelerator) -> SemanticIdTable:
-    if cfg.tokenizer_path:
-        return SemanticIdTable.load(cfg.tokenizer_path)
+def semantic_table(tok_cfg: TokenizerConfig, embeddings: np.ndarray, run_dir: Path, accelerator) -> SemanticIdTable:
+    """Train a tokenizer into `run_dir/semantic_ids`, or reload it there (a resumed run keeps its codes)."""
     saved = run_dir / "semantic_ids"
-    if (saved / "semantic_ids.json").exists():  # resume: keep the codes the recommender was trained on
+    if (saved / "semantic_ids.json").exists():
         return SemanticIdTable.load(saved)
-    tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
     _, table, _ = fit_tokenizer(embeddings, tok_cfg, run_dir / "tokenizer", accelerator.mixed_precision)
     if accelerator.is_main_process:
         table.save(saved)
@@ -64,7 +62,10 @@ def _semantic_table(cfg: SeqRunConfig, seed: int, embeddings: np.ndarray, run_di
 def run_seed(cfg: SeqRunConfig, seed: int, data, splits, embeddings, accelerator) -> dict[str, Any]:
     run_dir = Path(cfg.output_dir) / cfg.name / f"seed_{seed}"
     torch.manual_seed(seed)
-    table = _semantic_table(cfg, seed, embeddings, run_dir, accelerator)
+    if cfg.tokenizer_path:
+        table = SemanticIdTable.load(cfg.tokenizer_path)
+    else:
+        table = semantic_table(replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed)), embeddings, run_dir, accelerator)
     log = (lambda m: print(f"[genrec] {m}", flush=True)) if accelerator.is_main_process else (lambda m: None)
     log(f"seed {seed}: semantic IDs {table.num_items} items x {table.num_levels} levels "
         f"(unique before dedup {table.meta.unique_rate_before_dedup:.4f}, level sizes {table.meta.level_sizes})")

@@ -13,7 +13,7 @@ from genrec.data.splits import LeaveOneOut, Split
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores, target_ranks_from_topk
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.trie import TensorTrie
-from genrec.models.sasrec import SasRec, SasRecConfig
+from genrec.models.sasrec import SasRec, SasRecConfig, UnifiedItemEmbedding
 from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model
 from genrec.quantize.semantic_ids import SemanticIdTable
 from genrec.training.loop import index_loader
@@ -103,8 +103,9 @@ class SasRecTask:
     """SASRec-CE: the same leave-one-out examples, softmax cross-entropy over the whole catalogue,
     and full-ranking evaluation from scores (non-finite scores raise)."""
 
-    def __init__(self, splits: LeaveOneOut, num_items: int, cfg: SasRecConfig, eval_batch_size: int = 1024):
-        self.model = SasRec(num_items, cfg)
+    def __init__(self, splits: LeaveOneOut, num_items: int, cfg: SasRecConfig, eval_batch_size: int = 1024,
+                 unified: UnifiedItemEmbedding | None = None):
+        self.model = SasRec(num_items, cfg, unified)
         self.eval_batch_size = eval_batch_size
         self.data = {name: _tensors(getattr(splits, name)) for name in ("train", "valid", "test")}
 

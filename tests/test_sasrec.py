@@ -44,3 +44,32 @@ def test_sasrec_learns_a_deterministic_next_item():
 
     metrics = task.evaluate(task.model, "test", Accelerator(cpu=True))
     assert metrics["recall@5"] == pytest.approx(1.0)
+
+
+def test_unified_items_are_id_plus_semantic_and_train():
+    from genrec.models.sasrec import UnifiedItemEmbedding
+
+    semantic = torch.randn(30, 8)
+    unified = UnifiedItemEmbedding(semantic, id_dim=4, d_model=CFG.d_model)
+    model = SasRec(30, CFG, unified)
+    table = model.item_table()
+    assert table.shape == (31, CFG.d_model) and torch.all(table[0] == 0)
+    # per-item parameters are only the small ID part; the semantic part is shared, fixed input
+    assert sum(p.numel() for n, p in model.named_parameters() if "ids" in n) == 30 * 4
+    scores = model(torch.tensor([[-1, -1, 2, 3, 4, 5]]))
+    scores[0, 7].backward()
+    assert unified.ids.weight.grad is not None and unified.ids.weight.grad.abs().sum() > 0
+
+
+def test_baseline_runner_on_a_slice(tmp_path):
+    from genrec.baselines import BaselineRunConfig, run_baselines
+    from genrec.config import load_config
+
+    cfg = load_config(BaselineRunConfig, overrides=[
+        "data.max_users=200", "models=[sasrec_id]", "train.epochs=1", "train.progress=false",
+        f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "sasrec.d_model=16", "sasrec.num_layers=1"])
+    result = run_baselines(cfg)
+    assert set(result["models"]) == {"popularity", "sasrec_id"}
+    assert (tmp_path / "results" / "beauty_baselines.json").exists()
+    with pytest.raises(ValueError, match="unknown baseline model"):
+        run_baselines(load_config(BaselineRunConfig, overrides=["models=[gru4rec]", "data.max_users=50"]))

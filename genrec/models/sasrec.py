@@ -16,14 +16,31 @@ class SasRecConfig:
     max_history: int = 20
 
 
+class UnifiedItemEmbedding(nn.Module):
+    """Items as `[small learned ID embedding ‖ quantized semantic vector]`, projected to d_model
+    (Lin et al. 2025). The semantic part comes from a semantic-ID table and is kept fixed here; only
+    the ID part (id_dim per item) and the projection are learned."""
+
+    def __init__(self, semantic: torch.Tensor, id_dim: int, d_model: int):
+        super().__init__()
+        self.register_buffer("semantic", semantic.float())
+        self.ids = nn.Embedding(len(semantic), id_dim)
+        nn.init.normal_(self.ids.weight, std=0.02)
+        self.proj = nn.Linear(id_dim + semantic.shape[1], d_model)
+
+    def forward(self) -> torch.Tensor:
+        return self.proj(torch.cat([self.ids.weight, self.semantic], dim=-1))
+
+
 class SasRec(nn.Module):
     """Causal self-attention over the history; the last position's state scores every item by a dot
-    product with the (shared) item embedding table."""
+    product with the (shared) item embedding table: plain IDs, or a `UnifiedItemEmbedding`."""
 
-    def __init__(self, num_items: int, cfg: SasRecConfig):
+    def __init__(self, num_items: int, cfg: SasRecConfig, unified: UnifiedItemEmbedding | None = None):
         super().__init__()
         self.cfg = cfg
-        self.items = nn.Embedding(num_items + 1, cfg.d_model, padding_idx=0)  # token = item index + 1
+        self.unified = unified
+        self.items = nn.Embedding(1 if unified else num_items + 1, cfg.d_model, padding_idx=0)  # token = index + 1
         self.positions = nn.Embedding(cfg.max_history, cfg.d_model)
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, 4 * cfg.d_model, cfg.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
@@ -31,6 +48,8 @@ class SasRec(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
         nn.init.normal_(self.items.weight, std=0.02)
+        with torch.no_grad():
+            self.items.weight[0].zero_()  # padding row
         nn.init.normal_(self.positions.weight, std=0.02)
 
     def attention_mask(self, history: torch.Tensor) -> torch.Tensor:
@@ -43,14 +62,22 @@ class SasRec(nn.Module):
         blocked = (causal | pad_key) & ~eye
         return blocked.repeat_interleave(self.cfg.num_heads, dim=0)
 
-    def user_state(self, history: torch.Tensor) -> torch.Tensor:
+    def item_table(self) -> torch.Tensor:
+        """[num_items + 1, d]: row 0 is padding, row i + 1 is item i."""
+        if self.unified is None:
+            return self.items.weight
+        return torch.cat([self.items.weight, self.unified()], dim=0)
+
+    def user_state(self, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """history [B, L] item indices, left-padded with -1 -> [B, d] state after the last item."""
+        table = self.item_table() if table is None else table
         history = history[:, -self.cfg.max_history:]
-        x = self.items(history + 1) * self.cfg.d_model**0.5
+        x = table[history + 1] * self.cfg.d_model**0.5
         x = self.dropout(x + self.positions.weight[-history.shape[1]:])
         h = self.encoder(x, mask=self.attention_mask(history))
         return self.norm(h[:, -1])
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         """[B, num_items] scores."""
-        return self.user_state(history) @ self.items.weight[1:].T
+        table = self.item_table()
+        return self.user_state(history, table) @ table[1:].T
