@@ -78,7 +78,7 @@ def run_seed(cfg: SeqRunConfig, seed: int, data, splits, embeddings, accelerator
     if accelerator.is_main_process:
         model.save_pretrained(run_dir / "model")
         save_config(cfg, run_dir / "run_config.yaml")
-    return {"seed": seed, "test": test, **{k: v for k, v in fit.items() if k != "history"}, "history": fit["history"]}
+    return {"seed": seed, "test": test, **fit}
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:

@@ -25,6 +25,7 @@ def test_p5_loader_maps_to_contiguous_indices_and_unescapes(tmp_path):
     assert data.sequences[0].tolist() == [2, 3, 4]  # item id 3 -> index 2
     assert data.catalog.title(0) == "Item & 1"
     assert data.to_hf_dataset()[1]["item_indices"] == [6, 0, 1, 5]
+    assert data.catalog_to_hf_dataset()[0]["title"] == "Item & 1"
 
 
 @pytest.mark.parametrize(

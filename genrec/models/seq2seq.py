@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 PAD, EOS, NUM_SPECIAL = 0, 1, 2
@@ -91,6 +90,3 @@ def decoder_step(model: T5ForConditionalGeneration, decoder_ids: torch.Tensor, e
     out = model.decoder(input_ids=decoder_ids, encoder_hidden_states=encoder_hidden, encoder_attention_mask=encoder_mask)
     return out.last_hidden_state[:, -1]
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
