@@ -93,7 +93,8 @@ class GenerativeTask:
 def eval_batches(task, split: str, batch_size: int, accelerator: Accelerator):
     """A split's batches, sharded across processes (gather results with `gather_for_metrics`).
     The loader is not registered with the accelerator, so it adds nothing to checkpoints."""
-    loader = prepare_data_loader(index_loader(len(task.data[split]["target"]), batch_size, False, 0),
+    rows = len(next(iter(task.data[split].values())))
+    loader = prepare_data_loader(index_loader(rows, batch_size, False, 0),
                                  accelerator.device, accelerator.num_processes, accelerator.process_index)
     for indices in loader:
         yield task.batch(indices, accelerator.device, split)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from genrec.config import load_config
-from genrec.data.registry import builtin_dir
 from genrec.pipeline import SeqRunConfig, merge_seed_results, run
 from genrec.runs import SavedRun
 
@@ -16,22 +15,6 @@ TINY = [
     "model.d_ff=64", "model.user_buckets=16", "decode.beam=10", "decode.topk=10", "decode.valid_users=0",
     "train.batch_size=128", "train.lr=0.003", "train.eval_every=1", "train.progress=false",
 ]
-
-
-@pytest.fixture(scope="module")
-def beauty_slice(tmp_path_factory):
-    """The first 150 Beauty users and only the items they touch, as a P5 folder (real text, ~1k items)."""
-    import gzip
-
-    src = builtin_dir("beauty")
-    lines = gzip.decompress((src / "sequential_data.txt.gz").read_bytes()).decode().splitlines()[:150]
-    used = {t for line in lines for t in line.split()[1:]}
-    items = [row for row in gzip.decompress((src / "items.jsonl.gz").read_bytes()).decode().splitlines()
-             if str(json.loads(row)["item_id"]) in used]
-    folder = tmp_path_factory.mktemp("beauty_slice")
-    (folder / "sequential_data.txt").write_text("\n".join(lines) + "\n")
-    (folder / "items.jsonl").write_text("\n".join(items) + "\n")
-    return folder
 
 
 def tiny_cfg(tmp_path, data_dir, *extra):

@@ -180,6 +180,24 @@ def load_lcrec(
     return _assemble(name, catalog, users, sequences)
 
 
+# --------------------------------------------------------------------------- side features
+def load_item_attributes(path: str | Path, catalog: Catalog, on_error: OnError = "raise") -> list[list[int]]:
+    """S3-Rec's `{"item id": [attribute id, ...]}`: anonymous brand and category ids, kept in file order.
+    Items the file does not list get an empty list; ids not in the catalogue are errors."""
+    log = ProblemLog(on_error)
+    attributes: list[list[int]] = [[] for _ in range(len(catalog))]
+    for key, values in _load_json_object(Path(path)).items():
+        if key not in catalog:
+            log.add("unknown_item", path, None, f"item id {key} is not in the catalogue")
+            continue
+        if not isinstance(values, list) or not all(isinstance(v, int) and v >= 0 for v in values):
+            log.add("non_integer_id", path, None, f"item {key}: attributes must be a list of non-negative integers")
+            continue
+        attributes[catalog.index_of(key)] = values
+    log.finish(f"attribute file {path}")
+    return attributes
+
+
 def _assemble(name: str, catalog: Catalog | None, users: list[str], sequences: list[list[str]]) -> SequenceData:
     if catalog is None:  # no item file: the catalogue is the set of ids seen, in numeric order
         seen = sorted({t for s in sequences for t in s}, key=int)

@@ -5,7 +5,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from genrec.data.loaders import MIN_LENGTH, load_lcrec, load_p5
+from genrec.data.loaders import MIN_LENGTH, load_item_attributes, load_lcrec, load_p5
 from genrec.data.schema import SequenceData
 from genrec.data.validation import OnError
 
@@ -81,4 +81,8 @@ def load_path(path: Path, *, name: str, on_error: OnError = "raise", min_length:
             f"{path}: no sequential_data.txt (P5 format) or *.inter.json (LC-Rec format) found"
         )
     items = _first(folder, ["items.jsonl", "items.jsonl.gz", "derived/items.jsonl"])
-    return load_p5(seq, items, name=name, on_error=on_error, min_length=min_length)
+    data = load_p5(seq, items, name=name, on_error=on_error, min_length=min_length)
+    attributes = _first(folder, ["*item2attributes.json", "*item2attributes.json.gz", "raw/s3rec/*item2attributes.json"])
+    if attributes is not None and items is not None:
+        data.catalog.extra["attributes"] = load_item_attributes(attributes, data.catalog, on_error)
+    return data

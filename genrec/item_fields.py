@@ -1,0 +1,97 @@
+"""Item-side categorical fields for the CTR path: attributes, item-ID copies and semantic-ID codes.
+
+Every representation is reduced to an integer matrix [items, fields] plus a vocabulary size per
+field, so all backbones see the same kind of input. At scaling factor k, with L base levels:
+
+* `id`:  the item ID in k independent tables (multi-embedding of the ID itself);
+* `rq`:  the item ID + codes of one RQ-VAE with k*L residual levels;
+* `me`:  the item ID + the L codes of one RQ-VAE, each looked up in k independent tables;
+* `moc`: the item ID + codes of k*L parallel (independent) codebooks, Mixture-of-Codes.
+
+So `rq`, `me` and `moc` spend exactly the same number of fields and embedding rows per scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from genrec.data.schema import Catalog
+from genrec.quantize import TokenizerConfig, fit_tokenizer
+
+REPRESENTATIONS = ("id", "rq", "me", "moc")
+
+
+@dataclass
+class ItemFields:
+    names: list[str]
+    values: np.ndarray  # [items, fields] int64, each column < its vocab size
+    vocab_sizes: list[int]
+
+    def __add__(self, other: "ItemFields") -> "ItemFields":
+        return ItemFields(self.names + other.names, np.concatenate([self.values, other.values], axis=1),
+                          self.vocab_sizes + other.vocab_sizes)
+
+
+def id_fields(num_items: int, copies: int = 1) -> ItemFields:
+    ids = np.arange(num_items, dtype=np.int64)[:, None]
+    return ItemFields([f"item_id_{i}" for i in range(copies)], np.repeat(ids, copies, axis=1), [num_items] * copies)
+
+
+def attribute_fields(catalog: Catalog, slots: int) -> ItemFields:
+    """The first `slots` attributes of each item, one field per position; 0 means none. Attribute ids are
+    anonymous (S3-Rec brand/category ids), so position in the list is the only structure there is."""
+    attributes = catalog.extra.get("attributes")
+    if not slots or attributes is None:
+        return ItemFields([], np.zeros((len(catalog), 0), dtype=np.int64), [])
+    values = np.zeros((len(catalog), slots), dtype=np.int64)
+    for i, attrs in enumerate(attributes):
+        head = attrs[:slots]
+        values[i, : len(head)] = np.asarray(head, dtype=np.int64) + 1
+    vocab = int(values.max()) + 1
+    return ItemFields([f"attr_{s}" for s in range(slots)], values, [vocab] * slots)
+
+
+def code_fields(codes: np.ndarray, codebook_size: int, prefix: str, copies: int = 1) -> ItemFields:
+    codes = np.asarray(codes, dtype=np.int64)
+    names = [f"{prefix}_c{level}" + (f"_t{t}" if copies > 1 else "") for t in range(copies) for level in range(codes.shape[1])]
+    return ItemFields(names, np.tile(codes, (1, copies)), [codebook_size] * codes.shape[1] * copies)
+
+
+CodeSource = Callable[[str, int], np.ndarray]  # (tokenizer kind, number of code fields) -> codes [items, n]
+
+
+def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerConfig, cache: str | Path) -> CodeSource:
+    """Train (once) and cache the raw codes of a residual or parallel tokenizer with n levels/codebooks.
+    Collisions are left as they are: a CTR model also sees the item ID, so codes need not be unique."""
+    x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
+
+    def codes(kind: str, n: int) -> np.ndarray:
+        path = Path(cache) / f"{kind}_{n}" / "codes.npy"
+        if path.exists():
+            return np.load(path)
+        tok_cfg = replace(cfg, kind=kind, num_levels=n)
+        tokenizer, _, _ = fit_tokenizer(x, tok_cfg, path.parent)
+        out = tokenizer.codes(x).numpy()
+        np.save(path, out)
+        return out
+
+    return codes
+
+
+def representation_fields(representation: str, scale: int, num_items: int, base_levels: int, codebook_size: int,
+                          codes: CodeSource) -> ItemFields:
+    if scale < 1:
+        raise ValueError(f"scaling factor must be >= 1, got {scale}")
+    if representation == "id":
+        return id_fields(num_items, scale)
+    if representation == "rq":
+        return id_fields(num_items) + code_fields(codes("residual", base_levels * scale), codebook_size, "rq")
+    if representation == "me":
+        return id_fields(num_items) + code_fields(codes("residual", base_levels), codebook_size, "me", copies=scale)
+    if representation == "moc":
+        return id_fields(num_items) + code_fields(codes("parallel", base_levels * scale), codebook_size, "moc")
+    raise ValueError(f"unknown representation {representation!r}; choose from {REPRESENTATIONS}")

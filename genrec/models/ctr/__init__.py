@@ -1,0 +1,20 @@
+"""CTR backbones sharing one skeleton (`CtrModel`): DeepFM, DeepIM, AutoInt+ and DCNv2."""
+from __future__ import annotations
+
+from genrec.models.ctr.autoint import AutoIntPlus
+from genrec.models.ctr.base import CtrModel, CtrModelConfig, FieldEmbedding, MoCFusion
+from genrec.models.ctr.dcnv2 import DCNv2
+from genrec.models.ctr.deepfm import DeepFM
+from genrec.models.ctr.deepim import DeepIM
+
+BACKBONES: dict[str, type[CtrModel]] = {"deepfm": DeepFM, "deepim": DeepIM, "autoint+": AutoIntPlus, "dcnv2": DCNv2}
+
+
+def build_ctr_model(backbone: str, vocab_sizes: list[int], cfg: CtrModelConfig) -> CtrModel:
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown CTR backbone {backbone!r}; choose from {sorted(BACKBONES)}")
+    return BACKBONES[backbone](vocab_sizes, cfg)
+
+
+__all__ = ["BACKBONES", "CtrModel", "CtrModelConfig", "FieldEmbedding", "MoCFusion", "build_ctr_model",
+           "DeepFM", "DeepIM", "AutoIntPlus", "DCNv2"]

@@ -1,0 +1,89 @@
+"""The shared CTR skeleton: field embedding -> optional Mixture-of-Codes fusion -> interaction -> logit.
+
+Every input is a row of categorical field ids; each backbone only supplies `interact`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class CtrModelConfig:
+    embedding_dim: int = 16
+    dnn: list[int] = field(default_factory=lambda: [256, 128])
+    dropout: float = 0.1
+    fusion: bool = False  # the MoC bottleneck in front of the interaction module
+    fusion_dim: int = 64  # bottleneck width
+    im_order: int = 3  # DeepIM: highest interaction order (<= 5)
+    attention_layers: int = 3  # AutoInt+
+    attention_heads: int = 2
+    attention_dim: int = 32
+    cross_layers: int = 3  # DCNv2
+
+
+class FieldEmbedding(nn.Module):
+    """All fields share one table; each field owns a disjoint id range (ids are offset per field)."""
+
+    def __init__(self, vocab_sizes: list[int], dim: int, std: float = 1e-2):
+        super().__init__()
+        self.register_buffer("offsets", torch.tensor([0, *vocab_sizes[:-1]]).cumsum(0), persistent=False)
+        self.register_buffer("sizes", torch.tensor(vocab_sizes), persistent=False)
+        self.table = nn.Embedding(int(sum(vocab_sizes)), dim)
+        nn.init.normal_(self.table.weight, std=std)
+
+    def forward(self, fields: torch.Tensor) -> torch.Tensor:
+        """[B, F] ids (each < its field's vocab size) -> [B, F, dim]."""
+        return self.table(fields + self.offsets)
+
+    def field_weights(self, index: int) -> torch.Tensor:
+        start = int(self.offsets[index])
+        return self.table.weight[start : start + int(self.sizes[index])]
+
+
+def mlp(in_dim: int, hidden: list[int], dropout: float, out_dim: int | None = None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(dropout)]
+        in_dim = width
+    if out_dim is not None:
+        layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class MoCFusion(nn.Module):
+    """`e + GeLU(e W_down) W_up` over the concatenated fields, split back per field (Zhang et al. 2024).
+    `W_up` starts at zero, so fusion begins as the identity and learns only the cross-field mixing it needs."""
+
+    def __init__(self, num_fields: int, dim: int, bottleneck: int):
+        super().__init__()
+        self.down = nn.Linear(num_fields * dim, bottleneck)
+        self.up = nn.Linear(bottleneck, num_fields * dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        flat = e.flatten(1)
+        return (flat + self.up(nn.functional.gelu(self.down(flat)))).view_as(e)
+
+
+class CtrModel(nn.Module):
+    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.num_fields = len(vocab_sizes)
+        self.embedding = FieldEmbedding(vocab_sizes, cfg.embedding_dim)
+        self.fusion = MoCFusion(self.num_fields, cfg.embedding_dim, cfg.fusion_dim) if cfg.fusion else nn.Identity()
+
+    @property
+    def flat_dim(self) -> int:
+        return self.num_fields * self.cfg.embedding_dim
+
+    def forward(self, fields: torch.Tensor) -> torch.Tensor:
+        """[B, F] field ids -> [B] logits."""
+        return self.interact(self.fusion(self.embedding(fields)), fields)
+
+    def interact(self, e: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError

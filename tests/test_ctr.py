@@ -1,0 +1,166 @@
+"""CTR path: samples, item fields, backbones (smoke + reference agreement), metrics and the grid recipe."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genrec.config import load_config
+from genrec.ctr import CtrRunConfig, run_ctr
+from genrec.data import Catalog, SequenceData, load_dataset
+from genrec.data.ctr import CtrSampleConfig, build_ctr_samples, ctr_samples
+from genrec.evaluation.ctr import auc_logloss
+from genrec.item_fields import attribute_fields, representation_fields
+from genrec.models.ctr import BACKBONES, CtrModelConfig, MoCFusion, build_ctr_model
+from genrec.models.ctr.deepfm import fm_pairwise
+from genrec.models.ctr.deepim import elementary_symmetric
+
+
+def toy_data(num_items=30, seed=0) -> SequenceData:
+    rng = np.random.default_rng(seed)
+    sequences = [rng.choice(num_items, size=rng.integers(3, 9), replace=False) for _ in range(12)]
+    return SequenceData("toy", Catalog([str(i) for i in range(num_items)]), [f"u{u}" for u in range(12)], sequences)
+
+
+def test_samples_follow_the_time_split_and_never_sample_touched_items():
+    data = toy_data()
+    samples = build_ctr_samples(data, CtrSampleConfig(negatives=3, sample_seed=7))
+    for u, seq in enumerate(data.sequences):
+        pos = {name: samples.split(name).items[(samples.split(name).users == u) & (samples.split(name).labels == 1)]
+               for name in ("train", "valid", "test")}
+        assert pos["test"].tolist() == [seq[-1]] and pos["valid"].tolist() == [seq[-2]]
+        assert sorted(pos["train"].tolist()) == sorted(seq[:-2].tolist())
+        for name in ("train", "valid", "test"):
+            s = samples.split(name)
+            neg = s.items[(s.users == u) & (s.labels == 0)]
+            assert len(neg) == 3 * len(pos[name])  # the stated ratio, per split
+            assert not set(neg.tolist()) & set(seq.tolist())  # only items the user never touched
+    again = build_ctr_samples(data, CtrSampleConfig(negatives=3, sample_seed=7))
+    assert np.array_equal(again.train.items, samples.train.items)  # deterministic for a seed
+
+
+def test_sample_cache_round_trips(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    data = toy_data()
+    first = ctr_samples(data, CtrSampleConfig())
+    assert list((tmp_path / "ctr").glob("*.npz"))
+    second = ctr_samples(data, CtrSampleConfig())
+    for name in ("train", "valid", "test"):
+        assert np.array_equal(first.split(name).items, second.split(name).items)
+        assert np.array_equal(first.split(name).labels, second.split(name).labels)
+
+
+def test_attribute_fields_from_s3rec_file(beauty_slice):
+    data = load_dataset(beauty_slice)
+    fields = attribute_fields(data.catalog, slots=4)
+    assert fields.values.shape == (data.num_items, 4) and fields.names == ["attr_0", "attr_1", "attr_2", "attr_3"]
+    first = data.catalog.extra["attributes"][0]
+    assert fields.values[0, : len(first)].tolist() == [a + 1 for a in first[:4]]  # 0 is reserved for "none"
+    assert (fields.values < fields.vocab_sizes[0]).all()
+
+
+def test_attribute_file_with_unknown_item_names_it(tmp_path, beauty_slice):
+    from genrec.data.loaders import load_item_attributes
+    from genrec.data.validation import DataValidationError
+
+    data = load_dataset(beauty_slice)
+    (tmp_path / "attrs.json").write_text(json.dumps({"999999": [1, 2]}))
+    with pytest.raises(DataValidationError, match="999999"):
+        load_item_attributes(tmp_path / "attrs.json", data.catalog)
+
+
+def test_representations_spend_the_same_fields_per_scale():
+    rng = np.random.default_rng(0)
+    calls = []
+
+    def codes(kind, n):
+        calls.append((kind, n))
+        return rng.integers(0, 8, size=(20, n))
+
+    for rep in ("rq", "me", "moc"):
+        f = representation_fields(rep, 2, 20, base_levels=3, codebook_size=8, codes=codes)
+        assert len(f.names) == 1 + 6 and f.vocab_sizes == [20] + [8] * 6 and f.values.shape == (20, 7)
+    assert calls == [("residual", 6), ("residual", 3), ("parallel", 6)]
+    me = representation_fields("me", 2, 20, 3, 8, lambda k, n: np.arange(60).reshape(20, 3) % 8)
+    assert np.array_equal(me.values[:, 1:4], me.values[:, 4:7])  # same codes, separate tables
+    ids = representation_fields("id", 3, 20, 3, 8, codes)
+    assert ids.values.shape == (20, 3) and (ids.values == np.arange(20)[:, None]).all()
+
+
+def test_elementary_symmetric_matches_brute_force():
+    e = torch.randn(3, 5, 4, dtype=torch.float64)
+    fast = elementary_symmetric(e, 5)
+    for k in range(1, 6):
+        brute = sum(torch.stack([e[:, i] for i in subset]).prod(0) for subset in itertools.combinations(range(5), k))
+        torch.testing.assert_close(fast[k - 1], brute)
+
+
+def test_fm_pairwise_matches_brute_force():
+    e = torch.randn(4, 6, 3, dtype=torch.float64)
+    brute = sum((e[:, i] * e[:, j]).sum(-1) for i, j in itertools.combinations(range(6), 2))
+    torch.testing.assert_close(fm_pairwise(e), brute)
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("fusion", [False, True])
+def test_backbone_smoke_learns_a_field_rule(backbone, fusion):
+    """Tiny model, tiny data: logits have the right shape, and a label that is a function of two fields is learned."""
+    torch.manual_seed(0)
+    vocab = [5, 7, 3]
+    cfg = CtrModelConfig(embedding_dim=8, dnn=[16], dropout=0.0, fusion=fusion, fusion_dim=8, attention_layers=1,
+                         attention_dim=4, cross_layers=2)
+    model = build_ctr_model(backbone, vocab, cfg)
+    x = torch.stack([torch.randint(0, v, (512,)) for v in vocab], 1)
+    y = ((x[:, 0] + x[:, 1]) % 2).float()
+    assert model(x).shape == (512,)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(150):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert auc_logloss(y.numpy(), model(x).detach().numpy())["auc"] > 0.95
+
+
+def test_fusion_starts_as_identity_and_mixes_fields_after_training():
+    fusion = MoCFusion(num_fields=3, dim=4, bottleneck=2)
+    e = torch.randn(5, 3, 4)
+    assert torch.equal(fusion(e), e)
+    torch.nn.init.normal_(fusion.up.weight)
+    changed = e.clone()
+    changed[:, 0] += 1.0
+    assert not torch.allclose(fusion(changed)[:, 2], fusion(e)[:, 2])  # field 0 now reaches field 2
+
+
+def test_auc_logloss_by_hand_and_nan_raises():
+    labels = np.array([1, 0, 1, 0])
+    logits = np.array([2.0, 1.0, 0.0, -1.0])  # positive pairs ranked right: (2>1),(2>-1),(0>-1); wrong: (0<1)
+    out = auc_logloss(labels, logits)
+    assert out["auc"] == pytest.approx(3 / 4)
+    p = 1 / (1 + np.exp(-logits))
+    assert out["logloss"] == pytest.approx(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        auc_logloss(labels, np.array([np.nan, 0.0, 1.0, 2.0]))
+
+
+@pytest.mark.slow
+def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
+    overrides = [f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results",
+                 "name=ctr_smoke", "seeds=[1,2]", "grid.backbones=[deepfm,dcnv2]", "grid.representations=[id,moc]",
+                 "grid.scales=[1]", "grid.fusion=[false,true]", "tokenizer.codebook_size=16",
+                 "tokenizer.hidden_dims=[32]", "tokenizer.latent_dim=8", "tokenizer.train.epochs=3",
+                 "model.embedding_dim=4", "model.dnn=[16]", "train.epochs=2", "train.batch_size=256"]
+    monkeypatch.setattr("genrec.ctr.item_embeddings", lambda catalog, **_: np.random.default_rng(0).normal(size=(len(catalog), 24)))
+    cfg = load_config(CtrRunConfig, overrides=overrides)
+    result = run_ctr(cfg)
+    saved = json.loads((tmp_path / "results" / "ctr_smoke.json").read_text())
+    assert len(saved["rows"]) == 2 * 2 * 2
+    for row in saved["rows"]:
+        assert 0.0 < row["auc"] < 1.0 and row["logloss"] > 0 and len(row["per_seed"]) == 2
+        assert row["fields"] == 1 + 4 + (1 if row["representation"] == "id" else 4)  # user + attrs + item fields
+    assert saved["samples"]["test"]["positives"] == 150 and saved["samples"]["test"]["rows"] == 300
+    again = run_ctr(cfg)  # every fit is found on disk and not retrained
+    assert [r["auc"] for r in again["rows"]] == [r["auc"] for r in result["rows"]]
