@@ -14,7 +14,8 @@ import torch
 
 from genrec.config import save_config, to_dict
 from genrec.data import LeaveOneOut, SequenceData, item_embeddings, leave_one_out, load_dataset, popularity
-from genrec.quantize import SemanticIdTable, TokenizerConfig, fit_tokenizer
+from genrec.quantize import SemanticIdTable, SemanticTokenizer, TokenizerConfig, fit_tokenizer
+from genrec.models.joint import JointConfig
 from genrec.models.seq2seq import Seq2SeqConfig
 from genrec.tasks import DecodeConfig, GenerativeTask, popularity_metrics
 from genrec.training.loop import TrainConfig, Trainer, make_accelerator
@@ -35,11 +36,16 @@ class SeqRunConfig:
     results_dir: str = "results"
     seeds: list[int] = field(default_factory=lambda: [42])
     tokenizer_path: str = ""  # a saved semantic-ID table folder; empty = train one per seed
+    mode: str = "two_stage"  # two_stage (TIGER: tokenizer, then recommender on fixed codes) | joint
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    joint: JointConfig = field(default_factory=JointConfig)  # used when mode=joint
+
+
+MODES = ("two_stage", "joint")
 
 
 def hardware() -> str:
@@ -59,9 +65,24 @@ def semantic_table(tok_cfg: TokenizerConfig, embeddings: np.ndarray, run_dir: Pa
     return table
 
 
+def pretrained_tokenizer(tok_cfg: TokenizerConfig, embeddings: np.ndarray, run_dir: Path, accelerator) -> SemanticTokenizer:
+    """The stage-one tokenizer the joint model starts from: the same fit two-stage training uses, reloaded
+    from its best checkpoint when a run resumes."""
+    checkpoint = run_dir / "tokenizer" / "best_model.pt"
+    if not checkpoint.exists():
+        semantic_table(tok_cfg, embeddings, run_dir, accelerator)
+    tokenizer = SemanticTokenizer(embeddings.shape[1], tok_cfg)
+    tokenizer.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    return tokenizer
+
+
 def run_seed(cfg: SeqRunConfig, seed: int, data, splits, embeddings, accelerator) -> dict[str, Any]:
     run_dir = Path(cfg.output_dir) / cfg.name / f"seed_{seed}"
     torch.manual_seed(seed)
+    if cfg.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
+    if cfg.mode == "joint":
+        return run_joint_seed(cfg, seed, splits, embeddings, accelerator, run_dir)
     if cfg.tokenizer_path:
         table = SemanticIdTable.load(cfg.tokenizer_path)
     else:
@@ -79,6 +100,24 @@ def run_seed(cfg: SeqRunConfig, seed: int, data, splits, embeddings, accelerator
         model.save_pretrained(run_dir / "model")
         save_config(cfg, run_dir / "run_config.yaml")
     return {"seed": seed, "test": test, **fit}
+
+
+def run_joint_seed(cfg: SeqRunConfig, seed: int, splits, embeddings, accelerator, run_dir: Path) -> dict[str, Any]:
+    from genrec.joint import JointTask
+
+    tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
+    tokenizer = pretrained_tokenizer(tok_cfg, embeddings, run_dir, accelerator)
+    task = JointTask(splits, tokenizer, torch.as_tensor(embeddings), tok_cfg, cfg.model, cfg.joint, cfg.decode, seed,
+                     cfg.train.epochs)
+    if accelerator.is_main_process:
+        print(f"[genrec] seed {seed}: joint training, epochs {' '.join(task.phases)}", flush=True)
+    fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
+    model = fit.pop("model")
+    test = task.evaluate(model, "test", accelerator)
+    if accelerator.is_main_process:
+        print(f"[genrec] seed {seed} test: {format_metrics(test)}", flush=True)
+        save_config(cfg, run_dir / "run_config.yaml")  # best_model.pt holds the weights with their codes
+    return {"seed": seed, "test": test, "mode": "joint", **fit}
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
@@ -135,6 +174,7 @@ def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
     mean, std = summarize(per_seed)
     result = {
         **run_record(cfg, command, accelerator, start),
+        "mode": cfg.mode,
         "dataset": {k: v for k, v in data.stats().items() if k != "sequence_length"},
         "protocol": "leave-one-out, history<=%d, full ranking over %d items, beam=%d, top-%d" % (
             cfg.data.max_history, data.num_items, cfg.decode.beam, cfg.decode.topk),

@@ -31,6 +31,9 @@ class SavedRun:
         if not (folder / "run_config.yaml").exists():
             raise FileNotFoundError(f"{folder} is not a finished run (no run_config.yaml); point at runs/<name>/seed_<s>")
         cfg = load_config(SeqRunConfig, folder / "run_config.yaml")
+        if cfg.mode != "two_stage":
+            raise ValueError(f"{folder} is a {cfg.mode} run; SavedRun loads two-stage runs only (the joint model's "
+                             "weights and codes are in best_model.pt)")
         table = SemanticIdTable.load(cfg.tokenizer_path or folder / "semantic_ids")
         model = T5ForConditionalGeneration.from_pretrained(folder / "model").to(device).eval()
         vocab = CodeVocab(table.codes, table.meta.level_sizes, cfg.model.user_buckets)

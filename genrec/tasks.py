@@ -36,10 +36,17 @@ class GenerativeTask:
     """Seq2seq over code tokens: history codes in, next item's code tuple out; beam-search evaluation."""
 
     def __init__(self, splits: LeaveOneOut, table: SemanticIdTable, model_cfg: Seq2SeqConfig, decode: DecodeConfig, seed: int):
-        self.decode = decode
-        self.vocab = CodeVocab(table.codes, table.meta.level_sizes, model_cfg.user_buckets)
-        self.trie = TensorTrie(table.codes, table.meta.level_sizes)
+        self.set_codes(table.codes, table.meta.level_sizes, model_cfg.user_buckets)
         self.model = build_model(model_cfg, self.vocab.size)
+        self.set_data(splits, decode, seed)
+
+    def set_codes(self, codes: torch.Tensor, level_sizes: list[int], user_buckets: int) -> None:
+        """Targets (token tuples) and the trie of valid items, both from the code table."""
+        self.vocab = CodeVocab(codes, level_sizes, user_buckets)
+        self.trie = TensorTrie(codes, level_sizes)
+
+    def set_data(self, splits: LeaveOneOut, decode: DecodeConfig, seed: int) -> None:
+        self.decode = decode
         self.data = {name: _tensors(getattr(splits, name)) for name in ("train", "valid", "test")}
         if decode.valid_users and decode.valid_users < len(splits.valid):
             pick = np.random.default_rng(seed).choice(len(splits.valid), decode.valid_users, replace=False)

@@ -25,6 +25,11 @@ class Seq2SeqConfig:
     user_buckets: int = 2000  # hashed user token prepended to the history; 0 disables it
 
 
+def user_token(users: torch.Tensor, offset: int, buckets: int) -> torch.Tensor:
+    """A fixed multiplicative hash, so bucket assignment does not depend on the process."""
+    return offset + (users * 2654435761 % (2**31)) % buckets
+
+
 class CodeVocab:
     """Maps (level, code) and users to token ids; `item_tokens[i]` is item i's token tuple."""
 
@@ -46,8 +51,7 @@ class CodeVocab:
         return len(self.level_sizes)
 
     def user_token(self, users: torch.Tensor) -> torch.Tensor:
-        # a fixed multiplicative hash, so bucket assignment does not depend on the process
-        return self.user_offset + (users * 2654435761 % (2**31)) % self.user_buckets
+        return user_token(users, self.user_offset, self.user_buckets)
 
     def encode_history(self, history: torch.Tensor, users: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """history [B, H] of item indices (-1 = pad) -> input_ids [B, (1) + H*L] and attention mask."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genrec.quantize.codebook import Codebook, QuantizeOutput
+from genrec.quantize.codebook import Codebook, QuantizeOutput, distances
 
 SCHEDULES = {
     "cosine-then-euclidean": lambda n: ["cosine"] * (n - 1) + ["euclidean"],
@@ -71,6 +71,15 @@ class ResidualQuantizer(nn.Module):
 
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return sum(cb.weight[codes[:, i]] for i, cb in enumerate(self.levels))
+
+    def soft_assignments(self, z: torch.Tensor, temperature: float = 1.0) -> list[torch.Tensor]:
+        """Per level, log-softmax of -distance/temperature over codes: a differentiable view of the
+        assignment (w.r.t. the encoder and the codewords), used to align codes with a recommender."""
+        out, residual = [], z
+        for codebook in self.levels:
+            out.append(torch.log_softmax(-distances(residual, codebook.weight, codebook.distance) / temperature, dim=-1))
+            residual = residual - codebook.weight[codebook.assign(residual.detach())]
+        return out
 
 
 class ParallelQuantizer(nn.Module):

@@ -55,6 +55,8 @@ class Task(Protocol):
 
     def on_epoch_end(self, model: nn.Module, epoch: int, accelerator: Accelerator) -> dict[str, float]: ...
 
+    # optional: `on_epoch_start(model, epoch, accelerator)`, called before each epoch (also after a resume)
+
 
 class _LoopState:
     """Counters that must survive a resume; registered with accelerate's checkpointing."""
@@ -163,6 +165,8 @@ class Trainer:
             model.train()
             if hasattr(loader, "set_epoch"):
                 loader.set_epoch(state.epoch)
+            if hasattr(task, "on_epoch_start"):
+                task.on_epoch_start(acc.unwrap_model(model), state.epoch, acc)
             bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and acc.is_main_process), leave=False)
             running, batches = torch.zeros((), device=acc.device), 0
             epoch_start = time.perf_counter()

@@ -1,0 +1,116 @@
+"""Joint tokenizer + recommender training: schedule, gradient routing, code refresh, and a tiny end-to-end run."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genrec.config import load_config
+from genrec.data import leave_one_out, load_dataset
+from genrec.joint import JointTask, table_sizes
+from genrec.models.joint import JointConfig
+from genrec.models.seq2seq import Seq2SeqConfig
+from genrec.pipeline import SeqRunConfig, run
+from genrec.quantize import SemanticTokenizer, TokenizerConfig
+from genrec.tasks import DecodeConfig
+
+from test_pipeline import TINY
+
+
+def test_alternating_schedule_ends_with_recommender_fine_tune():
+    assert JointConfig(rec_epochs=2, tok_epochs=1, cycles=2).phases(8) == ["rec", "rec", "tok"] * 2 + ["rec", "rec"]
+    assert JointConfig(schedule="simultaneous").phases(3) == ["both"] * 3
+    with pytest.raises(ValueError, match="no final recommender epoch"):
+        JointConfig(cycles=2).phases(4)
+
+
+def test_soft_assignment_argmax_is_the_hard_code():
+    torch.manual_seed(0)
+    x = torch.randn(300, 24)
+    tok = SemanticTokenizer(24, TokenizerConfig(codebook_size=16, latent_dim=8, hidden_dims=[32]))
+    tok.initialize(x)
+    z = tok.encode(x)
+    soft = tok.quantizer.soft_assignments(z)
+    hard = tok.quantizer(z).codes
+    assert torch.equal(torch.stack([s.argmax(-1) for s in soft], 1), hard)
+
+
+def _toy_task(epochs=3, **joint):
+    rng = np.random.default_rng(0)
+    from genrec.data import Catalog, SequenceData
+
+    num_items = 64
+    seqs = [rng.choice(num_items, size=6, replace=False) for _ in range(40)]
+    data = SequenceData("toy", Catalog([str(i) for i in range(num_items)]), [str(u) for u in range(40)], seqs)
+    text = torch.randn(num_items, 24, generator=torch.Generator().manual_seed(0))
+    tok_cfg = TokenizerConfig(codebook_size=8, latent_dim=8, hidden_dims=[32], num_levels=3)
+    tok = SemanticTokenizer(24, tok_cfg)
+    tok.initialize(text)
+    model_cfg = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, user_buckets=4)
+    return JointTask(leave_one_out(data, 5), tok, text, tok_cfg, model_cfg, JointConfig(**joint),
+                     DecodeConfig(beam=8, topk=5, batch_size=16), seed=0, epochs=epochs)
+
+
+def test_gradients_follow_the_phase():
+    task = _toy_task()
+    model = task.model
+
+    class Acc:
+        device = torch.device("cpu")
+
+    batch = task.batch(torch.arange(16), torch.device("cpu"))
+    for epoch, phase in enumerate(task.phases):
+        task.on_epoch_start(model, epoch, Acc)
+        model.zero_grad(set_to_none=True)
+        loss, logs = task.loss(model, batch)
+        loss.backward()
+        enc_grad = model.tokenizer.encoder[0].weight.grad
+        t5_grad = model.t5.shared.weight.grad
+        if phase == "tok":  # the recommendation loss reaches the tokenizer; the recommender stays fixed
+            assert enc_grad is not None and enc_grad.abs().sum() > 0 and t5_grad is None
+            assert set(logs) == {"rec", "rq", "align"}
+        else:
+            assert enc_grad is None and t5_grad is not None and set(logs) == {"rec"}
+
+
+def test_refresh_rebuilds_targets_and_trie_from_new_codes():
+    task = _toy_task()
+    model = task.model
+
+    class Acc:
+        device = torch.device("cpu")
+
+    with torch.no_grad():  # move the tokenizer a little, so some codes change
+        for level in model.tokenizer.quantizer.levels:
+            level.weight.add_(0.3 * level.weight.std() * torch.randn_like(level.weight))
+    task.on_epoch_start(model, 1, Acc)  # a tokenizer epoch
+    logs = task.on_epoch_end(model, 2, Acc)
+    assert logs["code_churn"] > 0
+    codes = model.item_codes
+    assert len(torch.unique(codes, dim=0)) == len(codes)  # collisions resolved again, vocabulary unchanged
+    assert torch.equal(task.vocab.item_tokens[:-1] - torch.tensor(task.vocab.level_offsets), codes)
+    leaves = task.trie.item[task.trie.item >= 0]
+    assert sorted(leaves.tolist()) == list(range(len(codes)))
+
+
+def test_table_size_reduction():
+    sizes = table_sizes(num_items=12101, id_dim=16, codebook_size=256, levels=3, latent_dim=32, d_model=128)
+    assert sizes["unified"] == 12101 * 16 + 256 * 3 * 32 and sizes["plain_id"] == 12101 * 128
+    assert 0.8 < sizes["reduction"] < 0.9
+
+
+@pytest.mark.slow
+def test_joint_run_end_to_end(tmp_path, beauty_slice):
+    cfg = load_config(SeqRunConfig, overrides=TINY + [
+        f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "name=joint",
+        "mode=joint", "train.epochs=3", "joint.align_warmup_steps=2", "joint.suffix_slots=128"])
+    run(cfg)
+    saved = json.loads((tmp_path / "results" / "joint.json").read_text())
+    assert saved["mode"] == "joint"
+    assert saved["metrics"]["invalid_rate"] == 0.0 and saved["metrics"]["duplicate_rate"] == 0.0
+    history = saved["per_seed"][0]["history"]
+    assert "code_churn" in history[1] and "code_churn" not in history[0]  # refreshed after the tokenizer epoch
+    state = torch.load(tmp_path / "runs" / "joint" / "seed_42" / "best_model.pt", weights_only=True)
+    data = load_dataset(beauty_slice)
+    assert state["item_codes"].shape == (data.num_items, 4)  # 3 levels + dedup suffix
+    assert len(torch.unique(state["item_codes"], dim=0)) == data.num_items
