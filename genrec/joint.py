@@ -6,8 +6,10 @@ The schedule (`JointConfig.phases`) follows ETEGRec's recipe in a simplified for
 * `tok` epochs train the tokenizer with the recommender frozen: the recommendation loss through the
   quantized history vectors, the RQ-VAE losses, and an alignment term (warmed up) that pulls the
   tokenizer's soft code assignment of each target toward what the recommender predicts;
-* after every epoch that changed the tokenizer, codes are refreshed: collisions are re-resolved
-  (last-level re-assignment, which keeps the vocabulary fixed) and the trie is rebuilt;
+* after every epoch that changed the tokenizer, codes are refreshed: an item keeps its code unless
+  another is nearer by `refresh_margin` (tokenizer codes sit on boundaries, so a plain re-assignment
+  after even a small update moves most items), collisions are re-resolved into a fixed-size suffix
+  level (the vocabulary never changes) and the trie is rebuilt;
 * the epochs after the last cycle fine-tune the recommender alone on the final codes.
 Validation, early stopping and checkpoints are the loop's; a checkpoint carries its codes.
 """
@@ -21,6 +23,7 @@ from genrec.generation.beam import constrained_beam_search
 from genrec.models.joint import JointConfig, JointRecommender
 from genrec.models.seq2seq import Seq2SeqConfig
 from genrec.quantize.fit import build_table
+from genrec.quantize.semantic_ids import SemanticIdTable
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 from genrec.tasks import DecodeConfig, GenerativeTask
 
@@ -46,6 +49,9 @@ class JointTask(GenerativeTask):
         self.model = JointRecommender(tokenizer, self.item_text, codes, model_cfg, self.vocab, joint.id_dim)
 
     # ------------------------------------------------------------------ schedule
+    def lr_scale(self, name: str) -> float:
+        return self.joint.tok_lr_scale if name.startswith("tokenizer.") else 1.0
+
     def on_epoch_start(self, model: JointRecommender, epoch: int, accelerator: Accelerator) -> None:
         self.phase = self.phases[min(epoch, len(self.phases) - 1)]
         train_tokenizer = self.phase in ("tok", "both")
@@ -61,15 +67,30 @@ class JointTask(GenerativeTask):
         if self.phase == "rec":
             return {}
         old = model.item_codes.clone()
-        model.item_codes.copy_(self._codes(model.tokenizer).to(old.device))
+        model.item_codes.copy_(self._codes(model.tokenizer, old.cpu()).to(old.device))
         model.tokenizer.train()
         model.refresh_latent()
         self._sync(model, accelerator.device)
-        return {"code_churn": (old != model.item_codes).any(1).float().mean().item(),
-                "unique_before_dedup": self.unique_before_dedup}
+        moved = old != model.item_codes
+        return {"code_churn": moved.any(1).float().mean().item(), "unique_before_dedup": self.unique_before_dedup,
+                **{f"code_churn_l{level + 1}": v for level, v in enumerate(moved.float().mean(0).tolist())}}
 
-    def _codes(self, tokenizer: SemanticTokenizer) -> torch.Tensor:
-        table = build_table(tokenizer, self.item_text.to(next(tokenizer.parameters()).device), self.tok_cfg)
+    def _codes(self, tokenizer: SemanticTokenizer, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes with collisions resolved; with `previous` codes, a refresh keeps codes that are still
+        nearly best (`joint.refresh_margin`), so targets stay learnable."""
+        x = self.item_text.to(next(tokenizer.parameters()).device)
+        if previous is None:
+            table = build_table(tokenizer, x, self.tok_cfg)
+        else:
+            tokenizer.eval()
+            with torch.no_grad():
+                raw = tokenizer.quantizer.assign_sticky(tokenizer.encode(x), previous[:, : self.tok_cfg.num_levels],
+                                                        self.joint.refresh_margin)
+                last = tokenizer.last_level_distances(x) if self.tok_cfg.collision == "reassign" else None
+            table = SemanticIdTable.build(raw, tokenizer.quantizer.decode_codes(raw).detach(),
+                                          codebook_size=self.tok_cfg.codebook_size, collision=self.tok_cfg.collision,
+                                          distances=tokenizer.distances, id_dim=self.tok_cfg.id_dim, seed=0,
+                                          last_distances=last)
         self.unique_before_dedup = table.meta.unique_rate_before_dedup
         if any(used > size for used, size in zip(table.meta.level_sizes, self.level_sizes)):
             raise ValueError(f"code refresh: a collision group outgrew the {self.level_sizes[-1]} suffix slots "

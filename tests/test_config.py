@@ -30,7 +30,9 @@ def test_unknown_keys_and_bad_overrides_are_errors():
 def test_shipped_configs_load():
     from pathlib import Path
 
+    from genrec.ctr import CtrRunConfig
+
     configs = sorted((Path(__file__).parents[1] / "recipes" / "configs").glob("*.yaml"))
-    assert len(configs) >= 3
-    for path in configs:
-        load_config(SeqRunConfig, path)
+    assert len(configs) >= 5
+    for path in configs:  # ctr_*.yaml configure recipes/train_ctr.py, the rest recipes/train_seq.py
+        load_config(CtrRunConfig if path.name.startswith("ctr_") else SeqRunConfig, path)

@@ -25,10 +25,12 @@ class JointConfig:
     rec_epochs: int = 1  # per cycle: recommender only, tokenizer frozen, codes fixed
     tok_epochs: int = 1  # per cycle: tokenizer only (recommender frozen), codes refreshed after each epoch
     cycles: int = 1  # the epochs left after the cycles are a recommender-only fine-tune on the final codes
+    tok_lr_scale: float = 0.01  # the tokenizer learns at this fraction of train.lr, so codes drift, not jump
     rq_weight: float = 1.0  # RQ-VAE reconstruction + quantization losses while the tokenizer learns
     align_weight: float = 0.1  # tokenizer's soft code assignment of the target -> recommender's prediction
     align_temperature: float = 1.0
     align_warmup_steps: int = 200  # the alignment weight ramps up linearly over the first tokenizer steps
+    refresh_margin: float = 0.5  # a refreshed code stays put unless another is nearer by this fraction
     suffix_slots: int = 0  # fixed size of the dedup-suffix level (0 = codebook_size); refreshes must fit in it
 
     def phases(self, epochs: int) -> list[str]:

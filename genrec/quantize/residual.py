@@ -72,6 +72,22 @@ class ResidualQuantizer(nn.Module):
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return sum(cb.weight[codes[:, i]] for i, cb in enumerate(self.levels))
 
+    @torch.no_grad()
+    def assign_sticky(self, z: torch.Tensor, previous: torch.Tensor, margin: float) -> torch.Tensor:
+        """Codes for `z` that keep each `previous` code while its distance is within (1 + margin) of the
+        best one. A tokenizer that keeps learning (joint training) then moves an item's code only when
+        the item has really moved, not because it sat on a boundary; margin 0 is plain assignment."""
+        codes, residual = [], z
+        for level, codebook in enumerate(self.levels):
+            d = distances(residual, codebook.weight, codebook.distance)
+            best = d.argmin(-1)
+            old = previous[:, level]
+            keep = d.gather(1, old[:, None]).squeeze(1) <= d.gather(1, best[:, None]).squeeze(1) * (1 + margin)
+            chosen = torch.where(keep, old, best)
+            codes.append(chosen)
+            residual = residual - codebook.weight[chosen]
+        return torch.stack(codes, 1)
+
     def soft_assignments(self, z: torch.Tensor, temperature: float = 1.0) -> list[torch.Tensor]:
         """Per level, log-softmax of -distance/temperature over codes: a differentiable view of the
         assignment (w.r.t. the encoder and the codewords), used to align codes with a recommender."""

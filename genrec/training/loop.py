@@ -123,12 +123,17 @@ class Trainer:
         if self.accelerator.is_main_process:
             print(f"[genrec] {message}", flush=True)
 
-    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        decay, no_decay = [], []
+    def _optimizer(self, model: nn.Module, task: Task) -> torch.optim.Optimizer:
+        """AdamW without decay on biases and norms. A task may define `lr_scale(parameter name) -> float`
+        to give parts of the model their own learning rate (the joint model's tokenizer)."""
+        lr_scale = getattr(task, "lr_scale", lambda name: 1.0)
+        groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
         for name, p in model.named_parameters():
             if p.requires_grad:
-                (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+                decays = p.ndim >= 2 and "norm" not in name.lower()
+                groups.setdefault((decays, lr_scale(name)), []).append(p)
+        groups = [{"params": params, "weight_decay": self.cfg.weight_decay if decays else 0.0, "lr": self.cfg.lr * scale}
+                  for (decays, scale), params in groups.items()]
         fused = torch.cuda.is_available() and self.accelerator.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=self.cfg.lr, fused=fused or None)
 
@@ -136,7 +141,7 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         set_seed(cfg.seed)
         model = task.model
-        optimizer = self._optimizer(model)
+        optimizer = self._optimizer(model, task)
         loader = index_loader(task.num_train_examples(), cfg.batch_size, shuffle=True, seed=cfg.seed)
         total_steps = max(1, cfg.epochs * math.ceil(len(loader) / max(1, acc.num_processes)))
 

@@ -1,0 +1,90 @@
+"""Joint vs two-stage training in one comparison: same data, seeds, epochs and stage-one tokenizer.
+
+    python tools/compare_joint.py --config recipes/configs/beauty_cpu.yaml --seeds 42 43 44 \\
+        --ablation-seeds 42 --out results/beauty_joint.json
+
+Variants (each a normal `train_seq.py` run under runs/<name>_<variant>/, so each resumes on its own):
+  two_stage          TIGER: tokenizer, then the recommender on fixed codes (code-token encoder input)
+  joint              unified [ID ‖ quantized] input, alternating schedule, code refresh, final fine-tune
+  unified_frozen     unified input, tokenizer never trained further (separates representation from joint training)
+  joint_no_id        ablation: no ID embedding
+  joint_euclidean    ablation: Euclidean distance at every level
+  joint_simultaneous ablation: no alternating schedule (both parts learn every epoch)
+`metrics` holds the joint run and `baseline_metrics` the two-stage run (means over --seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from genrec.config import load_config, to_dict
+from genrec.joint import table_sizes
+from genrec.pipeline import SeqRunConfig, hardware, run
+
+VARIANTS = {
+    "two_stage": ["mode=two_stage"],
+    "joint": ["mode=joint"],
+    "unified_frozen": ["mode=joint", "joint.cycles=0"],
+    "joint_no_id": ["mode=joint", "joint.id_dim=0"],
+    "joint_euclidean": ["mode=joint", "tokenizer.distances=euclidean"],
+    "joint_simultaneous": ["mode=joint", "joint.schedule=simultaneous"],
+}
+MAIN = ("two_stage", "joint")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="recipes/configs/beauty_cpu.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[42])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--out", default="results/beauty_joint.json")
+    parser.add_argument("overrides", nargs="*", help="applied to every variant, e.g. train.epochs=4")
+    args = parser.parse_args()
+
+    base = load_config(SeqRunConfig, args.config, args.overrides)
+    results = {}
+    for variant in args.variants:
+        seeds = args.seeds if variant in MAIN else args.ablation_seeds
+        if not seeds:
+            continue
+        cfg = load_config(SeqRunConfig, args.config, [*args.overrides, *VARIANTS[variant], f"name={base.name}_{variant}",
+                                                      f"seeds={seeds}", f"results_dir={base.output_dir}/{base.name}_compare"])
+        out = run(cfg, command=f"python tools/compare_joint.py {' '.join(sys.argv[1:])}  # variant {variant}")
+        results[variant] = {"seeds": seeds, "metrics": out["metrics"], "metrics_std": out["metrics_std"],
+                            "per_seed": [{k: r[k] for k in ("seed", "test", "best_epoch", "train_seconds", "fit_seconds")}
+                                         | {"history": r["history"]} for r in out["per_seed"]]}
+
+    tok, model = base.tokenizer, base.model
+    from genrec.data import load_dataset
+
+    num_items = load_dataset(base.data.dataset).num_items
+    summary = {
+        "name": Path(args.out).stem,
+        "command": "python tools/compare_joint.py " + " ".join(sys.argv[1:]),
+        "hardware": hardware(),
+        "config": to_dict(base),
+        "seeds": args.seeds,
+        "ablation_seeds": args.ablation_seeds,
+        "variants": results,
+        "table_sizes": table_sizes(num_items, base.joint.id_dim, tok.codebook_size, tok.num_levels, tok.latent_dim, model.d_model),
+    }
+    if all(v in results for v in MAIN):
+        summary["metrics"] = results["joint"]["metrics"]
+        summary["metrics_std"] = results["joint"]["metrics_std"]
+        summary["baseline_metrics"] = results["two_stage"]["metrics"]
+        summary["baseline_metrics_std"] = results["two_stage"]["metrics_std"]
+        summary["relative_gain"] = {k: summary["metrics"][k] / summary["baseline_metrics"][k] - 1
+                                    for k in ("recall@5", "recall@10", "ndcg@5", "ndcg@10") if summary["baseline_metrics"][k]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=1, default=float))
+    for variant, r in results.items():
+        print(f"{variant:20s} " + " ".join(f"{k}={v:.4f}±{r['metrics_std'][k]:.4f}" for k, v in r["metrics"].items()
+                                          if k.startswith(("recall", "ndcg"))))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
