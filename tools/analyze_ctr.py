@@ -1,0 +1,151 @@
+"""Diagnostics of the CTR path's semantic representations, from a finished `train_ctr.py` run.
+
+    python tools/analyze_ctr.py --results results/ctr_beauty.json
+
+For every representation in the run (RQ-VAE, ME, MoC at each scale) it reports:
+* NMI of each code field against the item category (the first level below the root of the category
+  path where the data has one, else the first S3-Rec attribute id), and of the whole code tuple;
+* the singular spectrum of the trained item representation (from the run's per-fit records);
+* a field-by-field dependence heatmap (pairwise NMI: codes are categorical, so Pearson on code
+  indices would be meaningless).
+Writes <results stem>_analysis.json and PNG plots under results/plots/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import normalized_mutual_info_score
+
+from genrec.data import load_dataset
+
+
+def category_labels(data) -> tuple[list, str]:
+    cats = data.catalog.text.get("categories")
+    if cats:
+        return [c.split(" > ")[1] if c.count(" > ") >= 1 else c for c in cats], "category path, level 2"
+    attributes = data.catalog.extra.get("attributes")
+    if attributes:
+        return [a[0] if a else -1 for a in attributes], "first S3-Rec attribute id"
+    raise SystemExit(f"dataset {data.name!r} has neither category paths nor attributes to compare codes with")
+
+
+def representation_codes(run_dir: Path, representation: str, scale: int, base_levels: int) -> np.ndarray | None:
+    kind, n, copies = {"rq": ("residual", base_levels * scale, 1), "me": ("residual", base_levels, scale),
+                       "moc": ("parallel", base_levels * scale, 1)}[representation]
+    path = run_dir / "tokenizers" / f"{kind}_{n}" / "codes.npy"
+    return np.tile(np.load(path), (1, copies)) if path.exists() else None
+
+
+def tuple_ids(codes: np.ndarray) -> np.ndarray:
+    return np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="results/ctr_beauty.json")
+    args = parser.parse_args()
+    result = json.loads(Path(args.results).read_text())
+    cfg = result["config"]
+    run_dir = Path(cfg["output_dir"]) / cfg["name"]
+    data = load_dataset(cfg["data"]["dataset"])
+    labels, label_kind = category_labels(data)
+
+    analysis: dict = {"results": args.results, "labels": label_kind, "representations": {}}
+    heatmaps = {}
+    for representation in [r for r in cfg["grid"]["representations"] if r != "id"]:
+        for scale in cfg["grid"]["scales"]:
+            codes = representation_codes(run_dir, representation, scale, cfg["base_levels"])
+            if codes is None:
+                continue
+            per_field = [float(normalized_mutual_info_score(labels, codes[:, f])) for f in range(codes.shape[1])]
+            key = f"{representation}_x{scale}"
+            analysis["representations"][key] = {
+                "fields": codes.shape[1], "nmi_per_field": per_field, "nmi_mean": float(np.mean(per_field)),
+                "nmi_tuple": float(normalized_mutual_info_score(labels, tuple_ids(codes))),
+                "unique_tuples": float(len(np.unique(codes, axis=0)) / len(codes)),
+            }
+            if scale == max(cfg["grid"]["scales"]):
+                k = min(codes.shape[1], 12)
+                heatmaps[key] = np.array([[normalized_mutual_info_score(codes[:, i], codes[:, j]) for j in range(k)]
+                                          for i in range(k)])
+    spectra = {}
+    for row in result["rows"]:
+        if not row["fusion"]:
+            name = f"{row['backbone']}_{row['representation']}_x{row['scale']}"
+            spectra[name] = {"effective_rank": row["effective_rank"], "spectrum": row["per_seed"][0]["spectrum"]}
+    analysis["spectra"] = spectra
+    analysis["field_dependence_nmi"] = {k: v.round(4).tolist() for k, v in heatmaps.items()}
+
+    out = Path(args.results).with_name(Path(args.results).stem + "_analysis.json")
+    out.write_text(json.dumps(analysis, indent=1))
+    plot(analysis, heatmaps, spectra, Path(args.results).parent / "plots", Path(args.results).stem)
+    print(markdown_table(result))
+    for key, r in analysis["representations"].items():
+        print(f"{key:10s} fields={r['fields']:2d} NMI mean={r['nmi_mean']:.4f} tuple={r['nmi_tuple']:.4f} unique={r['unique_tuples']:.4f}")
+    print(f"wrote {out}")
+
+
+def markdown_table(result: dict) -> str:
+    """Test AUC (mean ± std over seeds) per backbone and representation x scale, fusion off | on."""
+    cells = {(r["backbone"], r["representation"], r["scale"], r["fusion"]): r for r in result["rows"]}
+    scales = sorted({r["scale"] for r in result["rows"]})
+    lines = ["| backbone | representation | " + " | ".join(f"{s}x off / on" for s in scales) + " |",
+             "|---|---|" + "---|" * len(scales)]
+    for backbone in dict.fromkeys(r["backbone"] for r in result["rows"]):
+        for rep in dict.fromkeys(r["representation"] for r in result["rows"]):
+            parts = []
+            for scale in scales:
+                pair = [cells.get((backbone, rep, scale, fusion)) for fusion in (False, True)]
+                parts.append(" / ".join(f"{c['auc']:.4f}±{c['auc_std']:.4f}" if c else "–" for c in pair))
+            lines.append(f"| {backbone} | {rep} | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+def plot(analysis: dict, heatmaps: dict, spectra: dict, out_dir: Path, stem: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if heatmaps:
+        fig, axes = plt.subplots(1, len(heatmaps), figsize=(4.2 * len(heatmaps), 3.8), squeeze=False)
+        for ax, (name, m) in zip(axes[0], heatmaps.items()):
+            im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+            ax.set_title(f"{name}: field-pair NMI")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{stem}_field_dependence.png", dpi=90)
+        plt.close(fig)
+    if spectra:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, s in sorted(spectra.items()):
+            ax.semilogy(np.arange(1, len(s["spectrum"]) + 1), s["spectrum"], label=f"{name} (erank {s['effective_rank']:.1f})")
+        ax.set_xlabel("singular value index")
+        ax.set_ylabel("normalised singular value")
+        ax.set_title("trained item representation (ID + code embeddings)")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{stem}_spectrum.png", dpi=90)
+        plt.close(fig)
+    reps = analysis["representations"]
+    if reps:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for rep in ("rq", "me", "moc"):
+            keys = [k for k in reps if k.startswith(rep + "_x")]
+            if keys:
+                scales = [int(k.split("_x")[1]) for k in keys]
+                ax.plot(scales, [reps[k]["nmi_tuple"] for k in keys], marker="o", label=rep)
+        ax.set_xlabel("scaling factor")
+        ax.set_ylabel(f"NMI(code tuple, {analysis['labels']})")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{stem}_nmi.png", dpi=90)
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
