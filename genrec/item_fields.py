@@ -12,6 +12,8 @@ So `rq`, `me` and `moc` spend exactly the same number of fields and embedding ro
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -19,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from genrec.config import to_dict
 from genrec.data.schema import Catalog
 from genrec.quantize import TokenizerConfig, fit_tokenizer
 
@@ -30,6 +33,11 @@ class ItemFields:
     names: list[str]
     values: np.ndarray  # [items, fields] int64, each column < its vocab size
     vocab_sizes: list[int]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps([self.names, self.vocab_sizes]).encode())
+        h.update(np.ascontiguousarray(self.values).tobytes())
+        return h.hexdigest()[:16]
 
     def __add__(self, other: "ItemFields") -> "ItemFields":
         return ItemFields(self.names + other.names, np.concatenate([self.values, other.values], axis=1),
@@ -61,6 +69,12 @@ def code_fields(codes: np.ndarray, codebook_size: int, prefix: str, copies: int 
     return ItemFields(names, np.tile(codes, (1, copies)), [codebook_size] * codes.shape[1] * copies)
 
 
+def code_folder(tokenizer_config: dict) -> str:
+    """`<kind>_<levels>_<hash of the whole tokenizer config>`: where a tokenizer's codes are cached."""
+    key = hashlib.sha256(json.dumps(tokenizer_config, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{tokenizer_config['kind']}_{tokenizer_config['num_levels']}_{key}"
+
+
 CodeSource = Callable[[str, int], np.ndarray]  # (tokenizer kind, number of code fields) -> codes [items, n]
 
 
@@ -70,10 +84,10 @@ def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerConfig, cache: str | P
     x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
 
     def codes(kind: str, n: int) -> np.ndarray:
-        path = Path(cache) / f"{kind}_{n}" / "codes.npy"
+        tok_cfg = replace(cfg, kind=kind, num_levels=n)
+        path = Path(cache) / code_folder(to_dict(tok_cfg)) / "codes.npy"  # a changed config never reuses old codes
         if path.exists():
             return np.load(path)
-        tok_cfg = replace(cfg, kind=kind, num_levels=n)
         tokenizer, _, _ = fit_tokenizer(x, tok_cfg, path.parent)
         out = tokenizer.codes(x).numpy()
         np.save(path, out)

@@ -13,6 +13,7 @@ Writes <results stem>_analysis.json and PNG plots under results/plots/.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from genrec.data import load_dataset
+from genrec.item_fields import code_folder
 
 
 def category_labels(data) -> tuple[list, str]:
@@ -32,10 +34,14 @@ def category_labels(data) -> tuple[list, str]:
     raise SystemExit(f"dataset {data.name!r} has neither category paths nor attributes to compare codes with")
 
 
-def representation_codes(run_dir: Path, representation: str, scale: int, base_levels: int) -> np.ndarray | None:
-    kind, n, copies = {"rq": ("residual", base_levels * scale, 1), "me": ("residual", base_levels, scale),
-                       "moc": ("parallel", base_levels * scale, 1)}[representation]
-    path = run_dir / "tokenizers" / f"{kind}_{n}" / "codes.npy"
+def representation_codes(run_dir: Path, cfg: dict, representation: str, scale: int) -> np.ndarray | None:
+    base = cfg["base_levels"]
+    kind, n, copies = {"rq": ("residual", base * scale, 1), "me": ("residual", base, scale),
+                       "moc": ("parallel", base * scale, 1)}[representation]
+    tokenizer = copy.deepcopy(cfg["tokenizer"])
+    tokenizer.update(kind=kind, num_levels=n)
+    tokenizer["train"]["seed"] = cfg["tokenizer_seed"]  # as run_ctr trains it
+    path = run_dir / "tokenizers" / code_folder(tokenizer) / "codes.npy"
     return np.tile(np.load(path), (1, copies)) if path.exists() else None
 
 
@@ -57,7 +63,7 @@ def main() -> None:
     heatmaps = {}
     for representation in [r for r in cfg["grid"]["representations"] if r != "id"]:
         for scale in cfg["grid"]["scales"]:
-            codes = representation_codes(run_dir, representation, scale, cfg["base_levels"])
+            codes = representation_codes(run_dir, cfg, representation, scale)
             if codes is None:
                 continue
             per_field = [float(normalized_mutual_info_score(labels, codes[:, f])) for f in range(codes.shape[1])]

@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = load_config(SeqRunConfig, args.config, args.overrides)
-    results = {}
+    results: dict = {}
     for variant in args.variants:
         seeds = args.seeds if variant in MAIN else args.ablation_seeds
         if not seeds:
@@ -53,13 +53,22 @@ def main() -> None:
         cfg = load_config(SeqRunConfig, args.config, [*args.overrides, *VARIANTS[variant], f"name={base.name}_{variant}",
                                                       f"seeds={seeds}", f"results_dir={base.output_dir}/{base.name}_compare"])
         out = run(cfg, command=f"python tools/compare_joint.py {' '.join(sys.argv[1:])}  # variant {variant}")
-        results[variant] = {"seeds": seeds, "metrics": out["metrics"], "metrics_std": out["metrics_std"],
-                            "per_seed": [{k: r[k] for k in ("seed", "test", "best_epoch", "train_seconds", "fit_seconds")}
-                                         | {"history": r["history"]} for r in out["per_seed"]]}
+        results[variant] = {"seeds": seeds, "wall_seconds": out["wall_seconds"], "metrics": out["metrics"],
+                            "metrics_std": out["metrics_std"],
+                            "per_seed": [{k: r[k] for k in ("seed", "test", "best_epoch", "train_seconds", "fit_seconds",
+                                                            "train_sequences_per_second", "history")}
+                                         for r in out["per_seed"]]}
+        write_summary(args, base, results)  # after every variant, so an interrupted comparison keeps what finished
+    for variant, r in results.items():
+        print(f"{variant:20s} " + " ".join(f"{k}={v:.4f}±{r['metrics_std'][k]:.4f}" for k, v in r["metrics"].items()
+                                          if k.startswith(("recall", "ndcg"))))
+    print(f"wrote {args.out}")
 
-    tok, model = base.tokenizer, base.model
+
+def write_summary(args: argparse.Namespace, base: SeqRunConfig, results: dict) -> None:
     from genrec.data import load_dataset
 
+    tok, model = base.tokenizer, base.model
     num_items = load_dataset(base.data.dataset).num_items
     summary = {
         "name": Path(args.out).stem,
@@ -69,7 +78,8 @@ def main() -> None:
         "seeds": args.seeds,
         "ablation_seeds": args.ablation_seeds,
         "variants": results,
-        "table_sizes": table_sizes(num_items, base.joint.id_dim, tok.codebook_size, tok.num_levels, tok.latent_dim, model.d_model),
+        "table_sizes": table_sizes(num_items, base.joint.id_dim, tok.codebook_size, tok.num_levels, tok.latent_dim,
+                                   model.d_model),
     }
     if all(v in results for v in MAIN):
         summary["metrics"] = results["joint"]["metrics"]
@@ -80,10 +90,6 @@ def main() -> None:
                                     for k in ("recall@5", "recall@10", "ndcg@5", "ndcg@10") if summary["baseline_metrics"][k]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=1, default=float))
-    for variant, r in results.items():
-        print(f"{variant:20s} " + " ".join(f"{k}={v:.4f}±{r['metrics_std'][k]:.4f}" for k, v in r["metrics"].items()
-                                          if k.startswith(("recall", "ndcg"))))
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
