@@ -39,7 +39,9 @@ class CtrGrid:
     fusion: list[bool] = field(default_factory=lambda: [False, True])
 
     def cells(self) -> list[tuple[str, str, int, bool]]:
-        return list(itertools.product(self.backbones, self.representations, self.scales, self.fusion))
+        """Every combination, except ME at 1x: one table per code is exactly the RQ-VAE 1x model."""
+        return [c for c in itertools.product(self.backbones, self.representations, self.scales, self.fusion)
+                if not (c[1] == "me" and c[2] == 1 and "rq" in self.representations)]
 
 
 def _ctr_train() -> TrainConfig:

@@ -70,6 +70,13 @@ def test_attribute_file_with_unknown_item_names_it(tmp_path, beauty_slice):
         load_item_attributes(tmp_path / "attrs.json", data.catalog)
 
 
+def test_grid_skips_me_at_1x_which_is_rq_at_1x():
+    from genrec.ctr import CtrGrid
+
+    cells = CtrGrid(backbones=["deepfm"], representations=["id", "rq", "me"], scales=[1, 2], fusion=[False]).cells()
+    assert ("deepfm", "me", 1, False) not in cells and ("deepfm", "me", 2, False) in cells and len(cells) == 5
+
+
 def test_representations_spend_the_same_fields_per_scale():
     rng = np.random.default_rng(0)
     calls = []
