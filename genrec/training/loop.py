@@ -77,7 +77,9 @@ def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, pre
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
     accelerator = Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None)
-    if accelerator.device.type == "cpu" and "OMP_NUM_THREADS" in os.environ:
+    if accelerator.device.type == "cpu" and os.environ.get("GENREC_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["GENREC_NUM_THREADS"]))  # e.g. 1 per job when jobs share a machine
+    elif accelerator.device.type == "cpu" and "OMP_NUM_THREADS" in os.environ:
         # `accelerate launch` pins CPU runs to one thread per process; share the cores instead
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
     return accelerator
