@@ -105,6 +105,9 @@ def markdown_table(result: dict) -> str:
             parts = []
             for scale in scales:
                 pair = [cells.get((backbone, rep, scale, fusion)) for fusion in (False, True)]
+                if rep == "me" and scale == 1 and not any(pair):
+                    parts.append("= rq at 1x")
+                    continue
                 parts.append(" / ".join(f"{c['auc']:.4f}±{c['auc_std']:.4f}" if c else "–" for c in pair))
             lines.append(f"| {backbone} | {rep} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
