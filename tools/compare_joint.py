@@ -10,6 +10,7 @@ Variants (each a normal `train_seq.py` run under runs/<name>_<variant>/, so each
   joint_no_id        ablation: no ID embedding
   joint_euclidean    ablation: Euclidean distance at every level
   joint_simultaneous ablation: no alternating schedule (both parts learn every epoch)
+  joint_slow_tokenizer  the tokenizer at 1/1000 of the recommender's learning rate (less code churn)
 `metrics` holds the joint run and `baseline_metrics` the two-stage run (means over --seeds).
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ VARIANTS = {
     "joint_no_id": ["mode=joint", "joint.id_dim=0"],
     "joint_euclidean": ["mode=joint", "tokenizer.distances=euclidean"],
     "joint_simultaneous": ["mode=joint", "joint.schedule=simultaneous"],
+    "joint_slow_tokenizer": ["mode=joint", "joint.tok_lr_scale=0.001"],
 }
 MAIN = ("two_stage", "joint")
 
