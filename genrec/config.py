@@ -4,7 +4,9 @@ Unknown keys are errors (a typo in a config must never be silently ignored).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
 import typing
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
@@ -93,3 +95,14 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def recipe_cli(cls: type[T], doc: str | None, script: str, default_config: str | Path | None = None) -> tuple[T, str]:
+    """The command line every training recipe shares: `--config FILE` then `key=value` overrides.
+    Returns the config and the command to record in results."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help=f"YAML config (default: {default_config or 'the dataclass defaults'})")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=5 seeds=[1,2,3]")
+    args = parser.parse_args()
+    cfg = load_config(cls, args.config or default_config, args.overrides)
+    return cfg, f"accelerate launch {script} " + " ".join(sys.argv[1:])

@@ -7,20 +7,13 @@ Writes results/<name>.json with one entry per model.
 """
 from __future__ import annotations
 
-import argparse
-import sys
-
 from genrec.baselines import BaselineRunConfig, run_baselines
-from genrec.config import load_config
+from genrec.config import recipe_cli
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
-    cfg = load_config(BaselineRunConfig, args.config, args.overrides)
-    run_baselines(cfg, command="accelerate launch recipes/train_baseline.py " + " ".join(sys.argv[1:]))
+    cfg, command = recipe_cli(BaselineRunConfig, __doc__, "recipes/train_baseline.py")
+    run_baselines(cfg, command=command)
 
 
 if __name__ == "__main__":

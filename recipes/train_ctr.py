@@ -9,20 +9,13 @@ of test AUC and logloss over the seeds. Finished fits are kept under runs/<name>
 """
 from __future__ import annotations
 
-import argparse
-import sys
-
-from genrec.config import load_config
+from genrec.config import recipe_cli
 from genrec.ctr import CtrRunConfig, run_ctr
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
-    cfg = load_config(CtrRunConfig, args.config, args.overrides)
-    run_ctr(cfg, command="accelerate launch recipes/train_ctr.py " + " ".join(sys.argv[1:]))
+    cfg, command = recipe_cli(CtrRunConfig, __doc__, "recipes/train_ctr.py")
+    run_ctr(cfg, command=command)
 
 
 if __name__ == "__main__":

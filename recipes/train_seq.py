@@ -9,26 +9,20 @@ and an interrupted run resumes from there.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-from genrec.config import load_config
+from genrec.config import recipe_cli
 from genrec.pipeline import SeqRunConfig, run
 
 CONFIGS = Path(__file__).parent / "configs"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None, help="YAML config (default: beauty_gpu.yaml with CUDA, else beauty_cpu.yaml)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=5 seeds=[1,2,3]")
-    args = parser.parse_args()
-    path = args.config or CONFIGS / ("beauty_gpu.yaml" if torch.cuda.is_available() else "beauty_cpu.yaml")
-    cfg = load_config(SeqRunConfig, path, args.overrides)
-    run(cfg, command="accelerate launch recipes/train_seq.py " + " ".join(sys.argv[1:]))
+    default = CONFIGS / ("beauty_gpu.yaml" if torch.cuda.is_available() else "beauty_cpu.yaml")
+    cfg, command = recipe_cli(SeqRunConfig, __doc__, "recipes/train_seq.py", default)
+    run(cfg, command=command)
 
 
 if __name__ == "__main__":
