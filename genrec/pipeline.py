@@ -36,16 +36,19 @@ class SeqRunConfig:
     results_dir: str = "results"
     seeds: list[int] = field(default_factory=lambda: [42])
     tokenizer_path: str = ""  # a saved semantic-ID table folder; empty = train one per seed
-    mode: str = "two_stage"  # two_stage (TIGER: tokenizer, then recommender on fixed codes) | joint
+    # two_stage: TIGER (tokenizer, then a recommender over code tokens on fixed codes);
+    # unified: history items enter as [ID embedding ‖ quantized vector], the stage-one tokenizer stays fixed;
+    # joint: the unified input, and the tokenizer keeps learning from the recommendation loss (`joint` section)
+    mode: str = "two_stage"
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    joint: JointConfig = field(default_factory=JointConfig)  # used when mode=joint
+    joint: JointConfig = field(default_factory=JointConfig)  # used when mode is unified or joint
 
 
-MODES = ("two_stage", "joint")
+MODES = ("two_stage", "unified", "joint")
 
 
 def hardware() -> str:
@@ -81,7 +84,7 @@ def run_seed(cfg: SeqRunConfig, seed: int, data, splits, embeddings, accelerator
     torch.manual_seed(seed)
     if cfg.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
-    if cfg.mode == "joint":
+    if cfg.mode in ("unified", "joint"):
         return run_joint_seed(cfg, seed, splits, embeddings, accelerator, run_dir)
     if cfg.tokenizer_path:
         table = SemanticIdTable.load(cfg.tokenizer_path)
@@ -107,17 +110,18 @@ def run_joint_seed(cfg: SeqRunConfig, seed: int, splits, embeddings, accelerator
 
     tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
     tokenizer = pretrained_tokenizer(tok_cfg, embeddings, run_dir, accelerator)
-    task = JointTask(splits, tokenizer, torch.as_tensor(embeddings), tok_cfg, cfg.model, cfg.joint, cfg.decode, seed,
+    joint = cfg.joint if cfg.mode == "joint" else replace(cfg.joint, cycles=0)  # unified: never a tokenizer epoch
+    task = JointTask(splits, tokenizer, torch.as_tensor(embeddings), tok_cfg, cfg.model, joint, cfg.decode, seed,
                      cfg.train.epochs)
     if accelerator.is_main_process:
-        print(f"[genrec] seed {seed}: joint training, epochs {' '.join(task.phases)}", flush=True)
+        print(f"[genrec] seed {seed}: {cfg.mode} item input, epochs {' '.join(task.phases)}", flush=True)
     fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
     model = fit.pop("model")
     test = task.evaluate(model, "test", accelerator)
     if accelerator.is_main_process:
         print(f"[genrec] seed {seed} test: {format_metrics(test)}", flush=True)
         save_config(cfg, run_dir / "run_config.yaml")  # best_model.pt holds the weights with their codes
-    return {"seed": seed, "test": test, "mode": "joint", **fit}
+    return {"seed": seed, "test": test, "mode": cfg.mode, **fit}
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:

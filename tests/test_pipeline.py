@@ -46,3 +46,18 @@ def test_train_evaluate_resume_and_recommend(tmp_path, beauty_slice):
     assert merged["seeds"] == [42, 42]
     assert merged["metrics_std"]["recall@10"] == pytest.approx(
         np.std([result["metrics"]["recall@10"], resumed["metrics"]["recall@10"]]))
+
+
+def test_lr_factor_warms_up_then_anneals_by_steps_or_by_time_budget():
+    from genrec.training.loop import lr_factor
+
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10) == pytest.approx(0.5)  # half-way through the cosine
+    assert lr_factor(100, 100, 10) == pytest.approx(0.0)
+    # a time budget half used at step 10 puts the cosine half-way, and a spent budget gives zero
+    assert lr_factor(10, 100, 10, budget_used=0.5) == pytest.approx(0.5)
+    assert lr_factor(10, 100, 10, budget_used=1.5) == pytest.approx(0.0)
+    # the step fraction still wins when it is ahead of the clock
+    assert lr_factor(55, 100, 10, budget_used=0.1) == pytest.approx(0.5)

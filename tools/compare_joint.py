@@ -27,7 +27,7 @@ from genrec.pipeline import SeqRunConfig, hardware, run
 VARIANTS = {
     "two_stage": ["mode=two_stage"],
     "joint": ["mode=joint"],
-    "unified_frozen": ["mode=joint", "joint.cycles=0"],
+    "unified_frozen": ["mode=unified"],
     "joint_no_id": ["mode=joint", "joint.id_dim=0"],
     "joint_euclidean": ["mode=joint", "tokenizer.distances=euclidean"],
     "joint_simultaneous": ["mode=joint", "joint.schedule=simultaneous"],

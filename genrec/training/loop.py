@@ -36,7 +36,9 @@ class TrainConfig:
     progress: bool = True
     resume: bool = True
     checkpoint_every: int = 1  # epochs between resumable `last/` states; 0 = never
-    max_minutes: float = 0.0  # wall-clock budget for training; stops after the epoch that crosses it
+    # wall-clock budget for training: stops after the epoch that crosses it, and the cosine schedule ends there
+    # (its progress is the larger of steps/total steps and time/budget), so a cut run still anneals its LR
+    max_minutes: float = 0.0
     seed: int = 42
 
 
@@ -63,6 +65,7 @@ class _LoopState:
 
     def __init__(self) -> None:
         self.epoch, self.best, self.best_epoch, self.bad_evals, self.history = 0, -math.inf, -1, 0, []
+        self.elapsed = 0.0  # wall seconds spent in earlier segments of a resumed run (the time budget spans them)
 
     def state_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -112,6 +115,15 @@ def index_loader(n: int, batch_size: int, shuffle: bool, seed: int) -> DataLoade
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
 
+def lr_factor(step: int, total_steps: int, warmup_steps: int, budget_used: float = 0.0) -> float:
+    """Linear warm-up, then cosine to zero. Progress is the larger of the step fraction and the share of
+    the wall-clock budget used, so a run cut by `max_minutes` has annealed by the time it stops."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = max((step - warmup_steps) / max(1, total_steps - warmup_steps), budget_used)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 class Trainer:
     """Each Trainer owns a fresh Accelerator, so the objects one fit registers for checkpointing
     (model, optimizer, loop state) never leak into another fit's saved or resumed state."""
@@ -146,16 +158,18 @@ class Trainer:
         optimizer = self._optimizer(model, task)
         loader = index_loader(task.num_train_examples(), cfg.batch_size, shuffle=True, seed=cfg.seed)
         total_steps = max(1, cfg.epochs * math.ceil(len(loader) / max(1, acc.num_processes)))
+        state = _LoopState()
+        start = time.perf_counter()
+
+        def elapsed() -> float:
+            return state.elapsed + time.perf_counter() - start
 
         def schedule(step: int) -> float:
-            if step < cfg.warmup_steps:
-                return (step + 1) / cfg.warmup_steps
-            progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+            budget_used = elapsed() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
+            return lr_factor(step, total_steps, cfg.warmup_steps, budget_used)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
-        state = _LoopState()
         acc.register_for_checkpointing(state)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         last_dir, best_path = self.output_dir / "last", self.output_dir / "best_model.pt"
@@ -166,7 +180,6 @@ class Trainer:
 
         from tqdm.auto import tqdm
 
-        start = time.perf_counter()
         seen, train_seconds = 0, 0.0  # train_seconds excludes validation, for a clean throughput figure
         while state.epoch < cfg.epochs:
             model.train()
@@ -212,19 +225,20 @@ class Trainer:
                 else:
                     state.bad_evals += 1
             state.history.append(record)
-            elapsed = time.perf_counter() - start
             if evaluated:
                 self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
                          + f" ({seen / max(train_seconds, 1e-9):.0f} train seq/s)")
             if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
                 acc.wait_for_everyone()
+                spent, state.elapsed = state.elapsed, elapsed()  # saved with the state; restored right after
                 acc.save_state(str(last_dir))
+                state.elapsed = spent
                 if acc.is_main_process:
                     (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch}))
             if cfg.patience and state.bad_evals >= cfg.patience:
                 self.log(f"early stop: no {cfg.monitor} gain for {cfg.patience} evaluations")
                 break
-            if cfg.max_minutes and elapsed > 60 * cfg.max_minutes:
+            if cfg.max_minutes and elapsed() > 60 * cfg.max_minutes:
                 self.log(f"time budget of {cfg.max_minutes} min reached after epoch {state.epoch}")
                 break
         acc.wait_for_everyone()
