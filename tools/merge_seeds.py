@@ -15,9 +15,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+")
     parser.add_argument("-o", "--out", required=True)
+    parser.add_argument("--command", default="", help="the command that produced the seeds (e.g. a launcher script)")
     args = parser.parse_args()
     merged = merge_seed_results([json.loads(Path(f).read_text()) for f in args.files])
     merged["name"] = Path(args.out).stem
+    if args.command:
+        merged["command"] = args.command
     Path(args.out).write_text(json.dumps(merged, indent=1))
     m, s = merged["metrics"], merged["metrics_std"]
     print(f"{args.out}: seeds {merged['seeds']}: " + " ".join(f"{k}={m[k]:.4f}±{s[k]:.4f}" for k in m))

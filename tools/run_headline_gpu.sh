@@ -20,5 +20,6 @@ for ds in $datasets; do
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
   grep -h "test:" "$results"/logs/${ds}_seq_s*.log || true
-  python tools/merge_seeds.py runs/seed_results/${ds}_seq_s{1,2,3}.json -o "$results/${ds}_seq.json"
+  python tools/merge_seeds.py runs/seed_results/${ds}_seq_s{1,2,3}.json -o "$results/${ds}_seq.json" \
+    --command "bash tools/run_headline_gpu.sh $ds"
 done
