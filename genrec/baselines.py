@@ -9,18 +9,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from genrec.config import save_config
 from genrec.data import item_embeddings, popularity
 from genrec.models.sasrec import SasRecConfig, UnifiedItemEmbedding
-from genrec.pipeline import DataConfig, format_metrics, load_data, run_record, semantic_table, summarize, write_result
+from genrec.pipeline import (DataConfig, format_metrics, load_data, pretrained_tokenizer, run_record, semantic_table,
+                             summarize, write_result)
 from genrec.quantize import TokenizerConfig
 from genrec.tasks import SasRecTask, popularity_metrics
 from genrec.training.loop import TrainConfig, Trainer, make_accelerator
 
 
 MODELS = ("sasrec_id", "sasrec_unified")
+
+
+@dataclass
+class UnifiedConfig:
+    """sasrec_unified: `[ID(tokenizer.id_dim) ‖ quantized semantic vector]` items."""
+    train_tokenizer: bool = True  # the paper's setting: the tokenizer learns with the model (+ its RQ-VAE losses)
+    rq_weight: float = 1.0
+    tokenizer_lr_scale: float = 1.0  # the tokenizer's learning rate as a fraction of train.lr
 
 
 def _sasrec_train() -> TrainConfig:
@@ -39,7 +49,37 @@ class BaselineRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SasRecConfig = field(default_factory=SasRecConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # for sasrec_unified
+    unified: UnifiedConfig = field(default_factory=UnifiedConfig)
     train: TrainConfig = field(default_factory=_sasrec_train)
+
+
+def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run_dir: Path, accelerator) -> UnifiedItemEmbedding:
+    """The stage-one tokenizer of this seed (the same fit the generative path uses), then either kept
+    inside the model to train on (the paper's end-to-end setting) or frozen into a semantic table."""
+    tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
+    if cfg.unified.train_tokenizer:
+        tokenizer = pretrained_tokenizer(tok_cfg, embeddings, run_dir, accelerator)
+        return UnifiedItemEmbedding(tok_cfg.id_dim, cfg.sasrec.d_model, tokenizer=tokenizer,
+                                    item_text=torch.as_tensor(embeddings), rq_weight=cfg.unified.rq_weight)
+    table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
+    return UnifiedItemEmbedding(table.meta.id_dim, cfg.sasrec.d_model, semantic=table.semantic)
+
+
+def merge_baseline_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine baseline result files of one dataset (e.g. one per model and seed, trained side by side)."""
+    merged = dict(results[0])
+    per_model: dict[str, list[dict[str, Any]]] = {}
+    for res in results:
+        for name, entry in res["models"].items():
+            if name != "popularity":
+                per_model.setdefault(name, []).extend(entry["per_seed"])
+    models = {"popularity": results[0]["models"]["popularity"]}
+    for name, per_seed in per_model.items():
+        mean, std = summarize(per_seed)
+        models[name] = {"metrics": mean, "metrics_std": std, "per_seed": per_seed}
+    merged.update(models=models, seeds=sorted({r["seed"] for rows in per_model.values() for r in rows}),
+                  wall_seconds=max(r["wall_seconds"] for r in results), commands=[r["command"] for r in results])
+    return merged
 
 
 def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[str, Any]:
@@ -57,12 +97,8 @@ def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[st
         for seed in cfg.seeds:
             run_dir = Path(cfg.output_dir) / cfg.name / f"{model_name}_seed_{seed}"
             torch.manual_seed(seed)
-            unified = None
-            if model_name == "sasrec_unified":
-                tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
-                table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
-                unified = UnifiedItemEmbedding(table.semantic, table.meta.id_dim, sasrec_cfg.d_model)
-            task = SasRecTask(splits, data.num_items, sasrec_cfg, cfg.eval_batch_size, unified)
+            unified = unified_items(cfg, embeddings, seed, run_dir, accelerator) if model_name == "sasrec_unified" else None
+            task = SasRecTask(splits, data.num_items, sasrec_cfg, cfg.eval_batch_size, unified, cfg.unified.tokenizer_lr_scale)
             fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
             test = task.evaluate(fit.pop("model"), "test", accelerator)
             if accelerator.is_main_process:

@@ -112,9 +112,10 @@ class SasRecTask:
     and full-ranking evaluation from scores (non-finite scores raise)."""
 
     def __init__(self, splits: LeaveOneOut, num_items: int, cfg: SasRecConfig, eval_batch_size: int = 1024,
-                 unified: UnifiedItemEmbedding | None = None):
+                 unified: UnifiedItemEmbedding | None = None, tokenizer_lr_scale: float = 1.0):
         self.model = SasRec(num_items, cfg, unified)
         self.eval_batch_size = eval_batch_size
+        self.tokenizer_lr_scale = tokenizer_lr_scale
         self.data = {name: _tensors(getattr(splits, name)) for name in ("train", "valid", "test")}
 
     def num_train_examples(self) -> int:
@@ -127,8 +128,13 @@ class SasRecTask:
         indices = indices.to(device)
         return {"history": d["history"][indices], "target": d["target"][indices]}
 
+    def lr_scale(self, name: str) -> float:
+        return self.tokenizer_lr_scale if ".tokenizer." in f".{name}" else 1.0
+
     def loss(self, model, batch):
-        return F.cross_entropy(model(batch["history"]).float(), batch["target"]), {}
+        rec = F.cross_entropy(model(batch["history"]).float(), batch["target"])
+        aux = getattr(model, "module", model).aux_loss()  # RQ-VAE losses when the item tokenizer trains jointly
+        return rec + aux.to(rec.device), {"rec": rec.detach(), "rq": aux.detach()}
 
     def on_epoch_end(self, model, epoch, accelerator):
         return {}

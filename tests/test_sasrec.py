@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from genrec.data import Catalog, SequenceData, leave_one_out
 from genrec.models.sasrec import SasRec, SasRecConfig
@@ -50,7 +51,7 @@ def test_unified_items_are_id_plus_semantic_and_train():
     from genrec.models.sasrec import UnifiedItemEmbedding
 
     semantic = torch.randn(30, 8)
-    unified = UnifiedItemEmbedding(semantic, id_dim=4, d_model=CFG.d_model)
+    unified = UnifiedItemEmbedding(id_dim=4, d_model=CFG.d_model, semantic=semantic)
     model = SasRec(30, CFG, unified)
     table = model.item_table()
     assert table.shape == (31, CFG.d_model) and torch.all(table[0] == 0)
@@ -61,15 +62,56 @@ def test_unified_items_are_id_plus_semantic_and_train():
     assert unified.ids.weight.grad is not None and unified.ids.weight.grad.abs().sum() > 0
 
 
+def test_jointly_trained_unified_items_train_the_tokenizer_with_its_rq_losses():
+    from genrec.models.sasrec import UnifiedItemEmbedding
+    from genrec.quantize import SemanticTokenizer, TokenizerConfig
+
+    text = torch.randn(30, 12)
+    tokenizer = SemanticTokenizer(12, TokenizerConfig(num_levels=2, codebook_size=4, latent_dim=6, hidden_dims=[16]))
+    tokenizer.initialize(text, torch.Generator().manual_seed(0))
+    unified = UnifiedItemEmbedding(id_dim=4, d_model=CFG.d_model, tokenizer=tokenizer, item_text=text, rq_weight=0.5)
+    model = SasRec(30, CFG, unified).train()
+    history = torch.tensor([[-1, -1, 2, 3, 4, 5]])
+    loss = F.cross_entropy(model(history), torch.tensor([7])) + model.aux_loss()
+    assert model.aux_loss() > 0
+    expected = 0.5 * tokenizer(text).loss  # the task adds the tokenizer's own RQ-VAE losses, weighted
+    assert model.aux_loss().item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    # the recommendation loss reaches the tokenizer's encoder (rotation-trick gradients) and the ID half
+    assert tokenizer.encoder[0].weight.grad.abs().sum() > 0 and unified.ids.weight.grad.abs().sum() > 0
+    # scoring needs no decoder pass and gives the same table as training mode's quantized vectors
+    train_table = model.item_table().detach()
+    assert torch.allclose(model.eval().item_table(), train_table, atol=1e-6)
+    with pytest.raises(ValueError, match="either a fixed"):
+        UnifiedItemEmbedding(id_dim=4, d_model=8)
+
+
+def test_merge_baseline_results_pools_seeds_per_model():
+    from genrec.baselines import merge_baseline_results
+
+    def result(model, seed, r10):
+        return {"command": f"run {model} {seed}", "wall_seconds": seed, "models": {
+            "popularity": {"metrics": {"recall@10": 0.01}},
+            model: {"per_seed": [{"seed": seed, "test": {"recall@10": r10}}]}}}
+
+    merged = merge_baseline_results([result("sasrec_id", 1, 0.1), result("sasrec_id", 2, 0.3), result("sasrec_unified", 1, 0.2)])
+    assert set(merged["models"]) == {"popularity", "sasrec_id", "sasrec_unified"}
+    assert merged["models"]["sasrec_id"]["metrics"]["recall@10"] == pytest.approx(0.2)
+    assert merged["models"]["sasrec_id"]["metrics_std"]["recall@10"] == pytest.approx(0.1)
+    assert merged["seeds"] == [1, 2] and len(merged["commands"]) == 3
+
+
 def test_baseline_runner_on_a_slice(tmp_path):
     from genrec.baselines import BaselineRunConfig, run_baselines
     from genrec.config import load_config
 
     cfg = load_config(BaselineRunConfig, overrides=[
-        "data.max_users=200", "models=[sasrec_id]", "train.epochs=1", "train.progress=false",
-        f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "sasrec.d_model=16", "sasrec.num_layers=1"])
+        "data.max_users=200", "models=[sasrec_id,sasrec_unified]", "train.epochs=1", "train.progress=false",
+        f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "sasrec.d_model=16", "sasrec.num_layers=1",
+        "tokenizer.codebook_size=16", "tokenizer.latent_dim=8", "tokenizer.hidden_dims=[32]", "tokenizer.train.epochs=2"])
     result = run_baselines(cfg)
-    assert set(result["models"]) == {"popularity", "sasrec_id"}
+    assert set(result["models"]) == {"popularity", "sasrec_id", "sasrec_unified"}
+    assert result["models"]["sasrec_unified"]["per_seed"][0]["history"][0]["train_rq"] > 0  # the tokenizer's losses were in
     assert (tmp_path / "results" / "beauty_baselines.json").exists()
     with pytest.raises(ValueError, match="unknown baseline model"):
         run_baselines(load_config(BaselineRunConfig, overrides=["models=[gru4rec]", "data.max_users=50"]))

@@ -1,4 +1,5 @@
-"""Merge single-seed result files into one mean ± std file.
+"""Merge single-seed result files into one mean ± std file (generative runs, or baseline runs whose
+files hold one entry per model).
 
     python tools/merge_seeds.py results/beauty_seq_s1.json results/beauty_seq_s2.json -o results/beauty_seq.json
 """
@@ -8,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from genrec.baselines import merge_baseline_results
 from genrec.pipeline import merge_seed_results
 
 
@@ -17,13 +19,16 @@ def main() -> None:
     parser.add_argument("-o", "--out", required=True)
     parser.add_argument("--command", default="", help="the command that produced the seeds (e.g. a launcher script)")
     args = parser.parse_args()
-    merged = merge_seed_results([json.loads(Path(f).read_text()) for f in args.files])
+    results = [json.loads(Path(f).read_text()) for f in args.files]
+    merged = (merge_baseline_results if "models" in results[0] else merge_seed_results)(results)
     merged["name"] = Path(args.out).stem
     if args.command:
         merged["command"] = args.command
     Path(args.out).write_text(json.dumps(merged, indent=1))
-    m, s = merged["metrics"], merged["metrics_std"]
-    print(f"{args.out}: seeds {merged['seeds']}: " + " ".join(f"{k}={m[k]:.4f}±{s[k]:.4f}" for k in m))
+    entries = merged["models"] if "models" in merged else {merged["name"]: merged}
+    for name, entry in entries.items():
+        m, s = entry["metrics"], entry.get("metrics_std", {})
+        print(f"{args.out}: {name}, seeds {merged['seeds']}: " + " ".join(f"{k}={m[k]:.4f}±{s.get(k, 0):.4f}" for k in m))
 
 
 if __name__ == "__main__":

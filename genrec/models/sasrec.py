@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genrec.quantize.tokenizer import SemanticTokenizer
+
 
 @dataclass
 class SasRecConfig:
@@ -18,18 +20,44 @@ class SasRecConfig:
 
 class UnifiedItemEmbedding(nn.Module):
     """Items as `[small learned ID embedding ‖ quantized semantic vector]`, projected to d_model
-    (Lin et al. 2025). The semantic part comes from a semantic-ID table and is kept fixed here; only
-    the ID part (id_dim per item) and the projection are learned."""
+    (Lin et al. 2025). Only id_dim numbers per item are learned; the semantic half is shared codebook
+    vectors.
 
-    def __init__(self, semantic: torch.Tensor, id_dim: int, d_model: int):
+    Given a `tokenizer` (the paper's end-to-end setting), the semantic half is recomputed from the item
+    text at every step, so the recommendation loss trains the tokenizer's encoder and codebooks too;
+    `aux_loss` then holds its RQ-VAE losses (reconstruction + quantization, times `rq_weight`) for the
+    task to add. Given a fixed `semantic` table instead, only the ID half and the projection learn."""
+
+    def __init__(self, id_dim: int, d_model: int, semantic: torch.Tensor | None = None,
+                 tokenizer: SemanticTokenizer | None = None, item_text: torch.Tensor | None = None,
+                 rq_weight: float = 1.0):
         super().__init__()
-        self.register_buffer("semantic", semantic.float())
-        self.ids = nn.Embedding(len(semantic), id_dim)
+        if (semantic is None) == (tokenizer is None) or (tokenizer is not None and item_text is None):
+            raise ValueError("give either a fixed `semantic` table, or a `tokenizer` with the `item_text` it reads")
+        self.tokenizer = tokenizer
+        self.rq_weight = rq_weight
+        if tokenizer is None:
+            self.register_buffer("semantic", semantic.float())
+            num_items, semantic_dim = semantic.shape
+        else:
+            self.register_buffer("item_text", item_text.float(), persistent=False)
+            num_items, semantic_dim = len(item_text), tokenizer.cfg.latent_dim
+        self.ids = nn.Embedding(num_items, id_dim)
         nn.init.normal_(self.ids.weight, std=0.02)
-        self.proj = nn.Linear(id_dim + semantic.shape[1], d_model)
+        self.proj = nn.Linear(id_dim + semantic_dim, d_model)
+        self.aux_loss = torch.zeros(())
+
+    def semantic_vectors(self) -> torch.Tensor:
+        if self.tokenizer is None:
+            return self.semantic
+        if not self.training:  # no decoder pass and no losses when scoring
+            return self.tokenizer.quantizer(self.tokenizer.encode(self.item_text)).quantized
+        out = self.tokenizer(self.item_text)
+        self.aux_loss = self.rq_weight * out.loss
+        return out.quantized
 
     def forward(self) -> torch.Tensor:
-        return self.proj(torch.cat([self.ids.weight, self.semantic], dim=-1))
+        return self.proj(torch.cat([self.ids.weight, self.semantic_vectors().to(self.ids.weight.dtype)], dim=-1))
 
 
 class SasRec(nn.Module):
@@ -76,6 +104,10 @@ class SasRec(nn.Module):
         x = self.dropout(x + self.positions.weight[-history.shape[1]:])
         h = self.encoder(x, mask=self.attention_mask(history))
         return self.norm(h[:, -1])
+
+    def aux_loss(self) -> torch.Tensor:
+        """Losses of a jointly trained item tokenizer from the last forward pass (zero otherwise)."""
+        return self.unified.aux_loss if self.unified is not None and self.unified.tokenizer is not None else torch.zeros(())
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         """[B, num_items] scores."""

@@ -189,6 +189,7 @@ class Trainer:
                 task.on_epoch_start(acc.unwrap_model(model), state.epoch, acc)
             bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and acc.is_main_process), leave=False)
             running, batches = torch.zeros((), device=acc.device), 0
+            parts: dict[str, torch.Tensor] = {}  # the task's per-batch logs (loss parts), summed on the device
             epoch_start = time.perf_counter()
             for indices in bar:
                 batch = task.batch(indices, acc.device)
@@ -203,6 +204,8 @@ class Trainer:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 running += loss.detach().float()  # summed on the device: no host sync per step
+                for key, value in logs.items():
+                    parts[key] = parts.get(key, 0.0) + torch.as_tensor(value, device=acc.device).detach().float()
                 batches += 1
                 seen += len(indices) * acc.num_processes
                 if cfg.progress and batches % 50 == 0:
@@ -210,6 +213,7 @@ class Trainer:
             train_seconds += time.perf_counter() - epoch_start
             state.epoch += 1
             record: dict[str, Any] = {"epoch": state.epoch, "train_loss": running.item() / max(1, batches)}
+            record.update({f"train_{key}": value.item() / max(1, batches) for key, value in parts.items()})
             record.update(task.on_epoch_end(acc.unwrap_model(model), state.epoch, acc) or {})
             evaluated = state.epoch % cfg.eval_every == 0 or state.epoch == cfg.epochs
             if evaluated:
