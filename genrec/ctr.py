@@ -171,6 +171,21 @@ def _summarize_cell(cell: tuple[str, str, int, bool], fields: ItemFields, per_se
     return row
 
 
+def merge_ctr_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine CTR grid files of one dataset (e.g. parts of the grid run side by side). A cell that
+    appears twice keeps its row from the later file; rows keep the first file's order, new ones follow."""
+    if len({json.dumps(r["samples"], sort_keys=True) for r in results}) > 1:
+        raise ValueError("CTR results to merge were built from different samples; check data and samples.* settings")
+    rows: dict[tuple, dict[str, Any]] = {}
+    for res in results:
+        for row in res["rows"]:
+            rows[(row["backbone"], row["representation"], row["scale"], row["fusion"])] = row
+    merged = dict(results[0])
+    merged.update(rows=list(rows.values()), commands=[r["command"] for r in results],
+                  wall_seconds=sum(r["wall_seconds"] for r in results))
+    return merged
+
+
 def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train)

@@ -171,3 +171,20 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     assert saved["samples"]["test"]["positives"] == 150 and saved["samples"]["test"]["rows"] == 300
     again = run_ctr(cfg)  # every fit is found on disk and not retrained
     assert [r["auc"] for r in again["rows"]] == [r["auc"] for r in result["rows"]]
+
+
+def test_merge_ctr_results_unions_cells_and_refuses_other_samples():
+    from genrec.ctr import merge_ctr_results
+
+    def part(cells, auc, samples=None):
+        rows = [{"backbone": b, "representation": r, "scale": s, "fusion": f, "auc": auc} for b, r, s, f in cells]
+        return {"command": f"part {auc}", "wall_seconds": 1.0, "samples": samples or {"test": {"rows": 10}}, "rows": rows}
+
+    a = part([("deepfm", "id", 1, False), ("deepfm", "rq", 1, False)], 0.7)
+    b = part([("deepim", "id", 1, False), ("deepfm", "rq", 1, False)], 0.8)
+    merged = merge_ctr_results([a, b])
+    keys = [(r["backbone"], r["representation"], r["auc"]) for r in merged["rows"]]
+    assert keys == [("deepfm", "id", 0.7), ("deepfm", "rq", 0.8), ("deepim", "id", 0.8)]
+    assert merged["commands"] == ["part 0.7", "part 0.8"] and merged["wall_seconds"] == 2.0
+    with pytest.raises(ValueError, match="different samples"):
+        merge_ctr_results([a, part([], 0.5, samples={"test": {"rows": 11}})])

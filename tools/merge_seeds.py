@@ -1,5 +1,5 @@
-"""Merge single-seed result files into one mean ± std file (generative runs, or baseline runs whose
-files hold one entry per model).
+"""Merge result files into one: single-seed generative runs or baseline runs (one entry per model)
+into mean ± std over seeds, or parts of a CTR grid into one grid file.
 
     python tools/merge_seeds.py results/beauty_seq_s1.json results/beauty_seq_s2.json -o results/beauty_seq.json
 """
@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from genrec.baselines import merge_baseline_results
+from genrec.ctr import merge_ctr_results
 from genrec.pipeline import merge_seed_results
 
 
@@ -20,11 +21,17 @@ def main() -> None:
     parser.add_argument("--command", default="", help="the command that produced the seeds (e.g. a launcher script)")
     args = parser.parse_args()
     results = [json.loads(Path(f).read_text()) for f in args.files]
-    merged = (merge_baseline_results if "models" in results[0] else merge_seed_results)(results)
+    if "rows" in results[0]:
+        merged = merge_ctr_results(results)
+    else:
+        merged = (merge_baseline_results if "models" in results[0] else merge_seed_results)(results)
     merged["name"] = Path(args.out).stem
     if args.command:
         merged["command"] = args.command
     Path(args.out).write_text(json.dumps(merged, indent=1))
+    if "rows" in merged:
+        print(f"{args.out}: {len(merged['rows'])} grid cells from {len(results)} file(s)")
+        return
     entries = merged["models"] if "models" in merged else {merged["name"]: merged}
     for name, entry in entries.items():
         m, s = entry["metrics"], entry.get("metrics_std", {})
