@@ -1,7 +1,9 @@
-"""Popularity and SASRec-CE (plain ID embeddings) under the exact protocol of train_seq.py.
+"""Popularity and SASRec-CE under the exact protocol of train_seq.py: plain ID embeddings
+(`sasrec_id`), or unified `[ID ‖ semantic]` items whose tokenizer trains with the model (`sasrec_unified`).
 
     accelerate launch recipes/train_baseline.py                                  # Beauty, seed 42
-    accelerate launch recipes/train_baseline.py data.dataset=sports name=sports_baselines seeds=[1,2,3]
+    accelerate launch recipes/train_baseline.py data.dataset=sports name=sports_baselines seeds=[1,2,3] \
+        'models=[sasrec_id,sasrec_unified]'
 
 Writes results/<name>.json with one entry per model.
 """
