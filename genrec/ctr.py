@@ -181,8 +181,11 @@ def merge_ctr_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         for row in res["rows"]:
             rows[(row["backbone"], row["representation"], row["scale"], row["fusion"])] = row
     merged = dict(results[0])
+    grid = {key: sorted({v for r in results for v in r["config"]["grid"][key]})
+            for key in ("backbones", "representations", "scales", "fusion")}  # the union, for tools/analyze_ctr.py
     merged.update(rows=list(rows.values()), commands=[r["command"] for r in results],
-                  wall_seconds=sum(r["wall_seconds"] for r in results))
+                  wall_seconds=sum(r["wall_seconds"] for r in results),
+                  config={**results[0]["config"], "grid": grid})
     return merged
 
 

@@ -178,7 +178,10 @@ def test_merge_ctr_results_unions_cells_and_refuses_other_samples():
 
     def part(cells, auc, samples=None):
         rows = [{"backbone": b, "representation": r, "scale": s, "fusion": f, "auc": auc} for b, r, s, f in cells]
-        return {"command": f"part {auc}", "wall_seconds": 1.0, "samples": samples or {"test": {"rows": 10}}, "rows": rows}
+        grid = {"backbones": sorted({c[0] for c in cells}), "representations": sorted({c[1] for c in cells}),
+                "scales": sorted({c[2] for c in cells}), "fusion": [False]}
+        return {"command": f"part {auc}", "wall_seconds": 1.0, "samples": samples or {"test": {"rows": 10}}, "rows": rows,
+                "config": {"name": "ctr", "grid": grid}}
 
     a = part([("deepfm", "id", 1, False), ("deepfm", "rq", 1, False)], 0.7)
     b = part([("deepim", "id", 1, False), ("deepfm", "rq", 1, False)], 0.8)
@@ -186,5 +189,6 @@ def test_merge_ctr_results_unions_cells_and_refuses_other_samples():
     keys = [(r["backbone"], r["representation"], r["auc"]) for r in merged["rows"]]
     assert keys == [("deepfm", "id", 0.7), ("deepfm", "rq", 0.8), ("deepim", "id", 0.8)]
     assert merged["commands"] == ["part 0.7", "part 0.8"] and merged["wall_seconds"] == 2.0
+    assert merged["config"]["grid"]["backbones"] == ["deepfm", "deepim"]
     with pytest.raises(ValueError, match="different samples"):
         merge_ctr_results([a, part([], 0.5, samples={"test": {"rows": 11}})])
