@@ -28,6 +28,13 @@ from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 from genrec.tasks import DecodeConfig, GenerativeTask
 
 
+def joint_level_sizes(tok_cfg: TokenizerConfig, joint: JointConfig) -> list[int]:
+    """Code slots per level. The vocabulary must not move when codes are refreshed, so a dedup suffix
+    level gets a fixed number of slots (codebook_size unless `joint.suffix_slots`)."""
+    suffix = [joint.suffix_slots or tok_cfg.codebook_size] if tok_cfg.collision == "suffix" else []
+    return [tok_cfg.codebook_size] * tok_cfg.num_levels + suffix
+
+
 class JointTask(GenerativeTask):
     """Shares data handling and metrics with the two-stage task; swaps the model, the loss and the codes."""
 
@@ -40,9 +47,7 @@ class JointTask(GenerativeTask):
         self.phase = self.phases[0]
         self.tok_steps = 0
         self.item_text = item_text.float()
-        # the vocabulary must not move when codes are refreshed: a dedup suffix gets a fixed codebook_size slots
-        suffix = [joint.suffix_slots or tok_cfg.codebook_size] if tok_cfg.collision == "suffix" else []
-        self.level_sizes = [tok_cfg.codebook_size] * tok_cfg.num_levels + suffix
+        self.level_sizes = joint_level_sizes(tok_cfg, joint)
         codes = self._codes(tokenizer)
         self.set_codes(codes, self.level_sizes, model_cfg.user_buckets)
         self.set_data(splits, decode, seed)

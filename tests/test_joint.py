@@ -114,3 +114,21 @@ def test_joint_run_end_to_end(tmp_path, beauty_slice):
     data = load_dataset(beauty_slice)
     assert state["item_codes"].shape == (data.num_items, 4)  # 3 levels + dedup suffix
     assert len(torch.unique(state["item_codes"], dim=0)) == data.num_items
+
+    # the saved run reloads (tokenizer, ID embeddings, T5 and codes from one state dict) and reproduces
+    # the test metrics through the same beam search the CLI uses
+    from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_topk
+    from genrec.generation.beam import constrained_beam_search
+    from genrec.runs import SavedRun
+
+    saved_run = SavedRun.load(tmp_path / "runs" / "joint" / "seed_42")
+    assert torch.equal(saved_run.codes, state["item_codes"])
+    test = leave_one_out(data, cfg.data.max_history).test
+    inputs = saved_run.encoder_inputs(torch.from_numpy(test.history), torch.from_numpy(test.user))
+    items, _ = constrained_beam_search(saved_run.model, saved_run.vocab, saved_run.trie, beam=cfg.decode.beam,
+                                       topk=cfg.decode.topk, **inputs)
+    recall = metrics_from_ranks(target_ranks_from_topk(items, torch.from_numpy(test.target)))["recall@10"]
+    assert recall == pytest.approx(saved["metrics"]["recall@10"])
+    recs = saved_run.recommend([data.catalog.original_ids[i] for i in data.sequences[0][:3]], k=5)
+    assert len({r["item_id"] for r in recs}) == 5
+    assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)

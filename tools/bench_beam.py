@@ -37,7 +37,7 @@ def ours(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str
 
 
 def hf_generate(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str):
-    codes = run.table.codes.numpy()
+    codes = run.codes.numpy()
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
         for s in range(0, len(ids), batch):
