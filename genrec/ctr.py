@@ -37,6 +37,9 @@ class CtrGrid:
     representations: list[str] = field(default_factory=lambda: ["id", "rq", "me", "moc"])
     scales: list[int] = field(default_factory=lambda: [1, 2, 3, 7])
     fusion: list[bool] = field(default_factory=lambda: [False, True])
+    # collect, train no model: report the cells whose every seed already has a saved fit in
+    # runs/<name>/ (a grid run in parts, or one that was stopped), and list the cells that are missing
+    only_finished: bool = False
 
     def cells(self) -> list[tuple[str, str, int, bool]]:
         """Every combination, except ME at 1x: one table per code is exactly the RQ-VAE 1x model."""
@@ -130,15 +133,23 @@ def cell_name(backbone: str, representation: str, scale: int, fusion: bool) -> s
     return f"{backbone}_{representation}_x{scale}_{'fusion' if fusion else 'plain'}"
 
 
+def _saved_fit(run_dir: Path, fields: ItemFields) -> dict[str, Any] | None:
+    """A finished fit, reused only if it saw exactly these fields (same codes)."""
+    saved = run_dir / "result.json"
+    if saved.exists():
+        record = json.loads(saved.read_text())
+        if record.get("fields_fingerprint") == fields.fingerprint():
+            return record
+    return None
+
+
 def _fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int,
               accelerator: Accelerator) -> dict[str, Any]:
     backbone, representation, scale, fusion = cell
     run_dir = Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}"
-    saved = run_dir / "result.json"
-    if saved.exists():  # reuse a finished fit only if it saw exactly these fields (same codes)
-        record = json.loads(saved.read_text())
-        if record.get("fields_fingerprint") == fields.fingerprint():
-            return record
+    record = _saved_fit(run_dir, fields)
+    if record is not None:
+        return record
     torch.manual_seed(seed)
     task = CtrTask(samples, fields, backbone, replace(cfg.model, fusion=fusion), cfg.eval_batch_size)
     fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
@@ -152,7 +163,7 @@ def _fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: 
               "parameters": sum(p.numel() for p in model.parameters()),
               "effective_rank": effective_rank(rep), "spectrum": singular_spectrum(rep)[: cfg.spectrum_values].tolist()}
     if accelerator.is_main_process:
-        saved.write_text(json.dumps(record))
+        (run_dir / "result.json").write_text(json.dumps(record))
         (run_dir / "best_model.pt").unlink(missing_ok=True)  # the grid keeps numbers, not hundreds of checkpoints
     return record
 
@@ -202,11 +213,16 @@ def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
     log = (lambda m: print(f"[genrec] {m}", flush=True)) if accelerator.is_main_process else (lambda m: None)
     log("CTR samples: " + ", ".join(f"{s} {len(samples.split(s))} rows" for s in ("train", "valid", "test"))
         + f" ({cfg.samples.negatives} negative(s) per positive)")
-    rows = []
+    rows, missing = [], []
     for cell in cfg.grid.cells():
         backbone, representation, scale, fusion = cell
         fields = base + representation_fields(representation, scale, data.num_items, cfg.base_levels,
                                               cfg.tokenizer.codebook_size, codes)
+        if cfg.grid.only_finished and any(
+                _saved_fit(Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}", fields) is None
+                for seed in cfg.seeds):
+            missing.append(cell_name(*cell))
+            continue
         per_seed = [_fit_cell(cfg, samples, fields, cell, seed, accelerator) for seed in cfg.seeds]
         rows.append(_summarize_cell(cell, fields, per_seed))
         r = rows[-1]
@@ -221,6 +237,9 @@ def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
                     for s in ("train", "valid", "test")},
         "rows": rows,
     }
+    if missing:
+        result["missing_cells"] = missing
+        log(f"{len(missing)} cell(s) have no finished fit for every seed and are left out: {', '.join(missing)}")
     if accelerator.is_main_process:
         save_config(cfg, Path(cfg.output_dir) / cfg.name / "run_config.yaml")
         write_result(result, cfg.results_dir, [])

@@ -171,6 +171,13 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     assert saved["samples"]["test"]["positives"] == 150 and saved["samples"]["test"]["rows"] == 300
     again = run_ctr(cfg)  # every fit is found on disk and not retrained
     assert [r["auc"] for r in again["rows"]] == [r["auc"] for r in result["rows"]]
+    # collecting a larger grid reports the finished cells and names the missing ones, training nothing
+    collected = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["grid.backbones=[deepfm,deepim,dcnv2]",
+                                                                         "grid.only_finished=true"]))
+    assert [r["auc"] for r in collected["rows"]] == [r["auc"] for r in result["rows"]]
+    assert collected["missing_cells"] == ["deepim_id_x1_plain", "deepim_id_x1_fusion", "deepim_moc_x1_plain",
+                                          "deepim_moc_x1_fusion"]
+    assert not (tmp_path / "runs" / "ctr_smoke" / "deepim_id_x1_plain").exists()
 
 
 def test_merge_ctr_results_unions_cells_and_refuses_other_samples():
