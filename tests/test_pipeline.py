@@ -35,6 +35,9 @@ def test_train_evaluate_resume_and_recommend(tmp_path, beauty_slice):
     # a longer run in the same folder resumes after epoch 1 and reuses the saved semantic IDs
     resumed = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=2"))
     assert [h["epoch"] for h in resumed["per_seed"][0]["history"]] == [1, 2]
+    # another model under the same run name is refused with advice, not half-loaded
+    with pytest.raises(ValueError, match="different model"):
+        run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=3", "mode=unified"))
 
     saved_run = SavedRun.load(tmp_path / "runs" / "smoke" / "seed_42")
     recs = saved_run.recommend(["1", "2", "3"], k=5)  # items of the first user

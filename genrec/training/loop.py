@@ -5,6 +5,7 @@ checkpoint, and resumable state (`<output_dir>/last`, via `accelerator.save_stat
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -115,6 +116,12 @@ def index_loader(n: int, batch_size: int, shuffle: bool, seed: int) -> DataLoade
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
 
+def model_signature(model: nn.Module) -> str:
+    """Parameter and buffer names with their shapes: equal for the same architecture and size."""
+    layout = sorted((name, tuple(t.shape)) for name, t in model.state_dict().items())
+    return hashlib.sha256(repr(layout).encode()).hexdigest()[:16]
+
+
 def lr_factor(step: int, total_steps: int, warmup_steps: int, budget_used: float = 0.0) -> float:
     """Linear warm-up, then cosine to zero. Progress is the larger of the step fraction and the share of
     the wall-clock budget used, so a run cut by `max_minutes` has annealed by the time it stops."""
@@ -151,6 +158,18 @@ class Trainer:
         fused = torch.cuda.is_available() and self.accelerator.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=self.cfg.lr, fused=fused or None)
 
+    def _resume(self, last_dir: Path, signature: str) -> None:
+        """Load `last/`, refusing one saved for another model (another mode or size under the same run name)."""
+        advice = (f"{last_dir} holds the resumable state of a different model (another mode or config trained under "
+                  f"this run name); use a new `name`, or delete {last_dir} to start this run over")
+        saved = json.loads((last_dir / "done.json").read_text()).get("model")
+        if saved is not None and saved != signature:
+            raise ValueError(advice)
+        try:
+            self.accelerator.load_state(str(last_dir))
+        except RuntimeError as err:  # a state saved before signatures were recorded
+            raise ValueError(advice) from err
+
     def fit(self, task: Task) -> dict[str, Any]:
         cfg, acc = self.cfg, self.accelerator
         set_seed(cfg.seed)
@@ -173,8 +192,9 @@ class Trainer:
         acc.register_for_checkpointing(state)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         last_dir, best_path = self.output_dir / "last", self.output_dir / "best_model.pt"
+        signature = model_signature(acc.unwrap_model(model))
         if cfg.resume and (last_dir / "done.json").exists():
-            acc.load_state(str(last_dir))
+            self._resume(last_dir, signature)
             self.log(f"resumed from {last_dir} after epoch {state.epoch} (best {cfg.monitor}={state.best:.4f})")
         step_fn = torch.compile(task.loss) if cfg.compile else task.loss
 
@@ -238,7 +258,7 @@ class Trainer:
                 acc.save_state(str(last_dir))
                 state.elapsed = spent
                 if acc.is_main_process:
-                    (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch}))
+                    (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
             if cfg.patience and state.bad_evals >= cfg.patience:
                 self.log(f"early stop: no {cfg.monitor} gain for {cfg.patience} evaluations")
                 break
