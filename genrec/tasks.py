@@ -143,9 +143,11 @@ class SasRecTask:
     def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
         model.eval()
         ranks = []
+        with accelerator.autocast():
+            table = model.item_table()  # once per evaluation: unified items recompute it from the tokenizer
         for batch in eval_batches(self, split, self.eval_batch_size, accelerator):
             with accelerator.autocast():
-                scores = model(batch["history"]).float()
+                scores = model(batch["history"], table).float()
             ranks.append(accelerator.gather_for_metrics(target_ranks_from_scores(scores, batch["target"])))
         model.train()
         return metrics_from_ranks(torch.cat(ranks))

@@ -109,7 +109,7 @@ class SasRec(nn.Module):
         """Losses of a jointly trained item tokenizer from the last forward pass (zero otherwise)."""
         return self.unified.aux_loss if self.unified is not None and self.unified.tokenizer is not None else torch.zeros(())
 
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
-        """[B, num_items] scores."""
-        table = self.item_table()
+    def forward(self, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, num_items] scores (`table`: a precomputed `item_table()`, e.g. for a whole evaluation)."""
+        table = self.item_table() if table is None else table
         return self.user_state(history, table) @ table[1:].T
