@@ -133,6 +133,10 @@ def cell_name(backbone: str, representation: str, scale: int, fusion: bool) -> s
     return f"{backbone}_{representation}_x{scale}_{'fusion' if fusion else 'plain'}"
 
 
+def _cell_dir(cfg: CtrRunConfig, cell: tuple[str, str, int, bool], seed: int) -> Path:
+    return Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}"
+
+
 def _saved_fit(run_dir: Path, fields: ItemFields) -> dict[str, Any] | None:
     """A finished fit, reused only if it saw exactly these fields (same codes)."""
     saved = run_dir / "result.json"
@@ -146,7 +150,7 @@ def _saved_fit(run_dir: Path, fields: ItemFields) -> dict[str, Any] | None:
 def _fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int,
               accelerator: Accelerator) -> dict[str, Any]:
     backbone, representation, scale, fusion = cell
-    run_dir = Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}"
+    run_dir = _cell_dir(cfg, cell, seed)
     record = _saved_fit(run_dir, fields)
     if record is not None:
         return record
@@ -218,9 +222,7 @@ def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
         backbone, representation, scale, fusion = cell
         fields = base + representation_fields(representation, scale, data.num_items, cfg.base_levels,
                                               cfg.tokenizer.codebook_size, codes)
-        if cfg.grid.only_finished and any(
-                _saved_fit(Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}", fields) is None
-                for seed in cfg.seeds):
+        if cfg.grid.only_finished and any(_saved_fit(_cell_dir(cfg, cell, seed), fields) is None for seed in cfg.seeds):
             missing.append(cell_name(*cell))
             continue
         per_seed = [_fit_cell(cfg, samples, fields, cell, seed, accelerator) for seed in cfg.seeds]

@@ -64,3 +64,18 @@ def test_lr_factor_warms_up_then_anneals_by_steps_or_by_time_budget():
     assert lr_factor(10, 100, 10, budget_used=1.5) == pytest.approx(0.0)
     # the step fraction still wins when it is ahead of the clock
     assert lr_factor(55, 100, 10, budget_used=0.1) == pytest.approx(0.5)
+
+
+def test_loop_state_carries_wall_time_across_a_resume():
+    import time
+
+    from genrec.training.loop import _LoopState
+
+    first = _LoopState()
+    first.elapsed = 100.0  # as if an earlier segment had run 100 s
+    saved = first.state_dict()
+    assert saved["elapsed"] >= 100.0 and not any(k.startswith("_") for k in saved)
+    resumed = _LoopState()
+    resumed.load_state_dict(saved)
+    time.sleep(0.01)
+    assert resumed.seconds() >= saved["elapsed"] + 0.01

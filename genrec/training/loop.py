@@ -62,17 +62,26 @@ class Task(Protocol):
 
 
 class _LoopState:
-    """Counters that must survive a resume; registered with accelerate's checkpointing."""
+    """Counters that must survive a resume; registered with accelerate's checkpointing. `elapsed` is
+    the wall time of earlier segments of a resumed run, so a time budget spans them all."""
 
     def __init__(self) -> None:
         self.epoch, self.best, self.best_epoch, self.bad_evals, self.history = 0, -math.inf, -1, 0, []
-        self.elapsed = 0.0  # wall seconds spent in earlier segments of a resumed run (the time budget spans them)
+        self.elapsed = 0.0
+        self._segment_start = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Wall time of the whole run so far, resumed segments included."""
+        return self.elapsed + time.perf_counter() - self._segment_start
 
     def state_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        state = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        state["elapsed"] = self.seconds()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         vars(self).update(state)
+        self._segment_start = time.perf_counter()
 
 
 def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, precision: str | None = None) -> Accelerator:
@@ -180,11 +189,8 @@ class Trainer:
         state = _LoopState()
         start = time.perf_counter()
 
-        def elapsed() -> float:
-            return state.elapsed + time.perf_counter() - start
-
         def schedule(step: int) -> float:
-            budget_used = elapsed() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
+            budget_used = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             return lr_factor(step, total_steps, cfg.warmup_steps, budget_used)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -254,15 +260,13 @@ class Trainer:
                          + f" ({seen / max(train_seconds, 1e-9):.0f} train seq/s)")
             if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
                 acc.wait_for_everyone()
-                spent, state.elapsed = state.elapsed, elapsed()  # saved with the state; restored right after
                 acc.save_state(str(last_dir))
-                state.elapsed = spent
                 if acc.is_main_process:
                     (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
             if cfg.patience and state.bad_evals >= cfg.patience:
                 self.log(f"early stop: no {cfg.monitor} gain for {cfg.patience} evaluations")
                 break
-            if cfg.max_minutes and elapsed() > 60 * cfg.max_minutes:
+            if cfg.max_minutes and state.seconds() > 60 * cfg.max_minutes:
                 self.log(f"time budget of {cfg.max_minutes} min reached after epoch {state.epoch}")
                 break
         acc.wait_for_everyone()
