@@ -1,12 +1,15 @@
 """End-to-end joint training of tokenizer and recommender as a `Task` for the shared loop.
 
-The schedule (`JointConfig.phases`) follows ETEGRec's recipe in a simplified form:
+The schedule (`JointConfig.phases`) is a plan of epochs:
 * `rec` epochs train the recommender (T5, ID embeddings, input projection) with the tokenizer
   frozen, so the target codes hold still while it learns them;
-* `tok` epochs train the tokenizer with the recommender frozen: the recommendation loss through the
-  quantized history vectors, the RQ-VAE losses, and an alignment term (warmed up) that pulls the
-  tokenizer's soft code assignment of each target toward what the recommender predicts;
-* after every epoch that changed the tokenizer, codes are refreshed: an item keeps its code unless
+* `tok` epochs (ETEGRec's alternating recipe, simplified) train the tokenizer with the recommender
+  frozen: the recommendation loss through the quantized history vectors, the RQ-VAE losses, and an
+  alignment term (warmed up) that pulls the tokenizer's soft code assignment of each target toward
+  what the recommender predicts;
+* `both` epochs train the two together with the same losses. In a target-freeze window the codes
+  are not refreshed after them, so the input side adapts while the targets stay learnable;
+* after an epoch marked `refresh`, codes are re-assigned: an item keeps its code unless
   another is nearer by `refresh_margin` (tokenizer codes sit on boundaries, so a plain re-assignment
   after even a small update moves most items), collisions are re-resolved into a fixed-size suffix
   level (the vocabulary never changes) and the trie is rebuilt;
@@ -44,7 +47,7 @@ class JointTask(GenerativeTask):
         self.tok_cfg = tok_cfg
         self.joint = joint
         self.phases = joint.phases(epochs)
-        self.phase = self.phases[0]
+        self.current = self.phases[0]
         self.tok_steps = 0
         self.item_text = item_text.float()
         self.level_sizes = joint_level_sizes(tok_cfg, joint)
@@ -58,9 +61,9 @@ class JointTask(GenerativeTask):
         return self.joint.tok_lr_scale if name.startswith("tokenizer.") else 1.0
 
     def on_epoch_start(self, model: JointRecommender, epoch: int, accelerator: Accelerator) -> None:
-        self.phase = self.phases[min(epoch, len(self.phases) - 1)]
-        train_tokenizer = self.phase in ("tok", "both")
-        train_recommender = self.phase in ("rec", "both")
+        self.current = self.phases[min(epoch, len(self.phases) - 1)]
+        train_tokenizer = self.current.phase in ("tok", "both")
+        train_recommender = self.current.phase in ("rec", "both")
         for p in model.tokenizer.parameters():
             p.requires_grad_(train_tokenizer)
         for module in (model.t5, model.item_proj, model.id_embedding):
@@ -69,7 +72,10 @@ class JointTask(GenerativeTask):
         self._sync(model, accelerator.device)
 
     def on_epoch_end(self, model: JointRecommender, epoch: int, accelerator: Accelerator) -> dict[str, float]:
-        if self.phase == "rec":
+        if self.current.phase == "rec":
+            return {}
+        if not self.current.refresh:  # targets stay; the history inputs follow the tokenizer
+            model.refresh_latent()
             return {}
         old = model.item_codes.clone()
         model.item_codes.copy_(self._codes(model.tokenizer, old.cpu()).to(old.device))
@@ -123,7 +129,7 @@ class JointTask(GenerativeTask):
                 "labels": self.vocab.item_tokens[target]}
 
     def loss(self, model, batch):
-        live = self.phase != "rec"
+        live = self.current.phase != "rec"
         losses = model(batch["history"], batch["user"], batch["labels"], batch["target"], live,
                        self.joint.align_temperature)
         loss = losses["rec"]

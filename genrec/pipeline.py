@@ -114,7 +114,7 @@ def run_joint_seed(cfg: SeqRunConfig, seed: int, splits, embeddings, accelerator
     task = JointTask(splits, tokenizer, torch.as_tensor(embeddings), tok_cfg, cfg.model, joint, cfg.decode, seed,
                      cfg.train.epochs)
     if accelerator.is_main_process:
-        print(f"[genrec] seed {seed}: {cfg.mode} item input, epochs {' '.join(task.phases)}", flush=True)
+        print(f"[genrec] seed {seed}: {cfg.mode} item input, epochs {' '.join(map(str, task.phases))}", flush=True)
     fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
     model = fit.pop("model")
     test = task.evaluate(model, "test", accelerator)

@@ -17,11 +17,25 @@ from genrec.tasks import DecodeConfig
 from test_pipeline import TINY
 
 
+def _plan(cfg: JointConfig, epochs: int) -> list[str]:
+    return [str(e) for e in cfg.phases(epochs)]
+
+
 def test_alternating_schedule_ends_with_recommender_fine_tune():
-    assert JointConfig(rec_epochs=2, tok_epochs=1, cycles=2).phases(8) == ["rec", "rec", "tok"] * 2 + ["rec", "rec"]
-    assert JointConfig(schedule="simultaneous").phases(3) == ["both"] * 3
+    assert _plan(JointConfig(rec_epochs=2, tok_epochs=1, cycles=2), 8) == ["rec", "rec", "tok+refresh"] * 2 + ["rec", "rec"]
+    assert _plan(JointConfig(schedule="simultaneous"), 3) == ["both+refresh"] * 3
     with pytest.raises(ValueError, match="no final recommender epoch"):
         JointConfig(cycles=2).phases(4)
+
+
+def test_target_freeze_refreshes_only_at_the_window_end():
+    cfg = JointConfig(schedule="target_freeze", rec_epochs=1, freeze_epochs=3, cycles=2)
+    assert _plan(cfg, 9) == ["rec", "both", "both", "both+refresh"] * 2 + ["rec"]
+    assert _plan(JointConfig(schedule="target_freeze", rec_epochs=0, window_refresh=False), 3) == ["both", "both", "rec"]
+    with pytest.raises(ValueError, match="freeze_epochs"):
+        JointConfig(schedule="target_freeze", freeze_epochs=0).phases(3)
+    with pytest.raises(ValueError, match="schedule must be"):
+        JointConfig(schedule="sometimes").phases(3)
 
 
 def test_soft_assignment_argmax_is_the_hard_code():
@@ -66,7 +80,7 @@ def test_gradients_follow_the_phase():
         loss.backward()
         enc_grad = model.tokenizer.encoder[0].weight.grad
         t5_grad = model.t5.shared.weight.grad
-        if phase == "tok":  # the recommendation loss reaches the tokenizer; the recommender stays fixed
+        if phase.phase == "tok":  # the recommendation loss reaches the tokenizer; the recommender stays fixed
             assert enc_grad is not None and enc_grad.abs().sum() > 0 and t5_grad is None
             assert set(logs) == {"rec", "rq", "align"}
         else:
@@ -91,6 +105,31 @@ def test_refresh_rebuilds_targets_and_trie_from_new_codes():
     assert torch.equal(task.vocab.item_tokens[:-1] - torch.tensor(task.vocab.level_offsets), codes)
     leaves = task.trie.item[task.trie.item >= 0]
     assert sorted(leaves.tolist()) == list(range(len(codes)))
+
+
+def test_target_freeze_window_keeps_targets_while_inputs_follow_the_tokenizer():
+    task = _toy_task(schedule="target_freeze", rec_epochs=0, freeze_epochs=2)
+    model = task.model
+
+    class Acc:
+        device = torch.device("cpu")
+
+    codes, latent, labels = model.item_codes.clone(), model.item_latent.clone(), task.vocab.item_tokens.clone()
+    task.on_epoch_start(model, 0, Acc)  # a `both` epoch: the two parts learn together
+    batch = task.batch(torch.arange(16), torch.device("cpu"))
+    loss, logs = task.loss(model, batch)
+    loss.backward()
+    assert model.tokenizer.encoder[0].weight.grad.abs().sum() > 0 and model.t5.shared.weight.grad is not None
+    assert set(logs) == {"rec", "rq", "align"}
+    with torch.no_grad():  # stand-in for a tokenizer update large enough to move codes
+        for level in model.tokenizer.quantizer.levels:
+            level.weight.add_(0.3 * level.weight.std() * torch.randn_like(level.weight))
+    assert task.on_epoch_end(model, 1, Acc) == {}  # inside the window: no refresh
+    assert torch.equal(model.item_codes, codes) and torch.equal(task.vocab.item_tokens, labels)
+    assert not torch.allclose(model.item_latent, latent)  # the history inputs did follow the tokenizer
+    task.on_epoch_start(model, 1, Acc)  # the window's last epoch refreshes the targets
+    assert task.on_epoch_end(model, 2, Acc)["code_churn"] > 0
+    assert not torch.equal(model.item_codes, codes)
 
 
 def test_table_size_reduction():

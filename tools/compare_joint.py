@@ -11,6 +11,10 @@ Variants (each a normal `train_seq.py` run under runs/<name>_<variant>/, so each
   joint_euclidean    ablation: Euclidean distance at every level
   joint_simultaneous ablation: no alternating schedule (both parts learn every epoch)
   joint_slow_tokenizer  the tokenizer at 1/1000 of the recommender's learning rate (less code churn)
+  joint_alternating  ETEGRec-style alternating rec/tok epochs, whatever the config's schedule
+  target_freeze      both parts learn in a window with the targets fixed, one refresh at its end, then fine-tune
+  target_freeze_no_refresh   the same, but the targets never move (the stage-one codes)
+  target_freeze_rec_first    a recommender-only epoch before the window
 `metrics` holds the joint run and `baseline_metrics` the two-stage run (means over --seeds).
 """
 from __future__ import annotations
@@ -32,6 +36,12 @@ VARIANTS = {
     "joint_euclidean": ["mode=joint", "tokenizer.distances=euclidean"],
     "joint_simultaneous": ["mode=joint", "joint.schedule=simultaneous"],
     "joint_slow_tokenizer": ["mode=joint", "joint.tok_lr_scale=0.001"],
+    "joint_alternating": ["mode=joint", "joint.schedule=alternating"],
+    "target_freeze": ["mode=joint", "joint.schedule=target_freeze", "joint.rec_epochs=0"],
+    "target_freeze_no_refresh": ["mode=joint", "joint.schedule=target_freeze", "joint.rec_epochs=0",
+                                 "joint.window_refresh=false"],
+    "target_freeze_rec_first": ["mode=joint", "joint.schedule=target_freeze", "joint.rec_epochs=1",
+                                "joint.freeze_epochs=1"],
 }
 MAIN = ("two_stage", "joint")
 

@@ -9,6 +9,7 @@ buffers, so a checkpoint always pairs weights with the codes they were trained a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,12 +19,31 @@ from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model, user_to
 from genrec.quantize.tokenizer import SemanticTokenizer
 
 
+class Epoch(NamedTuple):
+    """One epoch of a joint schedule: which parts learn, and whether codes are refreshed after it."""
+
+    phase: str  # rec (recommender only) | tok (tokenizer only) | both
+    refresh: bool = False  # re-assign codes (the targets) and rebuild the trie at the end of this epoch
+
+    def __str__(self) -> str:
+        return self.phase + ("+refresh" if self.refresh else "")
+
+
+REC, TOK = Epoch("rec"), Epoch("tok", refresh=True)
+
+
 @dataclass
 class JointConfig:
     id_dim: int = 16  # width of the per-item ID half of the input; 0 drops it (ablation)
-    schedule: str = "alternating"  # alternating | simultaneous (every epoch trains both; the ablation)
+    # alternating: (rec_epochs x rec, tok_epochs x tok) per cycle, codes refreshed after every tok epoch;
+    # target_freeze: (rec_epochs x rec, freeze_epochs x both) per cycle; in the window both parts learn while the
+    #   targets stay fixed, and the codes are refreshed once at its end (never, with window_refresh=false);
+    # simultaneous: both parts learn every epoch and codes are refreshed after each (the ablation)
+    schedule: str = "alternating"
     rec_epochs: int = 1  # per cycle: recommender only, tokenizer frozen, codes fixed
-    tok_epochs: int = 1  # per cycle: tokenizer only (recommender frozen), codes refreshed after each epoch
+    tok_epochs: int = 1  # per alternating cycle: tokenizer only (recommender frozen)
+    freeze_epochs: int = 2  # per target_freeze cycle: the length of the window
+    window_refresh: bool = True  # target_freeze: refresh the codes at the end of each window
     cycles: int = 1  # the epochs left after the cycles are a recommender-only fine-tune on the final codes
     tok_lr_scale: float = 0.01  # the tokenizer learns at this fraction of train.lr, so codes drift, not jump
     rq_weight: float = 1.0  # RQ-VAE reconstruction + quantization losses while the tokenizer learns
@@ -33,17 +53,24 @@ class JointConfig:
     refresh_margin: float = 0.5  # a refreshed code stays put unless another is nearer by this fraction
     suffix_slots: int = 0  # fixed size of the dedup-suffix level (0 = codebook_size); refreshes must fit in it
 
-    def phases(self, epochs: int) -> list[str]:
-        """The phase of each epoch: `rec`, `tok` or `both`."""
+    def phases(self, epochs: int) -> list[Epoch]:
+        """The plan of every epoch."""
         if self.schedule == "simultaneous":
-            return ["both"] * epochs
-        if self.schedule != "alternating":
-            raise ValueError(f"joint.schedule must be 'alternating' or 'simultaneous', got {self.schedule!r}")
-        plan = (["rec"] * self.rec_epochs + ["tok"] * self.tok_epochs) * self.cycles
+            return [Epoch("both", refresh=True)] * epochs
+        if self.schedule == "alternating":
+            cycle = [REC] * self.rec_epochs + [TOK] * self.tok_epochs
+        elif self.schedule == "target_freeze":
+            if self.freeze_epochs < 1:
+                raise ValueError(f"joint.freeze_epochs must be at least 1, got {self.freeze_epochs}")
+            window = [Epoch("both")] * (self.freeze_epochs - 1) + [Epoch("both", refresh=self.window_refresh)]
+            cycle = [REC] * self.rec_epochs + window
+        else:
+            raise ValueError(f"joint.schedule must be 'alternating', 'target_freeze' or 'simultaneous', got {self.schedule!r}")
+        plan = cycle * self.cycles
         if len(plan) >= epochs:
             raise ValueError(f"train.epochs={epochs} leaves no final recommender epoch after {self.cycles} cycle(s) of "
-                             f"{self.rec_epochs}+{self.tok_epochs} epochs; raise train.epochs or lower joint.cycles")
-        return plan + ["rec"] * (epochs - len(plan))
+                             f"{len(cycle)} epochs ({' '.join(map(str, cycle))}); raise train.epochs or lower joint.cycles")
+        return plan + [REC] * (epochs - len(plan))
 
 
 class JointRecommender(nn.Module):
