@@ -35,6 +35,10 @@ def test_train_evaluate_resume_and_recommend(tmp_path, beauty_slice):
     # a longer run in the same folder resumes after epoch 1 and reuses the saved semantic IDs
     resumed = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=2"))
     assert [h["epoch"] for h in resumed["per_seed"][0]["history"]] == [1, 2]
+    assert resumed["per_seed"][0]["train_seconds"] > result["per_seed"][0]["train_seconds"]  # both segments count
+    # a finished run trains nothing when run again, and still reports the throughput of its training
+    again = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=2"))["per_seed"][0]
+    assert again["train_sequences_per_second"] == pytest.approx(resumed["per_seed"][0]["train_sequences_per_second"])
     # another model under the same run name is refused with advice, not half-loaded
     with pytest.raises(ValueError, match="different model"):
         run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=3", "mode=unified"))

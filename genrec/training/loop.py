@@ -63,11 +63,12 @@ class Task(Protocol):
 
 class _LoopState:
     """Counters that must survive a resume; registered with accelerate's checkpointing. `elapsed` is
-    the wall time of earlier segments of a resumed run, so a time budget spans them all."""
+    the wall time of earlier segments of a resumed run, so a time budget spans them all; `seen` and
+    `train_seconds` (training steps only, no validation) make the throughput figure span them too."""
 
     def __init__(self) -> None:
         self.epoch, self.best, self.best_epoch, self.bad_evals, self.history = 0, -math.inf, -1, 0, []
-        self.elapsed = 0.0
+        self.elapsed, self.seen, self.train_seconds = 0.0, 0, 0.0
         self._segment_start = time.perf_counter()
 
     def seconds(self) -> float:
@@ -206,7 +207,6 @@ class Trainer:
 
         from tqdm.auto import tqdm
 
-        seen, train_seconds = 0, 0.0  # train_seconds excludes validation, for a clean throughput figure
         while state.epoch < cfg.epochs:
             model.train()
             if hasattr(loader, "set_epoch"):
@@ -233,10 +233,10 @@ class Trainer:
                 for key, value in logs.items():
                     parts[key] = parts.get(key, 0.0) + torch.as_tensor(value, device=acc.device).detach().float()
                 batches += 1
-                seen += len(indices) * acc.num_processes
+                state.seen += len(indices) * acc.num_processes
                 if cfg.progress and batches % 50 == 0:
                     bar.set_postfix(loss=f"{running.item() / batches:.4f}")
-            train_seconds += time.perf_counter() - epoch_start
+            state.train_seconds += time.perf_counter() - epoch_start
             state.epoch += 1
             record: dict[str, Any] = {"epoch": state.epoch, "train_loss": running.item() / max(1, batches)}
             record.update({f"train_{key}": value.item() / max(1, batches) for key, value in parts.items()})
@@ -257,7 +257,7 @@ class Trainer:
             state.history.append(record)
             if evaluated:
                 self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-                         + f" ({seen / max(train_seconds, 1e-9):.0f} train seq/s)")
+                         + f" ({state.seen / max(state.train_seconds, 1e-9):.0f} train seq/s)")
             if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
                 acc.wait_for_everyone()
                 acc.save_state(str(last_dir))
@@ -278,7 +278,7 @@ class Trainer:
             f"best_valid_{cfg.monitor}": state.best,
             "history": state.history,
             "fit_seconds": time.perf_counter() - start,
-            "train_seconds": train_seconds,
-            "train_sequences_per_second": seen / max(train_seconds, 1e-9),
+            "train_seconds": state.train_seconds,
+            "train_sequences_per_second": state.seen / max(state.train_seconds, 1e-9),
             "model": unwrapped,
         }
