@@ -22,16 +22,16 @@ def _plan(cfg: JointConfig, epochs: int) -> list[str]:
 
 
 def test_alternating_schedule_ends_with_recommender_fine_tune():
-    assert _plan(JointConfig(rec_epochs=2, tok_epochs=1, cycles=2), 8) == ["rec", "rec", "tok+refresh"] * 2 + ["rec", "rec"]
+    assert _plan(JointConfig(schedule="alternating", rec_epochs=2, tok_epochs=1, cycles=2), 8) == ["rec", "rec", "tok+refresh"] * 2 + ["rec", "rec"]
     assert _plan(JointConfig(schedule="simultaneous"), 3) == ["both+refresh"] * 3
     with pytest.raises(ValueError, match="no final recommender epoch"):
-        JointConfig(cycles=2).phases(4)
+        JointConfig(schedule="alternating", rec_epochs=1, cycles=2).phases(4)
 
 
 def test_target_freeze_refreshes_only_at_the_window_end():
-    cfg = JointConfig(schedule="target_freeze", rec_epochs=1, freeze_epochs=3, cycles=2)
+    cfg = JointConfig(schedule="target_freeze", rec_epochs=1, freeze_epochs=3, window_refresh=True, cycles=2)
     assert _plan(cfg, 9) == ["rec", "both", "both", "both+refresh"] * 2 + ["rec"]
-    assert _plan(JointConfig(schedule="target_freeze", rec_epochs=0, window_refresh=False), 3) == ["both", "both", "rec"]
+    assert _plan(JointConfig(), 3) == ["both", "both", "rec"]  # the default: the targets never move
     with pytest.raises(ValueError, match="freeze_epochs"):
         JointConfig(schedule="target_freeze", freeze_epochs=0).phases(3)
     with pytest.raises(ValueError, match="schedule must be"):
@@ -66,7 +66,7 @@ def _toy_task(epochs=3, **joint):
 
 
 def test_gradients_follow_the_phase():
-    task = _toy_task()
+    task = _toy_task(schedule="alternating", rec_epochs=1)
     model = task.model
 
     class Acc:
@@ -88,7 +88,7 @@ def test_gradients_follow_the_phase():
 
 
 def test_refresh_rebuilds_targets_and_trie_from_new_codes():
-    task = _toy_task()
+    task = _toy_task(schedule="alternating", rec_epochs=1)
     model = task.model
 
     class Acc:
@@ -108,7 +108,7 @@ def test_refresh_rebuilds_targets_and_trie_from_new_codes():
 
 
 def test_target_freeze_window_keeps_targets_while_inputs_follow_the_tokenizer():
-    task = _toy_task(schedule="target_freeze", rec_epochs=0, freeze_epochs=2)
+    task = _toy_task(window_refresh=True)
     model = task.model
 
     class Acc:
@@ -142,7 +142,8 @@ def test_table_size_reduction():
 def test_joint_run_end_to_end(tmp_path, beauty_slice):
     cfg = load_config(SeqRunConfig, overrides=TINY + [
         f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "name=joint",
-        "mode=joint", "train.epochs=3", "joint.align_warmup_steps=2", "joint.suffix_slots=128"])
+        "mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1", "joint.align_weight=0.1",
+        "joint.align_warmup_steps=2", "joint.suffix_slots=128"])
     run(cfg)
     saved = json.loads((tmp_path / "results" / "joint.json").read_text())
     assert saved["mode"] == "joint"

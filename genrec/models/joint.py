@@ -35,19 +35,21 @@ REC, TOK = Epoch("rec"), Epoch("tok", refresh=True)
 @dataclass
 class JointConfig:
     id_dim: int = 16  # width of the per-item ID half of the input; 0 drops it (ablation)
-    # alternating: (rec_epochs x rec, tok_epochs x tok) per cycle, codes refreshed after every tok epoch;
     # target_freeze: (rec_epochs x rec, freeze_epochs x both) per cycle; in the window both parts learn while the
-    #   targets stay fixed, and the codes are refreshed once at its end (never, with window_refresh=false);
-    # simultaneous: both parts learn every epoch and codes are refreshed after each (the ablation)
-    schedule: str = "alternating"
-    rec_epochs: int = 1  # per cycle: recommender only, tokenizer frozen, codes fixed
+    #   targets stay fixed, and with window_refresh the codes are re-assigned once at its end;
+    # alternating (ETEGRec-style): (rec_epochs x rec, tok_epochs x tok) per cycle, codes refreshed after every tok epoch;
+    # simultaneous: both parts learn every epoch and codes are refreshed after each (the ablation).
+    # The defaults are the schedule chosen on validation (README, "Joint training"): targets never move, and the
+    # tokenizer learns from the recommendation loss at the recommender's rate, as sasrec_unified's does.
+    schedule: str = "target_freeze"
+    rec_epochs: int = 0  # per cycle: recommender only, tokenizer frozen, codes fixed
     tok_epochs: int = 1  # per alternating cycle: tokenizer only (recommender frozen)
     freeze_epochs: int = 2  # per target_freeze cycle: the length of the window
-    window_refresh: bool = True  # target_freeze: refresh the codes at the end of each window
+    window_refresh: bool = False  # target_freeze: re-assign the codes at the end of each window
     cycles: int = 1  # the epochs left after the cycles are a recommender-only fine-tune on the final codes
-    tok_lr_scale: float = 0.01  # the tokenizer learns at this fraction of train.lr, so codes drift, not jump
+    tok_lr_scale: float = 1.0  # with refreshes, use ~0.01: tokenizer codes sit on boundaries and a refresh moves them
     rq_weight: float = 1.0  # RQ-VAE reconstruction + quantization losses while the tokenizer learns
-    align_weight: float = 0.1  # tokenizer's soft code assignment of the target -> recommender's prediction
+    align_weight: float = 0.0  # tokenizer's soft code assignment of the target -> recommender's prediction
     align_temperature: float = 1.0
     align_warmup_steps: int = 200  # the alignment weight ramps up linearly over the first tokenizer steps
     refresh_margin: float = 0.5  # a refreshed code stays put unless another is nearer by this fraction
