@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = load_config(SeqRunConfig, args.config, args.overrides)
-    results: dict = {}
+    results = earlier_variants(Path(args.out), base, args)
     for variant in args.variants:
         seeds = args.seeds if variant in MAIN else args.ablation_seeds
         if not seeds:
@@ -64,7 +64,8 @@ def main() -> None:
         cfg = load_config(SeqRunConfig, args.config, [*args.overrides, *VARIANTS[variant], f"name={base.name}_{variant}",
                                                       f"seeds={seeds}", f"results_dir={base.output_dir}/{base.name}_compare"])
         out = run(cfg, command=f"python tools/compare_joint.py {' '.join(sys.argv[1:])}  # variant {variant}")
-        results[variant] = {"seeds": seeds, "wall_seconds": out["wall_seconds"], "metrics": out["metrics"],
+        results[variant] = {"command": out["command"], "seeds": seeds, "wall_seconds": out["wall_seconds"],
+                            "metrics": out["metrics"],
                             "metrics_std": out["metrics_std"],
                             "per_seed": [{k: r[k] for k in ("seed", "test", "best_epoch", "train_seconds", "fit_seconds",
                                                             "train_sequences_per_second", "history")}
@@ -74,6 +75,23 @@ def main() -> None:
         print(f"{variant:20s} " + " ".join(f"{k}={v:.4f}±{r['metrics_std'][k]:.4f}" for k, v in r["metrics"].items()
                                           if k.startswith(("recall", "ndcg"))))
     print(f"wrote {args.out}")
+
+
+def earlier_variants(out: Path, base: SeqRunConfig, args: argparse.Namespace) -> dict:
+    """Variants an earlier invocation wrote to the same file under the same config and seeds, kept unless
+    re-run now: a comparison can be finished, or extended, by running the missing variants."""
+    if not out.exists():
+        return {}
+    earlier = json.loads(out.read_text())
+    same = (earlier.get("config") == to_dict(base) and earlier.get("seeds") == args.seeds
+            and earlier.get("ablation_seeds") == args.ablation_seeds)
+    if not same:
+        print(f"{out} holds a comparison with another config or seeds; it will be replaced")
+        return {}
+    kept = {k: v for k, v in earlier.get("variants", {}).items() if k not in args.variants}
+    if kept:
+        print(f"keeping {', '.join(kept)} from {out}")
+    return kept
 
 
 def write_summary(args: argparse.Namespace, base: SeqRunConfig, results: dict) -> None:
