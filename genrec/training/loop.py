@@ -177,7 +177,7 @@ class Trainer:
             raise ValueError(advice)
         try:
             self.accelerator.load_state(str(last_dir))
-        except (RuntimeError, ValueError) as err:  # a state saved before signatures were recorded
+        except (RuntimeError, ValueError) as err:  # saved before signatures, or with other optimizer groups
             raise ValueError(advice) from err
 
     def fit(self, task: Task) -> dict[str, Any]:
