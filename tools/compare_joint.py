@@ -30,16 +30,16 @@ from genrec.pipeline import SeqRunConfig, hardware, run
 # the settings the alternating and refreshing schedules need: a slow tokenizer (codes sit on boundaries, so a refresh
 # after a full-rate update moves most of them) and the alignment term that steers the refreshed codes
 REFRESHING = ["joint.tok_lr_scale=0.01", "joint.align_weight=0.1"]
+ALTERNATING = ["mode=joint", "joint.schedule=alternating", "joint.rec_epochs=1", *REFRESHING]
 VARIANTS = {
     "two_stage": ["mode=two_stage"],
     "joint": ["mode=joint"],
     "unified_frozen": ["mode=unified"],
     "joint_no_id": ["mode=joint", "joint.id_dim=0"],
     "joint_euclidean": ["mode=joint", "tokenizer.distances=euclidean"],
-    "joint_alternating": ["mode=joint", "joint.schedule=alternating", "joint.rec_epochs=1", *REFRESHING],
+    "joint_alternating": ALTERNATING,
     "joint_simultaneous": ["mode=joint", "joint.schedule=simultaneous", *REFRESHING],
-    "joint_slow_tokenizer": ["mode=joint", "joint.schedule=alternating", "joint.rec_epochs=1", *REFRESHING,
-                             "joint.tok_lr_scale=0.001"],
+    "joint_slow_tokenizer": [*ALTERNATING, "joint.tok_lr_scale=0.001"],  # the later override wins
     "target_freeze_refresh": ["mode=joint", "joint.window_refresh=true", *REFRESHING],
 }
 MAIN = ("two_stage", "joint")
