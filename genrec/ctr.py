@@ -40,11 +40,23 @@ class CtrGrid:
     # collect, train no model: report the cells whose every seed already has a saved fit in
     # runs/<name>/ (a grid run in parts, or one that was stopped), and list the cells that are missing
     only_finished: bool = False
+    # train only every num_shards-th cell: shards run side by side (one process each, e.g. on one GPU,
+    # tools/run_ctr_gpu.sh) and an only_finished run collects them
+    shard: int = 0
+    num_shards: int = 1
 
     def cells(self) -> list[tuple[str, str, int, bool]]:
-        """Every combination, except ME at 1x: one table per code is exactly the RQ-VAE 1x model."""
-        return [c for c in itertools.product(self.backbones, self.representations, self.scales, self.fusion)
-                if not (c[1] == "me" and c[2] == 1 and "rq" in self.representations)]
+        """Every combination, except ME at 1x: one table per code is exactly the RQ-VAE 1x model.
+        A shard's cells are dealt round-robin from the largest scale down, so each gets a similar load."""
+        if not 0 <= self.shard < self.num_shards:
+            raise ValueError(f"grid.shard must be in [0, grid.num_shards={self.num_shards}), got {self.shard}")
+        cells = [c for c in itertools.product(self.backbones, self.representations, self.scales, self.fusion)
+                 if not (c[1] == "me" and c[2] == 1 and "rq" in self.representations)]
+        if self.num_shards == 1 or self.only_finished:
+            return cells
+        by_cost = sorted(cells, key=lambda c: -c[2])
+        mine = set(by_cost[self.shard :: self.num_shards])
+        return [c for c in cells if c in mine]
 
 
 def _ctr_train() -> TrainConfig:

@@ -77,6 +77,21 @@ def test_grid_skips_me_at_1x_which_is_rq_at_1x():
     assert ("deepfm", "me", 1, False) not in cells and ("deepfm", "me", 2, False) in cells and len(cells) == 5
 
 
+def test_grid_shards_partition_the_cells_with_balanced_scales():
+    from genrec.ctr import CtrGrid
+
+    grid = dict(backbones=["deepfm", "dcnv2"], representations=["id", "rq", "me", "moc"], scales=[1, 2, 3, 7])
+    everything = CtrGrid(**grid).cells()
+    shards = [CtrGrid(**grid, shard=i, num_shards=4).cells() for i in range(4)]
+    assert sorted(c for s in shards for c in s) == sorted(everything)  # disjoint and complete
+    for s in shards:
+        assert s == [c for c in everything if c in s]  # grid order kept
+        assert sum(c[2] == 7 for c in s) == 16 // 4  # the expensive 7x cells are spread evenly
+    assert CtrGrid(**grid, shard=2, num_shards=4, only_finished=True).cells() == everything  # collecting sees all
+    with pytest.raises(ValueError, match="grid.shard"):
+        CtrGrid(shard=3, num_shards=3).cells()
+
+
 def test_representations_spend_the_same_fields_per_scale():
     rng = np.random.default_rng(0)
     calls = []
