@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The full CTR grid of one dataset in SHARDS processes side by side (on one GPU when there is one: the
 # CTR models are far too small to fill an H100 alone), then one collect run that writes
-# <results>/<name>.json (ctr_<dataset>) with every cell, plus the wall time of the whole grid as grid_wall_seconds.
-#   bash tools/run_ctr_grid.sh [dataset]                   (default: beauty; SHARDS=8)
-#   SHARDS=2 GENREC_NUM_THREADS=1 bash tools/run_ctr_grid.sh sports        (a 2-core CPU)
+# <results>/<name>.json (name: ctr_<dataset>) with every cell, and the whole grid's wall time as
+# grid_wall_seconds.
+#   bash tools/run_ctr_grid.sh [dataset]                        (default: beauty; SHARDS=8)
+#   SHARDS=2 bash tools/run_ctr_grid.sh sports                   (a 2-core CPU: one thread per shard)
 #   RESULTS=dir OVERRIDES="'grid.backbones=[autoint+]'" bash tools/run_ctr_grid.sh beauty
 # Finished fits are kept under runs/ctr_<dataset>/ and reused, so an interrupted grid resumes.
 set -euo pipefail
@@ -12,6 +13,8 @@ shards=${SHARDS:-8}
 results=${RESULTS:-results}
 mkdir -p "$results/logs"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# on a CPU the shards split the cores (ignored on a GPU)
+export GENREC_NUM_THREADS=${GENREC_NUM_THREADS:-$(( $(nproc) > shards ? $(nproc) / shards : 1 ))}
 run() { eval accelerate launch --num_processes 1 recipes/train_ctr.py --config recipes/configs/ctr_$ds.yaml \
   train.progress=false "${OVERRIDES:-}" "$@"; }
 start=$(date +%s)
