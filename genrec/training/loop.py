@@ -180,6 +180,13 @@ class Trainer:
         except (RuntimeError, ValueError) as err:  # saved before signatures, or with other optimizer groups
             raise ValueError(advice) from err
 
+    def _stop_reason(self, state: _LoopState) -> str | None:
+        if self.cfg.patience and state.bad_evals >= self.cfg.patience:
+            return f"early stop: no {self.cfg.monitor} gain for {self.cfg.patience} evaluations"
+        if self.cfg.max_minutes and state.seconds() > 60 * self.cfg.max_minutes:
+            return f"time budget of {self.cfg.max_minutes} min reached after epoch {state.epoch}"
+        return None
+
     def fit(self, task: Task) -> dict[str, Any]:
         cfg, acc = self.cfg, self.accelerator
         set_seed(cfg.seed)
@@ -208,6 +215,10 @@ class Trainer:
         from tqdm.auto import tqdm
 
         while state.epoch < cfg.epochs:
+            stop = self._stop_reason(state)
+            if stop:  # checked before an epoch, so a resumed run that had stopped stays stopped
+                self.log(stop)
+                break
             model.train()
             if hasattr(loader, "set_epoch"):
                 loader.set_epoch(state.epoch)
@@ -263,12 +274,6 @@ class Trainer:
                 acc.save_state(str(last_dir))
                 if acc.is_main_process:
                     (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
-            if cfg.patience and state.bad_evals >= cfg.patience:
-                self.log(f"early stop: no {cfg.monitor} gain for {cfg.patience} evaluations")
-                break
-            if cfg.max_minutes and state.seconds() > 60 * cfg.max_minutes:
-                self.log(f"time budget of {cfg.max_minutes} min reached after epoch {state.epoch}")
-                break
         acc.wait_for_everyone()
         unwrapped = acc.unwrap_model(model)
         if best_path.exists():
