@@ -41,6 +41,8 @@ def joint_level_sizes(tok_cfg: TokenizerConfig, joint: JointConfig) -> list[int]
 class JointTask(GenerativeTask):
     """Shares data handling and metrics with the two-stage task; swaps the model, the loss and the codes."""
 
+    find_unused_parameters = True  # a phase freezes the tokenizer or the recommender (DDP must not wait for them)
+
     def __init__(self, splits: LeaveOneOut, tokenizer: SemanticTokenizer, item_text: torch.Tensor,
                  tok_cfg: TokenizerConfig, model_cfg: Seq2SeqConfig, joint: JointConfig, decode: DecodeConfig,
                  seed: int, epochs: int):

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -58,7 +58,8 @@ class Task(Protocol):
 
     def on_epoch_end(self, model: nn.Module, epoch: int, accelerator: Accelerator) -> dict[str, float]: ...
 
-    # optional: `on_epoch_start(model, epoch, accelerator)`, called before each epoch (also after a resume)
+    # optional: `on_epoch_start(model, epoch, accelerator)`, called before each epoch (also after a resume);
+    # `find_unused_parameters = True` when some parameters get no gradient in some epochs
 
 
 class _LoopState:
@@ -85,12 +86,18 @@ class _LoopState:
         self._segment_start = time.perf_counter()
 
 
-def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, precision: str | None = None) -> Accelerator:
-    """`precision` overrides cfg.mixed_precision: every Accelerator of one process must agree on it."""
+def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, precision: str | None = None,
+                     find_unused_parameters: bool = False) -> Accelerator:
+    """`precision` overrides cfg.mixed_precision: every Accelerator of one process must agree on it.
+    `find_unused_parameters` is for models that freeze a part per epoch (DDP otherwise waits for its gradients)."""
     precision = precision or cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None)
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
+    # without a GPU, accelerate only forms a gloo process group when told `cpu=True`; otherwise every
+    # process of `torchrun --nproc_per_node 2` would train alone on all the data
+    accelerator = Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None,
+                              cpu=not torch.cuda.is_available(), kwargs_handlers=handlers)
     if accelerator.device.type == "cpu" and os.environ.get("GENREC_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["GENREC_NUM_THREADS"]))  # e.g. 1 per job when jobs share a machine
     elif accelerator.device.type == "cpu" and "OMP_NUM_THREADS" in os.environ:
@@ -148,7 +155,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, output_dir: str | Path, precision: str | None = None):
         self.cfg = cfg
         self.output_dir = Path(output_dir)
-        self.accelerator = make_accelerator(cfg, output_dir, precision)
+        self.precision = precision
 
     def log(self, message: str) -> None:
         if self.accelerator.is_main_process:
@@ -188,6 +195,8 @@ class Trainer:
         return None
 
     def fit(self, task: Task) -> dict[str, Any]:
+        self.accelerator = make_accelerator(self.cfg, self.output_dir, self.precision,
+                                            getattr(task, "find_unused_parameters", False))
         cfg, acc = self.cfg, self.accelerator
         set_seed(cfg.seed)
         model = task.model
@@ -277,7 +286,7 @@ class Trainer:
         acc.wait_for_everyone()
         unwrapped = acc.unwrap_model(model)
         if best_path.exists():
-            unwrapped.load_state_dict(torch.load(best_path, map_location=acc.device, weights_only=True))
+            unwrapped.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
         return {
             "best_epoch": state.best_epoch,
             f"best_valid_{cfg.monitor}": state.best,
