@@ -41,7 +41,7 @@ class CtrGrid:
     # runs/<name>/ (a grid run in parts, or one that was stopped), and list the cells that are missing
     only_finished: bool = False
     # train only every num_shards-th cell: shards run side by side (one process each, e.g. on one GPU,
-    # tools/run_ctr_gpu.sh) and an only_finished run collects them
+    # tools/run_ctr_grid.sh) and an only_finished run collects them
     shard: int = 0
     num_shards: int = 1
 
