@@ -69,14 +69,13 @@ class SavedRun:
         embeds, mask = self.unified.encoder_inputs(history, users)
         return {"input_ids": None, "attention_mask": mask, "inputs_embeds": embeds}
 
-    def test_inputs(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Code-token inputs of every test user (two-stage runs: the beam-search benchmark's input)."""
-        if self.unified is not None:
-            raise ValueError("test_inputs gives code-token inputs; this run reads unified item vectors")
+    def test_inputs(self, device: str = "cpu") -> tuple[dict[str, Any], torch.Tensor]:
+        """Encoder inputs (as `encoder_inputs`) and targets of every test user: the benchmark's input."""
         split = leave_one_out(self.data, self.cfg.data.max_history).test
         history, users = torch.from_numpy(split.history).to(device), torch.from_numpy(split.user).to(device)
-        ids, mask = self.vocab.encode_history(history, users)
-        return ids, mask, torch.from_numpy(split.target).to(device)
+        with torch.no_grad():
+            inputs = self.encoder_inputs(history, users)
+        return inputs, torch.from_numpy(split.target).to(device)
 
     @torch.no_grad()
     def recommend(self, history: list[str], k: int = 10, beam: int | None = None, user: int | None = None) -> list[dict]:

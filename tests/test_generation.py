@@ -88,3 +88,9 @@ def test_hf_generate_with_prefix_fn_agrees_with_ours():
     ours, _ = constrained_beam_search(model, vocab, TensorTrie(codes, [4, 4, 4]), ids, mask, beam=8, topk=5)
     theirs = hf_constrained_generate(model, vocab, codes, ids, mask, beam=8, topk=5)
     assert theirs.tolist() == ours.tolist()
+    # item vectors instead of code tokens (unified and joint runs) go through both the same way
+    embeds = model.get_input_embeddings()(ids) + 0.5 * torch.randn(*ids.shape, model.config.d_model)
+    ours, _ = constrained_beam_search(model, vocab, TensorTrie(codes, [4, 4, 4]), None, mask, beam=8, topk=5,
+                                      inputs_embeds=embeds)
+    theirs = hf_constrained_generate(model, vocab, codes, None, mask, beam=8, topk=5, inputs_embeds=embeds)
+    assert theirs.tolist() == ours.tolist()

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,21 +28,28 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def ours(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str):
+def batches(inputs: dict[str, Any], size: int, limit: int | None = None):
+    """Slices of the encoder inputs (`input_ids` is None for unified runs)."""
+    n = len(inputs["attention_mask"]) if limit is None else limit
+    for s in range(0, n, size):
+        yield {k: v[s:min(s + size, n)] if v is not None else None for k, v in inputs.items()}
+
+
+def ours(run: SavedRun, inputs: dict[str, Any], beam: int, topk: int, batch: int, device: str, limit: int | None = None):
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-        for s in range(0, len(ids), batch):
-            items.append(constrained_beam_search(run.model, run.vocab, run.trie, ids[s:s + batch], mask[s:s + batch], beam, topk)[0])
+        for part in batches(inputs, batch, limit):
+            items.append(constrained_beam_search(run.model, run.vocab, run.trie, beam=beam, topk=topk, **part)[0])
     sync(device)
     return torch.cat(items)
 
 
-def hf_generate(run: SavedRun, ids, mask, beam: int, topk: int, batch: int, device: str):
+def hf_generate(run: SavedRun, inputs: dict[str, Any], beam: int, topk: int, batch: int, device: str, limit: int):
     codes = run.codes.numpy()
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-        for s in range(0, len(ids), batch):
-            items.append(hf_constrained_generate(run.model, run.vocab, codes, ids[s:s + batch], mask[s:s + batch], beam, topk))
+        for part in batches(inputs, batch, limit):
+            items.append(hf_constrained_generate(run.model, run.vocab, codes, beam=beam, topk=topk, **part))
     sync(device)
     return torch.cat(items)
 
@@ -59,26 +67,27 @@ def main() -> None:
     args = parser.parse_args()
 
     run = SavedRun.load(args.run, args.device)
-    ids, mask, targets = run.test_inputs(args.device)
-    ours(run, ids[:256], mask[:256], args.beam, args.topk, args.batch, args.device)  # warm-up
+    inputs, _ = run.test_inputs(args.device)
+    users = len(inputs["attention_mask"])
+    ours(run, inputs, args.beam, args.topk, args.batch, args.device, limit=256)  # warm-up
     start = time.perf_counter()
-    ours_items = ours(run, ids, mask, args.beam, args.topk, args.batch, args.device)
+    ours_items = ours(run, inputs, args.beam, args.topk, args.batch, args.device)
     ours_s = time.perf_counter() - start
-    n_hf = min(args.hf_users, len(ids))
+    n_hf = min(args.hf_users, users)
     start = time.perf_counter()
-    ours(run, ids[:n_hf], mask[:n_hf], args.beam, args.topk, args.batch, args.device)
+    ours(run, inputs, args.beam, args.topk, args.batch, args.device, limit=n_hf)
     ours_subset_s = time.perf_counter() - start
     start = time.perf_counter()
-    hf_items = hf_generate(run, ids[:n_hf], mask[:n_hf], args.beam, args.topk, args.hf_batch, args.device)
+    hf_items = hf_generate(run, inputs, args.beam, args.topk, args.hf_batch, args.device, limit=n_hf)
     hf_s = time.perf_counter() - start
     same_top1 = (hf_items[:, 0] == ours_items[:n_hf, 0].cpu()).float().mean().item()
     overlap = sum(len(set(a) & set(b)) for a, b in zip(hf_items.tolist(), ours_items[:n_hf].cpu().tolist())) / (n_hf * args.topk)
     result = {
-        "users": len(ids), "beam": args.beam, "topk": args.topk, "device": hardware() if args.device != "cpu" else f"CPU ({torch.get_num_threads()} threads)",
+        "users": users, "mode": run.cfg.mode, "beam": args.beam, "topk": args.topk, "device": hardware() if args.device != "cpu" else f"CPU ({torch.get_num_threads()} threads)",
         "ours_s": round(ours_s, 3),
         "hf_users": n_hf, "hf_prefix_fn_s_on_hf_users": round(hf_s, 3), "ours_s_on_hf_users": round(ours_subset_s, 3),
-        "hf_prefix_fn_s": round(hf_s * len(ids) / n_hf, 2),
-        "speedup": round((hf_s / n_hf) / (ours_s / len(ids)), 1),
+        "hf_prefix_fn_s": round(hf_s * users / n_hf, 2),
+        "speedup": round((hf_s / n_hf) / (ours_s / users), 1),
         "top1_agreement_with_hf": round(same_top1, 4), "topk_overlap_with_hf": round(overlap, 4),
         "note": "hf_prefix_fn_s is extrapolated linearly from hf_users; both use bf16 autocast on CUDA",
         "command": "python tools/bench_beam.py " + " ".join(sys.argv[1:]),

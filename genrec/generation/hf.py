@@ -13,9 +13,11 @@ from genrec.models.seq2seq import PAD, CodeVocab
 
 
 @torch.no_grad()
-def hf_constrained_generate(model, vocab: CodeVocab, codes: np.ndarray, input_ids: torch.Tensor,
-                            attention_mask: torch.Tensor, beam: int = 20, topk: int = 10) -> torch.Tensor:
-    """[B, topk] item indices from `model.generate` constrained by a Python trie callback."""
+def hf_constrained_generate(model, vocab: CodeVocab, codes: np.ndarray, input_ids: torch.Tensor | None,
+                            attention_mask: torch.Tensor, beam: int = 20, topk: int = 10,
+                            inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, topk] item indices from `model.generate` constrained by a Python trie callback. The encoder
+    reads `input_ids`, or `inputs_embeds` when given (unified and joint runs), as in our search."""
     trie = python_trie(codes)
     offsets = vocab.level_offsets
 
@@ -29,7 +31,8 @@ def hf_constrained_generate(model, vocab: CodeVocab, codes: np.ndarray, input_id
         level = len(sent) - 1  # sent starts with the decoder start token
         return [offsets[level] + c for c in walk(sent.tolist()[1:])]
 
-    out = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=beam, num_return_sequences=topk,
+    encoder_input = {"inputs_embeds": inputs_embeds} if inputs_embeds is not None else {"input_ids": input_ids}
+    out = model.generate(**encoder_input, attention_mask=attention_mask, num_beams=beam, num_return_sequences=topk,
                          max_new_tokens=vocab.depth, min_new_tokens=vocab.depth, prefix_allowed_tokens_fn=allowed,
                          length_penalty=0.0, do_sample=False, decoder_start_token_id=PAD)
     seqs = out[:, 1:].reshape(-1, topk, vocab.depth).cpu().tolist()
