@@ -7,14 +7,10 @@ import pytest
 
 from genrec.config import load_config
 from genrec.pipeline import SeqRunConfig, run
+from test_pipeline import TINY
 
-TINY = [
-    "tokenizer.codebook_size=16", "tokenizer.latent_dim=16", "tokenizer.hidden_dims=[64]", "tokenizer.train.epochs=2",
-    "model.num_layers=1", "model.num_decoder_layers=1", "model.d_model=32", "model.num_heads=2", "model.d_kv=16",
-    "model.d_ff=64", "model.user_buckets=16", "decode.beam=10", "decode.topk=10", "decode.valid_users=0",
-    "train.batch_size=128", "train.eval_every=1", "train.progress=false",
-    "mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1", "joint.suffix_slots=128",
-]
+JOINT = TINY + ["mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1",
+                "joint.suffix_slots=128"]
 
 
 def _train(rank: int, world: int, port: int, overrides: list[str]) -> None:
@@ -32,7 +28,7 @@ def test_joint_training_on_two_processes(tmp_path, beauty_slice):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    overrides = TINY + [f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs",
+    overrides = JOINT + [f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs",
                         f"results_dir={tmp_path}/results", "name=ddp"]
     mp.spawn(_train, args=(2, port, overrides), nprocs=2, join=True)
     saved = json.loads((tmp_path / "results" / "ddp.json").read_text())
