@@ -31,6 +31,7 @@ class UnifiedConfig:
     train_tokenizer: bool = True  # the paper's setting: the tokenizer learns with the model (+ its RQ-VAE losses)
     rq_weight: float = 1.0
     tokenizer_lr_scale: float = 1.0  # the tokenizer's learning rate as a fraction of train.lr
+    rq_sample: int = 0  # items decoded per step for the reconstruction loss (uniform draw); 0 = every item
 
 
 def _sasrec_train() -> TrainConfig:
@@ -60,7 +61,8 @@ def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run
     if cfg.unified.train_tokenizer:
         tokenizer = pretrained_tokenizer(tok_cfg, embeddings, run_dir, accelerator)
         return UnifiedItemEmbedding(tok_cfg.id_dim, cfg.sasrec.d_model, tokenizer=tokenizer,
-                                    item_text=torch.as_tensor(embeddings), rq_weight=cfg.unified.rq_weight)
+                                    item_text=torch.as_tensor(embeddings), rq_weight=cfg.unified.rq_weight,
+                                    rq_sample=cfg.unified.rq_sample)
     table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
     return UnifiedItemEmbedding(table.meta.id_dim, cfg.sasrec.d_model, semantic=table.semantic)
 

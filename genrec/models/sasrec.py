@@ -26,16 +26,21 @@ class UnifiedItemEmbedding(nn.Module):
     Given a `tokenizer` (the paper's end-to-end setting), the semantic half is recomputed from the item
     text at every step, so the recommendation loss trains the tokenizer's encoder and codebooks too;
     `aux_loss` then holds its RQ-VAE losses (reconstruction + quantization, times `rq_weight`) for the
-    task to add. Given a fixed `semantic` table instead, only the ID half and the projection learn."""
+    task to add. Given a fixed `semantic` table instead, only the ID half and the projection learn.
+
+    Every item must be quantized at every step (full-catalogue scores), but the reconstruction loss need not
+    decode every item: `rq_sample` > 0 decodes that many items drawn uniformly per step, an unbiased estimate
+    of the full loss that halves the tokenizer's cost on a large catalogue (0 = decode all)."""
 
     def __init__(self, id_dim: int, d_model: int, semantic: torch.Tensor | None = None,
                  tokenizer: SemanticTokenizer | None = None, item_text: torch.Tensor | None = None,
-                 rq_weight: float = 1.0):
+                 rq_weight: float = 1.0, rq_sample: int = 0):
         super().__init__()
         if (semantic is None) == (tokenizer is None) or (tokenizer is not None and item_text is None):
             raise ValueError("give either a fixed `semantic` table, or a `tokenizer` with the `item_text` it reads")
         self.tokenizer = tokenizer
         self.rq_weight = rq_weight
+        self.rq_sample = rq_sample
         if tokenizer is None:
             self.register_buffer("semantic", semantic.float())
             num_items, semantic_dim = semantic.shape
@@ -52,7 +57,11 @@ class UnifiedItemEmbedding(nn.Module):
             return self.semantic
         if not self.training:  # no decoder pass and no losses when scoring
             return self.tokenizer.quantizer(self.tokenizer.encode(self.item_text)).quantized
-        out = self.tokenizer(self.item_text)
+        num_items = len(self.item_text)
+        rows = None
+        if 0 < self.rq_sample < num_items:
+            rows = torch.randperm(num_items, device=self.item_text.device)[: self.rq_sample]
+        out = self.tokenizer(self.item_text, recon_rows=rows)
         self.aux_loss = self.rq_weight * out.loss
         return out.quantized
 
@@ -110,6 +119,10 @@ class SasRec(nn.Module):
         return self.unified.aux_loss if self.unified is not None and self.unified.tokenizer is not None else torch.zeros(())
 
     def forward(self, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, num_items] scores (`table`: a precomputed `item_table()`, e.g. for a whole evaluation)."""
+        """[B, num_items] fp32 scores (`table`: a precomputed `item_table()`, e.g. for a whole evaluation).
+        Scores stay fp32 under bf16 autocast: with 8 mantissa bits, hundreds of items would tie with the target
+        and the rank would depend on the tie rule rather than on the model."""
         table = self.item_table() if table is None else table
-        return self.user_state(history, table) @ table[1:].T
+        state = self.user_state(history, table)
+        with torch.autocast(state.device.type, enabled=False):
+            return state.float() @ table[1:].float().T

@@ -83,11 +83,14 @@ class SemanticTokenizer(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder((x - self.mean) / self.std)
 
-    def forward(self, x: torch.Tensor) -> TokenizerOutput:
+    def forward(self, x: torch.Tensor, recon_rows: torch.Tensor | None = None) -> TokenizerOutput:
+        """`recon_rows` decodes only those rows: an unbiased estimate of the reconstruction loss (for uniformly
+        drawn rows) at a fraction of the decoder's cost, when every row must be quantized but not rebuilt."""
         z = self.encode(x)
         q = self.quantizer(z)
-        recon = self.decoder(q.quantized)
-        target = (x - self.mean) / self.std
+        rows = slice(None) if recon_rows is None else recon_rows
+        recon = self.decoder(q.quantized[rows])
+        target = (x[rows] - self.mean) / self.std
         return TokenizerOutput(recon, z, q.quantized, q.codes, F.mse_loss(recon, target), q.loss)
 
     @torch.no_grad()
