@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from genrec.config import save_config
-from genrec.data import item_embeddings, popularity
-from genrec.models.sasrec import SasRecConfig, UnifiedItemEmbedding
+from genrec.config import load_config, save_config
+from genrec.data import LeaveOneOut, item_embeddings, popularity
+from genrec.models.sasrec import SasRec, SasRecConfig, UnifiedItemEmbedding
 from genrec.pipeline import (DataConfig, format_metrics, load_data, pretrained_tokenizer, run_record, semantic_table,
                              summarize, write_result)
-from genrec.quantize import TokenizerConfig
+from genrec.quantize import SemanticTokenizer, TokenizerConfig
 from genrec.tasks import SasRecTask, popularity_metrics
 from genrec.training.loop import TrainConfig, Trainer, make_accelerator
 
@@ -65,6 +65,41 @@ def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run
                                     rq_sample=cfg.unified.rq_sample)
     table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
     return UnifiedItemEmbedding(table.meta.id_dim, cfg.sasrec.d_model, semantic=table.semantic)
+
+
+@dataclass
+class SavedBaseline:
+    cfg: BaselineRunConfig
+    model_name: str
+    model: SasRec
+    splits: LeaveOneOut
+    num_items: int
+
+
+def load_baseline(folder: str | Path) -> SavedBaseline:
+    """A finished baseline fit (`runs/<name>/<model>_seed_<s>/`) with its best weights, for re-evaluation.
+    A jointly trained tokenizer comes back from the state dict; only the item-text vectors are read again."""
+    folder = Path(folder)
+    if not (folder / "run_config.yaml").exists() or not (folder / "best_model.pt").exists():
+        raise FileNotFoundError(f"{folder} is not a finished baseline fit (no run_config.yaml or best_model.pt); "
+                                "point at runs/<name>/<model>_seed_<s>")
+    cfg = load_config(BaselineRunConfig, folder / "run_config.yaml")
+    model_name = folder.name.rsplit("_seed_", 1)[0]
+    if model_name not in MODELS:
+        raise ValueError(f"{folder.name}: expected a folder named <model>_seed_<s> with a model in {MODELS}")
+    data, splits = load_data(cfg.data)
+    unified = None
+    if model_name == "sasrec_unified":
+        text = torch.as_tensor(item_embeddings(data.catalog, progress=False))
+        if cfg.unified.train_tokenizer:
+            unified = UnifiedItemEmbedding(cfg.tokenizer.id_dim, cfg.sasrec.d_model, item_text=text,
+                                           tokenizer=SemanticTokenizer(text.shape[1], cfg.tokenizer))
+        else:  # the frozen semantic table is a buffer of the state dict
+            unified = UnifiedItemEmbedding(cfg.tokenizer.id_dim, cfg.sasrec.d_model,
+                                           semantic=torch.zeros(data.num_items, cfg.tokenizer.latent_dim))
+    model = SasRec(data.num_items, replace(cfg.sasrec, max_history=cfg.data.max_history), unified)
+    model.load_state_dict(torch.load(folder / "best_model.pt", map_location="cpu", weights_only=True))
+    return SavedBaseline(cfg, model_name, model.eval(), splits, data.num_items)
 
 
 def merge_baseline_results(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -157,5 +157,16 @@ def test_baseline_runner_on_a_slice(tmp_path):
     assert set(result["models"]) == {"popularity", "sasrec_id", "sasrec_unified"}
     assert result["models"]["sasrec_unified"]["per_seed"][0]["history"][0]["train_rq"] > 0  # the tokenizer's losses were in
     assert (tmp_path / "results" / "beauty_baselines.json").exists()
+    # a saved fit reloads with its best weights (the jointly trained tokenizer included) and scores as it did
+    from accelerate import Accelerator
+    from genrec.baselines import load_baseline
+
+    for model_name in ("sasrec_id", "sasrec_unified"):
+        saved = load_baseline(tmp_path / "runs" / "beauty_baselines" / f"{model_name}_seed_42")
+        task = SasRecTask(saved.splits, saved.num_items, CFG)
+        test = task.evaluate(saved.model, "test", Accelerator(cpu=True))
+        assert test == pytest.approx(result["models"][model_name]["per_seed"][0]["test"], abs=1e-6)
+    with pytest.raises(FileNotFoundError, match="not a finished baseline fit"):
+        load_baseline(tmp_path / "runs")
     with pytest.raises(ValueError, match="unknown baseline model"):
         run_baselines(load_config(BaselineRunConfig, overrides=["models=[gru4rec]", "data.max_users=50"]))

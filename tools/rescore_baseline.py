@@ -1,0 +1,62 @@
+"""Re-evaluate finished baseline fits on their test users with fp32 scores, and with the same scores
+rounded to bf16: what a bf16 autocast evaluation did before scores were kept in fp32. Measures how far
+the tie rule, rather than the model, decided the earlier bf16-scored numbers.
+
+    python tools/rescore_baseline.py runs/sports_baselines_cpu_sasrec_id_s1/sasrec_id_seed_1 ... \
+        --out results/score_precision_sports.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from genrec.baselines import load_baseline
+from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
+
+
+@torch.no_grad()
+def rescore(folder: str, batch_size: int = 1024) -> dict:
+    saved = load_baseline(folder)
+    test = saved.splits.test
+    history, targets = torch.from_numpy(test.history), torch.from_numpy(test.target)
+    table = saved.model.item_table()
+    ranks = {"fp32": [], "bf16": []}
+    ties = []
+    for rows in torch.arange(len(targets)).split(batch_size):
+        scores, target = saved.model(history[rows], table), targets[rows]
+        rounded = scores.bfloat16().float()
+        ranks["fp32"].append(target_ranks_from_scores(scores, target))
+        ranks["bf16"].append(target_ranks_from_scores(rounded, target))
+        ties.append((rounded == rounded.gather(1, target.unsqueeze(1))).sum(1) - 1)  # other items tied with the target
+    out = {name: metrics_from_ranks(torch.cat(r)) for name, r in ranks.items()}
+    ties = torch.cat(ties).float()
+    return {"run": str(folder), "model": saved.model_name, "dataset": saved.cfg.data.dataset, "users": len(targets),
+            "metrics_fp32": out["fp32"], "metrics_bf16_scores": out["bf16"],
+            "bf16_items_tied_with_target": {"mean": ties.mean().item(), "median": ties.median().item()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="finished fits: runs/<name>/<model>_seed_<s>")
+    parser.add_argument("--out", help="write the comparison as JSON")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    rows = []
+    for folder in args.runs:
+        row = rescore(folder)
+        rows.append(row)
+        a, b = row["metrics_fp32"], row["metrics_bf16_scores"]
+        print(f"{folder}: " + " ".join(f"{k} {a[k]:.4f}->{b[k]:.4f}" for k in a)
+              + f" (bf16 ties with the target: mean {row['bf16_items_tied_with_target']['mean']:.1f} items)", flush=True)
+    if args.out:
+        record = {"command": "python tools/rescore_baseline.py " + " ".join(args.runs) + f" --out {args.out}",
+                  "seconds": time.perf_counter() - start, "rows": rows}
+        Path(args.out).write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
