@@ -120,8 +120,8 @@ class SasRec(nn.Module):
 
     def forward(self, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """[B, num_items] fp32 scores (`table`: a precomputed `item_table()`, e.g. for a whole evaluation).
-        Scores stay fp32 under bf16 autocast: with 8 mantissa bits, hundreds of items would tie with the target
-        and the rank would depend on the tie rule rather than on the model."""
+        Scores stay fp32 under bf16 autocast: with 8 mantissa bits, a dozen or more items tie with the target on
+        average (Sports, `tools/rescore_baseline.py`), and the tie rule rather than the model would order them."""
         table = self.item_table() if table is None else table
         state = self.user_state(history, table)
         with torch.autocast(state.device.type, enabled=False):
