@@ -14,7 +14,7 @@ import torch
 
 from genrec.config import load_config, save_config
 from genrec.data import LeaveOneOut, item_embeddings, popularity
-from genrec.models.sasrec import SasRec, SasRecConfig, UnifiedItemEmbedding
+from genrec.models.sasrec import SasRecConfig, UnifiedItemEmbedding
 from genrec.pipeline import (DataConfig, format_metrics, load_data, pretrained_tokenizer, run_record, semantic_table,
                              summarize, write_result)
 from genrec.quantize import SemanticTokenizer, TokenizerConfig
@@ -67,13 +67,17 @@ def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run
     return UnifiedItemEmbedding(table.meta.id_dim, cfg.sasrec.d_model, semantic=table.semantic)
 
 
+def sasrec_task(cfg: BaselineRunConfig, splits: LeaveOneOut, num_items: int,
+                unified: UnifiedItemEmbedding | None) -> SasRecTask:
+    return SasRecTask(splits, num_items, replace(cfg.sasrec, max_history=cfg.data.max_history), cfg.eval_batch_size,
+                      unified, cfg.unified.tokenizer_lr_scale)
+
+
 @dataclass
 class SavedBaseline:
     cfg: BaselineRunConfig
     model_name: str
-    model: SasRec
-    splits: LeaveOneOut
-    num_items: int
+    task: SasRecTask  # its model holds the fit's best weights, in eval mode
 
 
 def load_baseline(folder: str | Path) -> SavedBaseline:
@@ -97,9 +101,10 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
         else:  # the frozen semantic table is a buffer of the state dict
             unified = UnifiedItemEmbedding(cfg.tokenizer.id_dim, cfg.sasrec.d_model,
                                            semantic=torch.zeros(data.num_items, cfg.tokenizer.latent_dim))
-    model = SasRec(data.num_items, replace(cfg.sasrec, max_history=cfg.data.max_history), unified)
-    model.load_state_dict(torch.load(folder / "best_model.pt", map_location="cpu", weights_only=True))
-    return SavedBaseline(cfg, model_name, model.eval(), splits, data.num_items)
+    task = sasrec_task(cfg, splits, data.num_items, unified)
+    task.model.load_state_dict(torch.load(folder / "best_model.pt", map_location="cpu", weights_only=True))
+    task.model.eval()
+    return SavedBaseline(cfg, model_name, task)
 
 
 def merge_baseline_results(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,7 +128,6 @@ def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[st
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train)
     data, splits = load_data(cfg.data)
-    sasrec_cfg = replace(cfg.sasrec, max_history=cfg.data.max_history)
     unknown = set(cfg.models) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown baseline model(s) {sorted(unknown)}; choose from {MODELS}")
@@ -135,7 +139,7 @@ def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[st
             run_dir = Path(cfg.output_dir) / cfg.name / f"{model_name}_seed_{seed}"
             torch.manual_seed(seed)
             unified = unified_items(cfg, embeddings, seed, run_dir, accelerator) if model_name == "sasrec_unified" else None
-            task = SasRecTask(splits, data.num_items, sasrec_cfg, cfg.eval_batch_size, unified, cfg.unified.tokenizer_lr_scale)
+            task = sasrec_task(cfg, splits, data.num_items, unified)
             fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
             test = task.evaluate(fit.pop("model"), "test", accelerator)
             if accelerator.is_main_process:

@@ -163,8 +163,7 @@ def test_baseline_runner_on_a_slice(tmp_path):
 
     for model_name in ("sasrec_id", "sasrec_unified"):
         saved = load_baseline(tmp_path / "runs" / "beauty_baselines" / f"{model_name}_seed_42")
-        task = SasRecTask(saved.splits, saved.num_items, CFG)
-        test = task.evaluate(saved.model, "test", Accelerator(cpu=True))
+        test = saved.task.evaluate(saved.task.model, "test", Accelerator(cpu=True))
         assert test == pytest.approx(result["models"][model_name]["per_seed"][0]["test"], abs=1e-6)
     with pytest.raises(FileNotFoundError, match="not a finished baseline fit"):
         load_baseline(tmp_path / "runs")

@@ -21,13 +21,13 @@ from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scor
 @torch.no_grad()
 def rescore(folder: str, batch_size: int = 1024) -> dict:
     saved = load_baseline(folder)
-    test = saved.splits.test
-    history, targets = torch.from_numpy(test.history), torch.from_numpy(test.target)
-    table = saved.model.item_table()
+    model, test = saved.task.model, saved.task.data["test"]
+    history, targets = test["history"], test["target"]
+    table = model.item_table()
     ranks = {"fp32": [], "bf16": []}
     ties = []
     for rows in torch.arange(len(targets)).split(batch_size):
-        scores, target = saved.model(history[rows], table), targets[rows]
+        scores, target = model(history[rows], table), targets[rows]
         rounded = scores.bfloat16().float()
         ranks["fp32"].append(target_ranks_from_scores(scores, target))
         ranks["bf16"].append(target_ranks_from_scores(rounded, target))

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Baselines on one GPU: SASRec-CE with plain IDs and with unified [ID ‖ semantic] items (tokenizer
 # trained jointly), seeds 1 2 3, Beauty and Sports; all twelve fits train side by side (one process
-# each: SASRec is too small to fill an H100 alone), then merge into <results>/<dataset>_baselines<tag>.json
+# each: SASRec is too small to fill an H100 alone), then merge into <results>/<dataset>_baselines.json
 # with popularity, sasrec_id and sasrec_unified.
 #   bash tools/run_baselines_gpu.sh [datasets...]          (default: beauty sports)
 #   RESULTS=dir MODELS=sasrec_unified OVERRIDES="train.max_minutes=6" bash tools/run_baselines_gpu.sh sports
-# On a CPU, JOBS caps the fits running at once (one thread each; JOBS=2 on 2 cores), and TAG names a
-# protocol variant apart (TAG=_cpu: runs sports_baselines_cpu_*, merged into sports_baselines_cpu.json).
+# On a CPU, JOBS caps the fits running at once (one thread each; JOBS=2 on 2 cores), and TAG keeps a
+# protocol variant's fits apart from other runs' (TAG=_cpu: runs/sports_baselines_cpu_*).
 # Each dataset is merged as soon as its own fits end. A fit whose result file exists is not run again.
 set -euo pipefail
 datasets=${*:-beauty sports}
@@ -45,5 +45,5 @@ for ds in $datasets; do
   done
   if [ -n "$missing" ]; then echo "not merging $ds, fits missing:$missing" >&2; exit 1; fi
   python tools/merge_seeds.py runs/seed_results/${ds}_baselines${tag}_sasrec_*_s[123].json \
-    -o "$results/${ds}_baselines${tag}.json" --command "$settings bash tools/run_baselines_gpu.sh $ds"
+    -o "$results/${ds}_baselines.json" --command "$settings bash tools/run_baselines_gpu.sh $ds"
 done
