@@ -31,12 +31,17 @@ def _evaluate_and_write(rank: int, world: int, port: int, out: str) -> None:
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
+    from genrec.training import release_process_group
+
     accelerator = Accelerator(cpu=True)
-    task = build_task()
-    metrics = task.evaluate(task.model, "test", accelerator)
-    if accelerator.is_main_process:
-        with open(out, "w") as f:
-            json.dump({"metrics": metrics, "processes": accelerator.num_processes}, f)
+    try:
+        task = build_task()
+        metrics = task.evaluate(task.model, "test", accelerator)
+        if accelerator.is_main_process:
+            with open(out, "w") as f:
+                json.dump({"metrics": metrics, "processes": accelerator.num_processes}, f)
+    finally:
+        release_process_group()  # CI saw rank 0 abort at exit (SIGABRT) when gloo was left to teardown
 
 
 @pytest.mark.slow

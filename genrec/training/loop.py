@@ -5,6 +5,7 @@ checkpoint, and resumable state (`<output_dir>/last`, via `accelerator.save_stat
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import math
@@ -86,6 +87,13 @@ class _LoopState:
         self._segment_start = time.perf_counter()
 
 
+def release_process_group() -> None:
+    """Destroy the process group before the interpreter exits. Left to interpreter teardown, gloo's
+    worker threads can be destroyed while joinable, which aborts the process (SIGABRT) after it finished."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, precision: str | None = None,
                      find_unused_parameters: bool = False) -> Accelerator:
     """`precision` overrides cfg.mixed_precision: every Accelerator of one process must agree on it.
@@ -98,6 +106,9 @@ def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, pre
     # process of `torchrun --nproc_per_node 2` would train alone on all the data
     accelerator = Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None,
                               cpu=not torch.cuda.is_available(), kwargs_handlers=handlers)
+    if accelerator.num_processes > 1:
+        atexit.unregister(release_process_group)  # once per process, however many fits it runs
+        atexit.register(release_process_group)
     if accelerator.device.type == "cpu" and os.environ.get("GENREC_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["GENREC_NUM_THREADS"]))  # e.g. 1 per job when jobs share a machine
     elif accelerator.device.type == "cpu" and "OMP_NUM_THREADS" in os.environ:
