@@ -165,6 +165,19 @@ def test_baseline_runner_on_a_slice(tmp_path):
         saved = load_baseline(tmp_path / "runs" / "beauty_baselines" / f"{model_name}_seed_42")
         test = saved.task.evaluate(saved.task.model, "test", Accelerator(cpu=True))
         assert test == pytest.approx(result["models"][model_name]["per_seed"][0]["test"], abs=1e-6)
+    # tools/rescore_baseline.py: fp32 rescoring reproduces the (fp32) run; bf16 audits are well-formed
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("rescore_baseline", Path(__file__).parents[1] / "tools" / "rescore_baseline.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    row = tool.rescore(str(tmp_path / "runs" / "beauty_baselines" / "sasrec_unified_seed_42"))
+    assert row["metrics_fp32"] == pytest.approx(result["models"]["sasrec_unified"]["per_seed"][0]["test"], abs=1e-6)
+    flips = row["codes_changed_by_bf16_encoder"]
+    assert len(flips["changed_per_level"]) == cfg.tokenizer.num_levels
+    assert max(flips["changed_per_level"]) <= flips["changed"] <= min(sum(flips["changed_per_level"]), flips["items"])
+    assert set(row["metrics_bf16_item_table"]) == set(row["metrics_fp32"]) and row["bf16_items_tied_with_target"]["mean"] >= 0
     with pytest.raises(FileNotFoundError, match="not a finished baseline fit"):
         load_baseline(tmp_path / "runs")
     with pytest.raises(ValueError, match="unknown baseline model"):
