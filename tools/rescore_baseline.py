@@ -44,11 +44,10 @@ def rescore(folder: str, batch_size: int = 1024) -> dict:
     model, test = saved.task.model, saved.task.data["test"]
     history, targets = test["history"], test["target"]
     table = model.item_table()
-    tables = {"fp32": table}
     joint_tokenizer = model.unified is not None and model.unified.tokenizer is not None
-    if joint_tokenizer:
+    if joint_tokenizer:  # the item table as the training process built it for its own evaluation
         with _bf16(table.device):
-            tables["bf16_table"] = model.item_table().float()
+            bf16_table = model.item_table().float()
     ranks = {"fp32": [], "bf16": [], "bf16_table": []}
     ties = []
     for rows in torch.arange(len(targets)).split(batch_size):
@@ -58,7 +57,7 @@ def rescore(folder: str, batch_size: int = 1024) -> dict:
         ranks["bf16"].append(target_ranks_from_scores(rounded, target))
         ties.append((rounded == rounded.gather(1, target.unsqueeze(1))).sum(1) - 1)  # other items tied with the target
         if joint_tokenizer:
-            ranks["bf16_table"].append(target_ranks_from_scores(model(history[rows], tables["bf16_table"]), target))
+            ranks["bf16_table"].append(target_ranks_from_scores(model(history[rows], bf16_table), target))
     out = {name: metrics_from_ranks(torch.cat(r)) for name, r in ranks.items() if r}
     ties = torch.cat(ties).float()
     row = {"run": str(folder), "model": saved.model_name, "dataset": saved.cfg.data.dataset, "users": len(targets),
