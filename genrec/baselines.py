@@ -69,6 +69,7 @@ def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run
 
 def sasrec_task(cfg: BaselineRunConfig, splits: LeaveOneOut, num_items: int,
                 unified: UnifiedItemEmbedding | None) -> SasRecTask:
+    """The one builder for training and for reloading a fit, so a reloaded model scores exactly as trained."""
     return SasRecTask(splits, num_items, replace(cfg.sasrec, max_history=cfg.data.max_history), cfg.eval_batch_size,
                       unified, cfg.unified.tokenizer_lr_scale)
 

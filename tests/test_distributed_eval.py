@@ -27,21 +27,17 @@ def build_task() -> GenerativeTask:
 
 
 def _evaluate_and_write(rank: int, world: int, port: int, out: str) -> None:
-    from accelerate import Accelerator
+    from genrec.training import TrainConfig, make_accelerator
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
-    from genrec.training import release_process_group
-
-    accelerator = Accelerator(cpu=True)
-    try:
-        task = build_task()
-        metrics = task.evaluate(task.model, "test", accelerator)
-        if accelerator.is_main_process:
-            with open(out, "w") as f:
-                json.dump({"metrics": metrics, "processes": accelerator.num_processes}, f)
-    finally:
-        release_process_group()  # CI saw rank 0 abort at exit (SIGABRT) when gloo was left to teardown
+    # the package's accelerator: it also destroys the gloo group at exit (CI saw rank 0 abort without that)
+    accelerator = make_accelerator(TrainConfig())
+    task = build_task()
+    metrics = task.evaluate(task.model, "test", accelerator)
+    if accelerator.is_main_process:
+        with open(out, "w") as f:
+            json.dump({"metrics": metrics, "processes": accelerator.num_processes}, f)
 
 
 @pytest.mark.slow

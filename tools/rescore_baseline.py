@@ -48,7 +48,7 @@ def rescore(folder: str, batch_size: int = 1024) -> dict:
     if joint_tokenizer:  # the item table as the training process built it for its own evaluation
         with _bf16(table.device):
             bf16_table = model.item_table().float()
-    ranks = {"fp32": [], "bf16": [], "bf16_table": []}
+    ranks = {"fp32": [], "bf16": []} | ({"bf16_table": []} if joint_tokenizer else {})
     ties = []
     for rows in torch.arange(len(targets)).split(batch_size):
         scores, target = model(history[rows], table), targets[rows]
@@ -58,7 +58,7 @@ def rescore(folder: str, batch_size: int = 1024) -> dict:
         ties.append((rounded == rounded.gather(1, target.unsqueeze(1))).sum(1) - 1)  # other items tied with the target
         if joint_tokenizer:
             ranks["bf16_table"].append(target_ranks_from_scores(model(history[rows], bf16_table), target))
-    out = {name: metrics_from_ranks(torch.cat(r)) for name, r in ranks.items() if r}
+    out = {name: metrics_from_ranks(torch.cat(r)) for name, r in ranks.items()}
     ties = torch.cat(ties).float()
     row = {"run": str(folder), "model": saved.model_name, "dataset": saved.cfg.data.dataset, "users": len(targets),
            "metrics_fp32": out["fp32"], "metrics_bf16_scores": out["bf16"],
