@@ -9,7 +9,7 @@ Writes results/<name>.json with one entry per model.
 """
 from __future__ import annotations
 
-from genrec.baselines import BaselineRunConfig, run_baselines
+from genrec.experiments.baselines import BaselineRunConfig, run_baselines
 from genrec.config import recipe_cli
 
 

@@ -10,7 +10,7 @@ of test AUC and logloss over the seeds. Finished fits are kept under runs/<name>
 from __future__ import annotations
 
 from genrec.config import recipe_cli
-from genrec.ctr import CtrRunConfig, run_ctr
+from genrec.experiments.ctr.grid import CtrRunConfig, run_ctr
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from genrec.config import recipe_cli
-from genrec.pipeline import SeqRunConfig, run
+from genrec.experiments.seq import SeqRunConfig, run
 
 CONFIGS = Path(__file__).parent / "configs"
 

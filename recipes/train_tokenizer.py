@@ -4,7 +4,7 @@
     python recipes/train_tokenizer.py --dataset scientific distances=euclidean collision=reassign
 
 The saved folder (semantic_ids.safetensors + semantic_ids.json) can be given to train_seq.py as
-`tokenizer_path=...`. Overrides are TokenizerConfig keys.
+`tokenizer_path=...`. Overrides are TokenizerFitConfig keys (the architecture, plus `train.*` and `revive_dead_codes`).
 """
 from __future__ import annotations
 
@@ -17,18 +17,18 @@ import torch
 from genrec.config import load_config
 from genrec.data import item_embeddings, load_dataset
 from genrec.evaluation.codes import code_report
-from genrec.quantize import TokenizerConfig, fit_tokenizer
+from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="beauty")
-    parser.add_argument("--config", default=None, help="YAML with TokenizerConfig keys")
+    parser.add_argument("--config", default=None, help="YAML with TokenizerFitConfig keys")
     parser.add_argument("--out", default=None, help="output folder (default runs/tokenizer_<dataset>)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
-    cfg = load_config(TokenizerConfig, args.config, ["train.progress=true", *args.overrides])
+    cfg = load_config(TokenizerFitConfig, args.config, ["train.progress=true", *args.overrides])
     data = load_dataset(args.dataset)
     x = item_embeddings(data.catalog)
     out = Path(args.out or f"runs/tokenizer_{args.dataset}")

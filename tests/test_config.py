@@ -1,7 +1,7 @@
 import pytest
 
 from genrec.config import ConfigError, load_config, parse_overrides
-from genrec.pipeline import SeqRunConfig
+from genrec.experiments.seq import SeqRunConfig
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -30,7 +30,7 @@ def test_unknown_keys_and_bad_overrides_are_errors():
 def test_shipped_configs_load():
     from pathlib import Path
 
-    from genrec.ctr import CtrRunConfig
+    from genrec.experiments.ctr.grid import CtrRunConfig
 
     configs = sorted((Path(__file__).parents[1] / "recipes" / "configs").glob("*.yaml"))
     assert len(configs) >= 5

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from genrec.config import load_config
-from genrec.ctr import CtrRunConfig, run_ctr
+from genrec.experiments.ctr.grid import CtrRunConfig, run_ctr
 from genrec.data import Catalog, SequenceData, load_dataset
 from genrec.data.ctr import CtrSampleConfig, build_ctr_samples, ctr_samples
 from genrec.evaluation.ctr import auc_logloss
-from genrec.item_fields import attribute_fields, representation_fields
+from genrec.experiments.ctr.fields import attribute_fields, representation_fields
 from genrec.models.ctr import BACKBONES, CtrModelConfig, MoCFusion, build_ctr_model
 from genrec.models.ctr.deepfm import fm_pairwise
 from genrec.models.ctr.deepim import elementary_symmetric
@@ -71,14 +71,14 @@ def test_attribute_file_with_unknown_item_names_it(tmp_path, beauty_slice):
 
 
 def test_grid_skips_me_at_1x_which_is_rq_at_1x():
-    from genrec.ctr import CtrGrid
+    from genrec.experiments.ctr.grid import CtrGrid
 
     cells = CtrGrid(backbones=["deepfm"], representations=["id", "rq", "me"], scales=[1, 2], fusion=[False]).cells()
     assert ("deepfm", "me", 1, False) not in cells and ("deepfm", "me", 2, False) in cells and len(cells) == 5
 
 
 def test_grid_shards_partition_the_cells_with_balanced_scales():
-    from genrec.ctr import CtrGrid
+    from genrec.experiments.ctr.grid import CtrGrid
 
     grid = dict(backbones=["deepfm", "dcnv2"], representations=["id", "rq", "me", "moc"], scales=[1, 2, 3, 7])
     everything = CtrGrid(**grid).cells()
@@ -175,7 +175,7 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
                  "grid.scales=[1]", "grid.fusion=[false,true]", "tokenizer.codebook_size=16",
                  "tokenizer.hidden_dims=[32]", "tokenizer.latent_dim=8", "tokenizer.train.epochs=3",
                  "model.embedding_dim=4", "model.dnn=[16]", "train.epochs=2", "train.batch_size=256"]
-    monkeypatch.setattr("genrec.ctr.item_embeddings", lambda catalog, **_: np.random.default_rng(0).normal(size=(len(catalog), 24)))
+    monkeypatch.setattr("genrec.experiments.ctr.grid.item_embeddings", lambda catalog, **_: np.random.default_rng(0).normal(size=(len(catalog), 24)))
     cfg = load_config(CtrRunConfig, overrides=overrides)
     result = run_ctr(cfg)
     saved = json.loads((tmp_path / "results" / "ctr_smoke.json").read_text())
@@ -196,7 +196,7 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
 
 
 def test_merge_ctr_results_unions_cells_and_refuses_other_samples():
-    from genrec.ctr import merge_ctr_results
+    from genrec.experiments.ctr.grid import merge_ctr_results
 
     def part(cells, auc, samples=None):
         rows = [{"backbone": b, "representation": r, "scale": s, "fusion": f, "auc": auc} for b, r, s, f in cells]

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from genrec.data import Catalog, SequenceData, leave_one_out
+from genrec.experiments.seq import DecodeConfig
+from genrec.experiments.seq.tasks import GenerativeTask
+from genrec.models.recommender import GenerativeRecommender
 from genrec.models.seq2seq import Seq2SeqConfig
 from genrec.quantize import SemanticIdTable
-from genrec.tasks import DecodeConfig, GenerativeTask
 
 TINY = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0, user_buckets=5)
 
@@ -21,9 +23,10 @@ def build_task() -> GenerativeTask:
                         [rng.integers(0, n_items, rng.integers(3, 9)) for _ in range(n_users)])
     codes = np.unique(rng.integers(0, 8, size=(400, 2)), axis=0)[:n_items]
     table = SemanticIdTable.build(torch.from_numpy(codes), torch.zeros(n_items, 4), codebook_size=8, collision="suffix",
-                                  distances=["cosine", "euclidean"], id_dim=2, seed=0)
+                                  distances=["cosine", "euclidean"])
     torch.manual_seed(0)
-    return GenerativeTask(leave_one_out(data, 5), table, TINY, DecodeConfig(beam=6, topk=5, batch_size=8), seed=0)
+    model = GenerativeRecommender(table.codes, table.meta.level_sizes, TINY, max_history=5)
+    return GenerativeTask(model, leave_one_out(data, 5), DecodeConfig(beam=6, topk=5, batch_size=8), seed=0)
 
 
 def _evaluate_and_write(rank: int, world: int, port: int, out: str) -> None:

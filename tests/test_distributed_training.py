@@ -6,11 +6,9 @@ import os
 import pytest
 
 from genrec.config import load_config
-from genrec.pipeline import SeqRunConfig, run
-from test_pipeline import TINY
+from genrec.experiments.seq import SeqRunConfig, run
 
-JOINT = TINY + ["mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1",
-                "joint.suffix_slots=128"]
+JOINT = ["mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1", "joint.suffix_slots=128"]
 
 
 def _train(rank: int, world: int, port: int, overrides: list[str]) -> None:
@@ -20,7 +18,7 @@ def _train(rank: int, world: int, port: int, overrides: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_joint_training_on_two_processes(tmp_path, beauty_slice):
+def test_joint_training_on_two_processes(tmp_path, tiny_seq_overrides):
     import socket
 
     import torch.multiprocessing as mp
@@ -28,8 +26,7 @@ def test_joint_training_on_two_processes(tmp_path, beauty_slice):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    overrides = JOINT + [f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs",
-                        f"results_dir={tmp_path}/results", "name=ddp"]
+    overrides = tiny_seq_overrides + JOINT + ["name=ddp"]
     mp.spawn(_train, args=(2, port, overrides), nprocs=2, join=True)
     saved = json.loads((tmp_path / "results" / "ddp.json").read_text())
     assert saved["processes"] == 2

@@ -2,10 +2,10 @@
 import torch
 from torch import nn
 
-from genrec.training.loop import TrainConfig, Trainer
+from genrec.training.loop import Task, TrainConfig, Trainer
 
 
-class FlatTask:
+class FlatTask(Task):
     """Regression on random data whose validation score never improves after epoch 1."""
 
     def __init__(self) -> None:

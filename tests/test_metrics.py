@@ -6,7 +6,7 @@ import torch
 
 from genrec.data.splits import Split
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores, target_ranks_from_topk
-from genrec.tasks import popularity_metrics
+from genrec.experiments.harness import popularity_metrics
 
 
 def test_hand_computed_recall_and_ndcg():

@@ -4,27 +4,14 @@ import json
 import numpy as np
 import pytest
 
-from genrec.config import load_config
-from genrec.pipeline import SeqRunConfig, merge_seed_results, run
-from genrec.runs import SavedRun
-
-TINY = [
-    "tokenizer.codebook_size=16", "tokenizer.latent_dim=16", "tokenizer.hidden_dims=[64]",
-    "tokenizer.train.epochs=4", "tokenizer.train.eval_every=2",
-    "model.num_layers=1", "model.num_decoder_layers=1", "model.d_model=32", "model.num_heads=2", "model.d_kv=16",
-    "model.d_ff=64", "model.user_buckets=16", "decode.beam=10", "decode.topk=10", "decode.valid_users=0",
-    "train.batch_size=128", "train.lr=0.003", "train.eval_every=1", "train.progress=false",
-]
-
-
-def tiny_cfg(tmp_path, data_dir, *extra):
-    return load_config(SeqRunConfig, overrides=TINY + [f"data.dataset={data_dir}", f"output_dir={tmp_path}/runs",
-                                                        f"results_dir={tmp_path}/results", "name=smoke", *extra])
+from genrec.experiments.harness import merge_seed_results
+from genrec.experiments.seq import SavedRun, run
+from genrec.models.recommender import GenerativeRecommender
 
 
 @pytest.mark.slow
-def test_train_evaluate_resume_and_recommend(tmp_path, beauty_slice):
-    result = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=1"))
+def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
+    result = run(tiny_seq_config("train.epochs=1"))
     saved = json.loads((tmp_path / "results" / "smoke.json").read_text())
     for key in ("recall@5", "recall@10", "ndcg@5", "ndcg@10"):
         assert 0.0 <= saved["metrics"][key] <= 1.0
@@ -33,21 +20,30 @@ def test_train_evaluate_resume_and_recommend(tmp_path, beauty_slice):
     assert len(saved["per_seed"][0]["history"]) == 1
 
     # a longer run in the same folder resumes after epoch 1 and reuses the saved semantic IDs
-    resumed = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=2"))
+    resumed = run(tiny_seq_config("train.epochs=2"))
     assert [h["epoch"] for h in resumed["per_seed"][0]["history"]] == [1, 2]
     assert resumed["per_seed"][0]["train_seconds"] > result["per_seed"][0]["train_seconds"]  # both segments count
     # a finished run trains nothing when run again, and still reports the throughput of its training
-    again = run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=2"))["per_seed"][0]
+    again = run(tiny_seq_config("train.epochs=2"))["per_seed"][0]
     assert again["train_sequences_per_second"] == pytest.approx(resumed["per_seed"][0]["train_sequences_per_second"])
     # another model under the same run name is refused with advice, not half-loaded
     with pytest.raises(ValueError, match="different model"):
-        run(tiny_cfg(tmp_path, beauty_slice, "train.epochs=3", "mode=unified"))
+        run(tiny_seq_config("train.epochs=3", "mode=unified"))
 
-    saved_run = SavedRun.load(tmp_path / "runs" / "smoke" / "seed_42")
-    recs = saved_run.recommend(["1", "2", "3"], k=5)  # items of the first user
+    # the saved model loads without the training config and recommends raw ids with titles
+    model = GenerativeRecommender.from_pretrained(tmp_path / "runs" / "smoke" / "seed_42" / "model")
+    recs = model.recommend(["1", "2", "3"], k=5)  # items of the first user
     assert len(recs) == 5 and len({r["item_id"] for r in recs}) == 5
     assert all(r["title"] for r in recs)
     assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
+    with pytest.raises(KeyError, match="not in this model's catalogue"):
+        model.recommend(["no-such-item"])
+    # and re-evaluated through the task its mode builds, it gives the run's test metrics back
+    from accelerate import Accelerator
+
+    saved_run = SavedRun.load(tmp_path / "runs" / "smoke" / "seed_42")
+    again_test = saved_run.task(Accelerator(cpu=True)).evaluate(saved_run.model, "test", Accelerator(cpu=True))
+    assert again_test == pytest.approx(resumed["per_seed"][0]["test"])
 
     merged = merge_seed_results([result, resumed])
     assert merged["seeds"] == [42, 42]

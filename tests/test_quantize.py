@@ -9,10 +9,9 @@ import torch.multiprocessing as mp
 from genrec.config import load_config
 from genrec.evaluation.codes import (code_report, collision_group_sizes, field_correlation, level_usage, nmi,
                                      singular_spectrum, unique_rate)
-from genrec.quantize import (Codebook, ParallelQuantizer, ResidualQuantizer, SemanticIdTable, TokenizerConfig,
-                             distance_schedule, fit_tokenizer)
-from genrec.quantize.codebook import kmeans, rotate_to
-from genrec.quantize.parallel import MultiEmbedding
+from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
+from genrec.quantize import DISTANCES, Codebook, ParallelQuantizer, ResidualQuantizer, SemanticIdTable, distance_schedule
+from genrec.quantize.codebook import assign, distances, kmeans, rotate_to
 from genrec.quantize.semantic_ids import add_suffix, reassign_last_level
 
 
@@ -24,8 +23,8 @@ def clustered(n=600, dim=24, centers=60, seed=0):
 
 def small_cfg(**over):
     base = ["codebook_size=16", "latent_dim=8", "hidden_dims=[32]", "train.epochs=30", "train.batch_size=128",
-            "train.eval_every=10", "id_dim=4"]
-    return load_config(TokenizerConfig, overrides=base + [f"{k}={v}" for k, v in over.items()])
+            "train.eval_every=10"]
+    return load_config(TokenizerFitConfig, overrides=base + [f"{k}={v}" for k, v in over.items()])
 
 
 def test_default_schedule_is_cosine_then_euclidean():
@@ -101,13 +100,12 @@ def test_fit_tokenizer_end_to_end_and_table_roundtrip(tmp_path, collision):
     assert min(usage) > 0.5
     recon = [h["valid_recon"] for h in fit["history"] if "valid_recon" in h]
     assert len(recon) == 3 and recon[-1] < recon[0]
-    rep = table.represent(torch.tensor([0, 5]))
-    assert rep.shape == (2, 4 + 8)
-    # ID embeddings (600 x 4) plus one 8-d vector per code of every level: far below 600 x 12 per-item vectors
-    assert table.token_table_parameters() == 600 * 4 + sum(table.meta.level_sizes) * 8 < 600 * 12
+    # the table's vectors are the tokenizer's quantized vectors of its codes (before the dedup suffix)
+    if collision == "suffix":
+        assert torch.allclose(table.semantic, tok.quantizer.decode_codes(table.codes[:, :3]), atol=1e-5)
     table.save(tmp_path / "table")
     loaded = SemanticIdTable.load(tmp_path / "table")
-    assert torch.equal(loaded.codes, table.codes) and torch.equal(loaded.represent(torch.tensor([3])), table.represent(torch.tensor([3])))
+    assert torch.equal(loaded.codes, table.codes) and torch.equal(loaded.semantic, table.semantic)
     assert loaded.meta == table.meta
 
 
@@ -127,7 +125,15 @@ def test_bad_embeddings_get_clear_errors(tmp_path):
         fit_tokenizer(clustered(10), small_cfg(), tmp_path)
 
 
-def test_parallel_quantizer_and_multi_embedding():
+def test_distance_registry_nearest_agrees_with_dissimilarity():
+    x, codewords = torch.randn(50, 6), torch.randn(9, 6)
+    for name in DISTANCES:
+        assert torch.equal(assign(x, codewords, name), distances(x, codewords, name).argmin(-1))
+    with pytest.raises(ValueError, match="distance must be one of"):
+        Codebook(4, 2, distance="manhattan")
+
+
+def test_parallel_quantizer():
     pq = ParallelQuantizer(8, 16, ["euclidean"] * 3)
     z = torch.randn(64, 8)
     pq.init_from(z, generator=torch.Generator().manual_seed(0))
@@ -135,8 +141,6 @@ def test_parallel_quantizer_and_multi_embedding():
     assert out.codes.shape == (64, 3)
     assert torch.allclose(out.quantized, pq.decode_codes(out.codes), atol=1e-5)
     assert not torch.equal(out.codes[:, 0], out.codes[:, 1])  # independent codebooks give different fields
-    me = MultiEmbedding(16, num_tables=3, dim=5)
-    assert me(out.codes[:, 0]).shape == (64, 3, 5)
 
 
 def test_diagnostics():

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from genrec.data import Catalog, SequenceData, leave_one_out
 from genrec.models.sasrec import SasRec, SasRecConfig
-from genrec.tasks import SasRecTask
+from genrec.experiments.baselines import SasRecTask
+from genrec.models.item_embedding import ItemEmbedding
 
 CFG = SasRecConfig(d_model=16, num_layers=1, num_heads=2, dropout=0.0, max_history=6)
 
@@ -59,10 +60,8 @@ def test_sasrec_learns_a_deterministic_next_item():
 
 
 def test_unified_items_are_id_plus_semantic_and_train():
-    from genrec.models.sasrec import UnifiedItemEmbedding
-
     semantic = torch.randn(30, 8)
-    unified = UnifiedItemEmbedding(id_dim=4, d_model=CFG.d_model, semantic=semantic)
+    unified = ItemEmbedding(semantic, id_dim=4, d_model=CFG.d_model)
     model = SasRec(30, CFG, unified)
     table = model.item_table()
     assert table.shape == (31, CFG.d_model) and torch.all(table[0] == 0)
@@ -74,14 +73,13 @@ def test_unified_items_are_id_plus_semantic_and_train():
 
 
 def test_jointly_trained_unified_items_train_the_tokenizer_with_its_rq_losses():
-    from genrec.models.sasrec import UnifiedItemEmbedding
     from genrec.quantize import SemanticTokenizer, TokenizerConfig
 
     text = torch.randn(30, 12)
     tokenizer = SemanticTokenizer(12, TokenizerConfig(num_levels=2, codebook_size=4, latent_dim=6, hidden_dims=[16]))
     tokenizer.initialize(text, torch.Generator().manual_seed(0))
-    unified = UnifiedItemEmbedding(id_dim=4, d_model=CFG.d_model, tokenizer=tokenizer, item_text=text, rq_weight=0.5)
-    model = SasRec(30, CFG, unified).train()
+    unified = ItemEmbedding.live(tokenizer, text, id_dim=4, d_model=CFG.d_model)
+    model = SasRec(30, CFG, unified, rq_weight=0.5).train()
     history = torch.tensor([[-1, -1, 2, 3, 4, 5]])
     loss = F.cross_entropy(model(history), torch.tensor([7])) + model.aux_loss()
     assert model.aux_loss() > 0
@@ -93,12 +91,11 @@ def test_jointly_trained_unified_items_train_the_tokenizer_with_its_rq_losses():
     # scoring needs no decoder pass and gives the same table as training mode's quantized vectors
     train_table = model.item_table().detach()
     assert torch.allclose(model.eval().item_table(), train_table, atol=1e-6)
-    with pytest.raises(ValueError, match="either a fixed"):
-        UnifiedItemEmbedding(id_dim=4, d_model=8)
+    with pytest.raises(ValueError, match="needs the item text"):
+        ItemEmbedding(torch.zeros(30, 6), id_dim=4, d_model=8, tokenizer=tokenizer)
 
 
 def test_sampled_reconstruction_agrees_with_the_full_loss_and_is_unbiased():
-    from genrec.models.sasrec import UnifiedItemEmbedding
     from genrec.quantize import SemanticTokenizer, TokenizerConfig
 
     text = torch.randn(40, 12)
@@ -115,23 +112,23 @@ def test_sampled_reconstruction_agrees_with_the_full_loss_and_is_unbiased():
     assert tokenizer(text, recon_rows=rows).recon_loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
     assert tokenizer(text, recon_rows=rows).quant_loss.item() == pytest.approx(full.quant_loss.item(), rel=1e-6)
 
-    unified = UnifiedItemEmbedding(id_dim=4, d_model=CFG.d_model, tokenizer=tokenizer, item_text=text, rq_sample=10)
+    model = SasRec(40, CFG, ItemEmbedding.live(tokenizer, text, id_dim=4, d_model=CFG.d_model), rq_sample=10).train()
     torch.manual_seed(0)
     draws = []
     for _ in range(400):
-        unified()
-        draws.append(unified.aux_loss.item())
+        model.item_table()
+        draws.append(model.aux_loss().item())
     # uniform draws: the mean over many steps is the full loss, while single steps vary
     assert np.mean(draws) == pytest.approx(full.loss.item(), rel=0.03)
     assert np.std(draws) > 0
-    unified.zero_grad()
-    unified()
-    unified.aux_loss.backward()
+    model.zero_grad()
+    model.item_table()
+    model.aux_loss().backward()
     assert tokenizer.decoder[0].weight.grad.abs().sum() > 0  # the decoder still learns from the sampled rows
 
 
 def test_merge_baseline_results_pools_seeds_per_model():
-    from genrec.baselines import merge_baseline_results
+    from genrec.experiments.baselines import merge_baseline_results
 
     def result(model, seed, r10):
         return {"command": f"run {model} {seed}", "wall_seconds": seed, "models": {
@@ -146,7 +143,7 @@ def test_merge_baseline_results_pools_seeds_per_model():
 
 
 def test_baseline_runner_on_a_slice(tmp_path):
-    from genrec.baselines import BaselineRunConfig, run_baselines
+    from genrec.experiments.baselines import BaselineRunConfig, run_baselines
     from genrec.config import load_config
 
     cfg = load_config(BaselineRunConfig, overrides=[
@@ -159,20 +156,16 @@ def test_baseline_runner_on_a_slice(tmp_path):
     assert (tmp_path / "results" / "beauty_baselines.json").exists()
     # a saved fit reloads with its best weights (the jointly trained tokenizer included) and scores as it did
     from accelerate import Accelerator
-    from genrec.baselines import load_baseline
+    from genrec.experiments.baselines import load_baseline
 
     for model_name in ("sasrec_id", "sasrec_unified"):
         saved = load_baseline(tmp_path / "runs" / "beauty_baselines" / f"{model_name}_seed_42")
         test = saved.task.evaluate(saved.task.model, "test", Accelerator(cpu=True))
         assert test == pytest.approx(result["models"][model_name]["per_seed"][0]["test"], abs=1e-6)
     # tools/rescore_baseline.py: fp32 rescoring reproduces the (fp32) run; bf16 audits are well-formed
-    import importlib.util
-    from pathlib import Path
+    from genrec.experiments.score_precision import rescore
 
-    spec = importlib.util.spec_from_file_location("rescore_baseline", Path(__file__).parents[1] / "tools" / "rescore_baseline.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    row = tool.rescore(str(tmp_path / "runs" / "beauty_baselines" / "sasrec_unified_seed_42"))
+    row = rescore(str(tmp_path / "runs" / "beauty_baselines" / "sasrec_unified_seed_42"))
     assert row["metrics_fp32"] == pytest.approx(result["models"]["sasrec_unified"]["per_seed"][0]["test"], abs=1e-6)
     flips = row["codes_changed_by_bf16_encoder"]
     assert len(flips["changed_per_level"]) == cfg.tokenizer.num_levels

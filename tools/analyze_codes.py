@@ -20,7 +20,7 @@ import torch
 from genrec.config import load_config
 from genrec.data import item_embeddings, load_dataset
 from genrec.evaluation.codes import code_report, effective_rank, field_correlation, singular_spectrum
-from genrec.quantize import TokenizerConfig, fit_tokenizer
+from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 
 
 def category_labels(data) -> list[str] | None:
@@ -81,7 +81,7 @@ def main() -> None:
     for estimator in args.estimators:
         results = runs.setdefault(estimator, {})
         for schedule in args.schedules:
-            cfg = load_config(TokenizerConfig, overrides=[f"distances={schedule}", f"estimator={estimator}", *args.overrides])
+            cfg = load_config(TokenizerFitConfig, overrides=[f"distances={schedule}", f"estimator={estimator}", *args.overrides])
             start = time.perf_counter()
             tokenizer, table, fit = fit_tokenizer(x, cfg, Path("runs") / "analyze_codes" / f"{schedule}-{estimator}")
             seconds = time.perf_counter() - start

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from genrec.data import load_dataset
-from genrec.item_fields import code_folder
+from genrec.experiments.ctr.fields import code_folder
 
 
 def category_labels(data) -> tuple[list, str]:

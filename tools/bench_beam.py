@@ -19,8 +19,8 @@ import torch
 
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.hf import hf_constrained_generate
-from genrec.pipeline import hardware
-from genrec.runs import SavedRun
+from genrec.experiments.harness import hardware
+from genrec.experiments.seq import SavedRun
 
 
 def sync(device: str) -> None:
@@ -39,17 +39,17 @@ def ours(run: SavedRun, inputs: dict[str, Any], beam: int, topk: int, batch: int
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
         for part in batches(inputs, batch, limit):
-            items.append(constrained_beam_search(run.model, run.vocab, run.trie, beam=beam, topk=topk, **part)[0])
+            items.append(constrained_beam_search(run.model.t5, run.model.vocab, run.model.trie, beam=beam, topk=topk, **part)[0])
     sync(device)
     return torch.cat(items)
 
 
 def hf_generate(run: SavedRun, inputs: dict[str, Any], beam: int, topk: int, batch: int, device: str, limit: int):
-    codes = run.codes.numpy()
+    codes = run.model.item_codes.cpu().numpy()
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
         for part in batches(inputs, batch, limit):
-            items.append(hf_constrained_generate(run.model, run.vocab, codes, beam=beam, topk=topk, **part))
+            items.append(hf_constrained_generate(run.model.t5, run.model.vocab, codes, beam=beam, topk=topk, **part))
     sync(device)
     return torch.cat(items)
 

@@ -24,8 +24,9 @@ import sys
 from pathlib import Path
 
 from genrec.config import load_config, to_dict
-from genrec.joint import table_sizes
-from genrec.pipeline import SeqRunConfig, hardware, run
+from genrec.experiments.harness import hardware
+from genrec.experiments.seq import SeqRunConfig, run
+from genrec.models.item_embedding import table_sizes
 
 # the settings the alternating and refreshing schedules need: a slow tokenizer (codes sit on boundaries, so a refresh
 # after a full-rate update moves most of them) and the alignment term that steers the refreshed codes
@@ -35,7 +36,7 @@ VARIANTS = {
     "two_stage": ["mode=two_stage"],
     "joint": ["mode=joint"],
     "unified_frozen": ["mode=unified"],
-    "joint_no_id": ["mode=joint", "joint.id_dim=0"],
+    "joint_no_id": ["mode=joint", "items.id_dim=0"],
     "joint_euclidean": ["mode=joint", "tokenizer.distances=euclidean"],
     "joint_alternating": ALTERNATING,
     "joint_simultaneous": ["mode=joint", "joint.schedule=simultaneous", *REFRESHING],
@@ -107,7 +108,7 @@ def write_summary(args: argparse.Namespace, base: SeqRunConfig, results: dict) -
         "seeds": args.seeds,
         "ablation_seeds": args.ablation_seeds,
         "variants": results,
-        "table_sizes": table_sizes(num_items, base.joint.id_dim, tok.codebook_size, tok.num_levels, tok.latent_dim,
+        "table_sizes": table_sizes(num_items, base.items.id_dim, tok.codebook_size, tok.num_levels, tok.latent_dim,
                                    model.d_model),
     }
     if all(v in results for v in MAIN):

@@ -9,9 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
-from genrec.baselines import merge_baseline_results
-from genrec.ctr import merge_ctr_results
-from genrec.pipeline import merge_seed_results
+from genrec.experiments.baselines import merge_baseline_results
+from genrec.experiments.ctr.grid import merge_ctr_results
+from genrec.experiments.harness import merge_seed_results
 
 
 def main() -> None:

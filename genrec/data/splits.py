@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from genrec.data.schema import SequenceData
 
@@ -26,12 +27,19 @@ class Split:
     def __len__(self) -> int:
         return len(self.target)
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"history": torch.from_numpy(self.history), "target": torch.from_numpy(self.target),
+                "user": torch.from_numpy(self.user)}
+
 
 @dataclass
 class LeaveOneOut:
     train: Split
     valid: Split
     test: Split
+
+    def tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {name: getattr(self, name).tensors() for name in ("train", "valid", "test")}
 
 
 def _pad_left(seq: np.ndarray, width: int) -> np.ndarray:

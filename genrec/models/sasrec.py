@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genrec.quantize.tokenizer import SemanticTokenizer
+from genrec.models.item_embedding import ItemEmbedding
 
 
 @dataclass
@@ -18,66 +18,25 @@ class SasRecConfig:
     max_history: int = 20
 
 
-class UnifiedItemEmbedding(nn.Module):
-    """Items as `[small learned ID embedding ‖ quantized semantic vector]`, projected to d_model
-    (Lin et al. 2025). Only id_dim numbers per item are learned; the semantic half is shared codebook
-    vectors.
-
-    Given a `tokenizer` (the paper's end-to-end setting), the semantic half is recomputed from the item
-    text at every step, so the recommendation loss trains the tokenizer's encoder and codebooks too;
-    `aux_loss` then holds its RQ-VAE losses (reconstruction + quantization, times `rq_weight`) for the
-    task to add. Given a fixed `semantic` table instead, only the ID half and the projection learn.
-
-    Every item must be quantized at every step (full-catalogue scores), but the reconstruction loss need not
-    decode every item: `rq_sample` > 0 decodes that many items drawn uniformly per step, an unbiased estimate
-    of the full loss that halves the tokenizer's cost on a large catalogue (0 = decode all)."""
-
-    def __init__(self, id_dim: int, d_model: int, semantic: torch.Tensor | None = None,
-                 tokenizer: SemanticTokenizer | None = None, item_text: torch.Tensor | None = None,
-                 rq_weight: float = 1.0, rq_sample: int = 0):
-        super().__init__()
-        if (semantic is None) == (tokenizer is None) or (tokenizer is not None and item_text is None):
-            raise ValueError("give either a fixed `semantic` table, or a `tokenizer` with the `item_text` it reads")
-        self.tokenizer = tokenizer
-        self.rq_weight = rq_weight
-        self.rq_sample = rq_sample
-        if tokenizer is None:
-            self.register_buffer("semantic", semantic.float())
-            num_items, semantic_dim = semantic.shape
-        else:
-            self.register_buffer("item_text", item_text.float(), persistent=False)
-            num_items, semantic_dim = len(item_text), tokenizer.cfg.latent_dim
-        self.ids = nn.Embedding(num_items, id_dim)
-        nn.init.normal_(self.ids.weight, std=0.02)
-        self.proj = nn.Linear(id_dim + semantic_dim, d_model)
-        self.aux_loss = torch.zeros(())
-
-    def semantic_vectors(self) -> torch.Tensor:
-        if self.tokenizer is None:
-            return self.semantic
-        if not self.training:  # no decoder pass and no losses when scoring
-            return self.tokenizer.quantizer(self.tokenizer.encode(self.item_text)).quantized
-        num_items = len(self.item_text)
-        rows = None
-        if 0 < self.rq_sample < num_items:
-            rows = torch.randperm(num_items, device=self.item_text.device)[: self.rq_sample]
-        out = self.tokenizer(self.item_text, recon_rows=rows)
-        self.aux_loss = self.rq_weight * out.loss
-        return out.quantized
-
-    def forward(self) -> torch.Tensor:
-        return self.proj(torch.cat([self.ids.weight, self.semantic_vectors().to(self.ids.weight.dtype)], dim=-1))
-
-
 class SasRec(nn.Module):
     """Causal self-attention over the history; the last position's state scores every item by a dot
-    product with the (shared) item embedding table: plain IDs, or a `UnifiedItemEmbedding`."""
+    product with the (shared) item embedding table: plain IDs, or `[ID ‖ semantic]` items (`ItemEmbedding`).
 
-    def __init__(self, num_items: int, cfg: SasRecConfig, unified: UnifiedItemEmbedding | None = None):
+    With a live tokenizer in the item embedding (the paper's end-to-end setting), the semantic half is
+    recomputed from the item text at every step, so the recommendation loss trains the tokenizer too, and
+    `aux_loss` holds its RQ-VAE losses (times `rq_weight`) for the task to add. Every item must be
+    quantized at every step (full-catalogue scores), but the reconstruction loss need not decode every
+    item: `rq_sample` > 0 decodes that many items drawn uniformly per step, an unbiased estimate of the
+    full loss that halves the tokenizer's cost on a large catalogue (0 = decode all)."""
+
+    def __init__(self, num_items: int, cfg: SasRecConfig, item_embedding: ItemEmbedding | None = None,
+                 rq_weight: float = 1.0, rq_sample: int = 0):
         super().__init__()
         self.cfg = cfg
-        self.unified = unified
-        self.items = nn.Embedding(1 if unified else num_items + 1, cfg.d_model, padding_idx=0)  # token = index + 1
+        self.item_embedding = item_embedding
+        self.rq_weight, self.rq_sample = rq_weight, rq_sample
+        self._aux_loss = torch.zeros(())
+        self.items = nn.Embedding(1 if item_embedding else num_items + 1, cfg.d_model, padding_idx=0)  # token = index + 1
         self.positions = nn.Embedding(cfg.max_history, cfg.d_model)
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, 4 * cfg.d_model, cfg.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
@@ -101,9 +60,19 @@ class SasRec(nn.Module):
 
     def item_table(self) -> torch.Tensor:
         """[num_items + 1, d]: row 0 is padding, row i + 1 is item i."""
-        if self.unified is None:
+        embedding = self.item_embedding
+        if embedding is None:
             return self.items.weight
-        return torch.cat([self.items.weight, self.unified()], dim=0)
+        if embedding.tokenizer is None or not self.training:
+            semantic = embedding.current_semantic()  # frozen table, or the live tokenizer without its losses
+        else:
+            rows = None
+            if 0 < self.rq_sample < embedding.num_items:
+                rows = torch.randperm(embedding.num_items, device=embedding.semantic.device)[: self.rq_sample]
+            out = embedding.quantize(recon_rows=rows)
+            self._aux_loss = self.rq_weight * out.loss
+            semantic = out.quantized
+        return torch.cat([self.items.weight, embedding.table(semantic)], dim=0)
 
     def user_state(self, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """history [B, L] item indices, left-padded with -1 -> [B, d] state after the last item."""
@@ -116,7 +85,8 @@ class SasRec(nn.Module):
 
     def aux_loss(self) -> torch.Tensor:
         """Losses of a jointly trained item tokenizer from the last forward pass (zero otherwise)."""
-        return self.unified.aux_loss if self.unified is not None and self.unified.tokenizer is not None else torch.zeros(())
+        live = self.item_embedding is not None and self.item_embedding.tokenizer is not None
+        return self._aux_loss if live else torch.zeros(())
 
     def forward(self, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """[B, num_items] fp32 scores (`table`: a precomputed `item_table()`, e.g. for a whole evaluation).

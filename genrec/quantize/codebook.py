@@ -12,13 +12,13 @@ process of a multi-process run holds the same codebook.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-DISTANCES = ("cosine", "euclidean")
 ESTIMATORS = ("rotation", "ste")
 
 
@@ -39,19 +39,44 @@ def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def assign(x: torch.Tensor, codewords: torch.Tensor, distance: str) -> torch.Tensor:
-    """Index of the nearest codeword per row under `distance`."""
-    if distance == "cosine":
-        return (F.normalize(x, dim=-1) @ F.normalize(codewords, dim=-1).T).argmax(-1)
+@dataclass(frozen=True)
+class Distance:
+    """How a codebook compares inputs with codewords. `nearest` and `dissimilarity` must agree
+    (argmin of one is the other); `nearest` may skip terms that are constant per row."""
+
+    nearest: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x [n, d], codewords [K, d]) -> [n]
+    dissimilarity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # -> [n, K], smaller is nearer
+
+
+def _cosine_nearest(x: torch.Tensor, codewords: torch.Tensor) -> torch.Tensor:
+    return (F.normalize(x, dim=-1) @ F.normalize(codewords, dim=-1).T).argmax(-1)
+
+
+def _euclidean_nearest(x: torch.Tensor, codewords: torch.Tensor) -> torch.Tensor:
     # ||x-e||^2 = ||x||^2 - 2 x.e + ||e||^2; ||x||^2 is constant per row
     return (codewords.pow(2).sum(-1) - 2 * x @ codewords.T).argmin(-1)
 
 
+DISTANCES: dict[str, Distance] = {
+    "cosine": Distance(_cosine_nearest, lambda x, c: 1 - F.normalize(x, dim=-1) @ F.normalize(c, dim=-1).T),
+    "euclidean": Distance(_euclidean_nearest, lambda x, c: torch.cdist(x, c).pow(2)),
+}
+
+
+def get_distance(name: str) -> Distance:
+    if name not in DISTANCES:
+        raise ValueError(f"distance must be one of {sorted(DISTANCES)}, got {name!r}")
+    return DISTANCES[name]
+
+
+def assign(x: torch.Tensor, codewords: torch.Tensor, distance: str) -> torch.Tensor:
+    """Index of the nearest codeword per row under `distance`."""
+    return get_distance(distance).nearest(x, codewords)
+
+
 def distances(x: torch.Tensor, codewords: torch.Tensor, distance: str) -> torch.Tensor:
     """[n, K] dissimilarities (smaller is nearer), consistent with `assign`."""
-    if distance == "cosine":
-        return 1 - F.normalize(x, dim=-1) @ F.normalize(codewords, dim=-1).T
-    return torch.cdist(x, codewords).pow(2)
+    return get_distance(distance).dissimilarity(x, codewords)
 
 
 @torch.no_grad()
@@ -96,8 +121,7 @@ class QuantizeOutput:
 class Codebook(nn.Module):
     def __init__(self, num_codes: int, dim: int, distance: str = "euclidean", estimator: str = "rotation", beta: float = 0.25):
         super().__init__()
-        if distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        get_distance(distance)  # an unknown name fails here, not at the first batch
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
         self.num_codes, self.dim, self.distance, self.estimator, self.beta = num_codes, dim, distance, estimator, beta

@@ -1,14 +1,17 @@
-"""The semantic-ID table: item -> unique code tuple, its quantized semantic vector, and a small ID embedding."""
+"""The semantic-ID table: item -> unique code tuple and its quantized semantic vector."""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
+
+if TYPE_CHECKING:
+    from genrec.quantize.tokenizer import SemanticTokenizer
 
 COLLISION_MODES = ("suffix", "reassign")
 
@@ -58,29 +61,26 @@ class TableMeta:
     level_sizes: list[int]  # vocabulary per level
     collision: str
     distances: list[str]
-    id_dim: int
     semantic_dim: int
     unique_rate_before_dedup: float
-    seed: int
 
 
-class SemanticIdTable(nn.Module):
-    """Holds `codes` [items, levels] (unique rows), `semantic` [items, d] (quantized vectors) and a
-    learned ID embedding [items, id_dim]. `represent(items)` is `[ID embedding ‖ semantic]`."""
+LEGACY_META_KEYS = ("id_dim", "seed")  # tables saved before the ID half moved to `models.item_embedding`
+
+
+class SemanticIdTable:
+    """`codes` [items, levels] (unique rows) and `semantic` [items, d] (each item's quantized vector).
+    The learned ID half of an item's representation is a model parameter (`ItemEmbedding`), not part
+    of the table: a table is what a tokenizer produced, and holds nothing that trains."""
 
     def __init__(self, codes: torch.Tensor, semantic: torch.Tensor, meta: TableMeta):
-        super().__init__()
+        self.codes = codes.long()
+        self.semantic = semantic.float()
         self.meta = meta
-        self.register_buffer("codes", codes.long())
-        self.register_buffer("semantic", semantic.float())
-        generator = torch.Generator().manual_seed(meta.seed)
-        self.id_embedding = nn.Embedding(len(codes), meta.id_dim)
-        with torch.no_grad():
-            self.id_embedding.weight.copy_(torch.randn(len(codes), meta.id_dim, generator=generator) * 0.02)
 
     @classmethod
     def build(cls, raw_codes: torch.Tensor, semantic: torch.Tensor, *, codebook_size: int, collision: str,
-              distances: list[str], id_dim: int, seed: int, last_distances: torch.Tensor | None = None) -> "SemanticIdTable":
+              distances: list[str], last_distances: torch.Tensor | None = None) -> "SemanticIdTable":
         if collision not in COLLISION_MODES:
             raise ValueError(f"collision must be one of {COLLISION_MODES}, got {collision!r}")
         raw = raw_codes.cpu().numpy()
@@ -92,9 +92,18 @@ class SemanticIdTable(nn.Module):
                 raise ValueError("collision='reassign' needs the last level's distances")
             codes = reassign_last_level(raw, last_distances.cpu().numpy())
         sizes = [codebook_size] * raw.shape[1] + ([int(codes[:, -1].max()) + 1] if collision == "suffix" else [])
-        meta = TableMeta(codebook_size, codes.shape[1], sizes, collision, list(distances), id_dim,
-                         semantic.shape[1], unique_rate, seed)
-        return cls(torch.from_numpy(codes), semantic, meta)
+        meta = TableMeta(codebook_size, codes.shape[1], sizes, collision, list(distances), semantic.shape[1], unique_rate)
+        return cls(torch.from_numpy(codes), semantic.detach().cpu(), meta)
+
+    @classmethod
+    @torch.no_grad()
+    def from_tokenizer(cls, tokenizer: "SemanticTokenizer", x: torch.Tensor) -> "SemanticIdTable":
+        """Every item's codes (collisions resolved as the tokenizer's config says) and quantized vector."""
+        codes, quantized = tokenizer.quantize_items(x)
+        cfg = tokenizer.cfg
+        last = tokenizer.last_level_distances(x) if cfg.collision == "reassign" else None
+        return cls.build(codes, quantized, codebook_size=cfg.codebook_size, collision=cfg.collision,
+                         distances=tokenizer.distances, last_distances=last)
 
     @property
     def num_items(self) -> int:
@@ -104,18 +113,11 @@ class SemanticIdTable(nn.Module):
     def num_levels(self) -> int:
         return self.codes.shape[1]
 
-    def represent(self, items: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.id_embedding(items), self.semantic[items]], dim=-1)
-
-    def token_table_parameters(self) -> int:
-        """Parameters needed to embed items as ID + code tokens (vs. items x width for a plain ID table)."""
-        return self.id_embedding.weight.numel() + sum(self.meta.level_sizes) * self.meta.semantic_dim
-
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"codes": self.codes.contiguous(), "semantic": self.semantic.contiguous(),
-                   "id_embedding": self.id_embedding.weight.detach().contiguous()}, str(folder / "semantic_ids.safetensors"))
+        save_file({"codes": self.codes.contiguous(), "semantic": self.semantic.contiguous()},
+                  str(folder / "semantic_ids.safetensors"))
         (folder / "semantic_ids.json").write_text(json.dumps(asdict(self.meta), indent=2))
 
     @classmethod
@@ -125,7 +127,7 @@ class SemanticIdTable(nn.Module):
             if not (folder / name).exists():
                 raise FileNotFoundError(f"{folder / name} missing: not a saved semantic-ID table")
         tensors = load_file(str(folder / "semantic_ids.safetensors"))
-        table = cls(tensors["codes"], tensors["semantic"], TableMeta(**json.loads((folder / "semantic_ids.json").read_text())))
-        with torch.no_grad():
-            table.id_embedding.weight.copy_(tensors["id_embedding"])
-        return table
+        meta = json.loads((folder / "semantic_ids.json").read_text())
+        for key in LEGACY_META_KEYS:
+            meta.pop(key, None)
+        return cls(tensors["codes"], tensors["semantic"], TableMeta(**meta))

@@ -1,4 +1,7 @@
-"""RQ-VAE (and its Mixture-of-Codes variant): standardise -> MLP encoder -> quantizer -> MLP decoder."""
+"""RQ-VAE (and its Mixture-of-Codes variant): standardise -> MLP encoder -> quantizer -> MLP decoder.
+
+The architecture only; how it is fitted (epochs, dead-code revival) is `genrec.experiments.tokenizer`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec.training.loop import TrainConfig
-from genrec.quantize.residual import ParallelQuantizer, ResidualQuantizer, distance_schedule
+from genrec.quantize.codebook import distances
+from genrec.quantize.quantizers import ParallelQuantizer, ResidualQuantizer, distance_schedule
+
+QUANTIZERS = {"residual": ResidualQuantizer, "parallel": ParallelQuantizer}
 
 
 @dataclass
@@ -23,12 +28,7 @@ class TokenizerConfig:
     estimator: str = "rotation"  # rotation | ste
     beta: float = 0.25
     kmeans_iters: int = 25
-    revive_dead_codes: bool = True
-    collision: str = "suffix"  # suffix | reassign
-    id_dim: int = 16  # width of the per-item learned ID embedding
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=150, batch_size=1024, lr=1e-3, weight_decay=1e-4, monitor="score", patience=0, eval_every=10,
-        mixed_precision="no", progress=False, resume=False, checkpoint_every=0))
+    collision: str = "suffix"  # suffix | reassign: how items sharing a code tuple are told apart
 
 
 def _mlp(dims: list[int], dropout: float) -> nn.Sequential:
@@ -59,9 +59,9 @@ class SemanticTokenizer(nn.Module):
         super().__init__()
         self.cfg = cfg
         schedule = distance_schedule(cfg.distances, cfg.num_levels)
-        quantizer = {"residual": ResidualQuantizer, "parallel": ParallelQuantizer}.get(cfg.kind)
+        quantizer = QUANTIZERS.get(cfg.kind)
         if quantizer is None:
-            raise ValueError(f"tokenizer kind must be 'residual' or 'parallel', got {cfg.kind!r}")
+            raise ValueError(f"tokenizer kind must be one of {sorted(QUANTIZERS)}, got {cfg.kind!r}")
         self.register_buffer("mean", torch.zeros(input_dim))
         self.register_buffer("std", torch.ones(input_dim))
         self.encoder = _mlp([input_dim, *cfg.hidden_dims, cfg.latent_dim], cfg.dropout)
@@ -94,12 +94,17 @@ class SemanticTokenizer(nn.Module):
         return TokenizerOutput(recon, z, q.quantized, q.codes, F.mse_loss(recon, target), q.loss)
 
     @torch.no_grad()
-    def codes(self, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+    def quantize_items(self, x: torch.Tensor, batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes [n, levels] and quantized vectors [n, latent] in eval mode, in fixed-size batches (so the
+        numbers do not depend on how many items are asked for at once)."""
         was = self.training
         self.eval()
-        out = torch.cat([self.quantizer(self.encode(x[i : i + batch_size])).codes for i in range(0, len(x), batch_size)])
+        outs = [self.quantizer(self.encode(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
         self.train(was)
-        return out
+        return torch.cat([o.codes for o in outs]), torch.cat([o.quantized for o in outs])
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantize_items(x)[0]
 
     @torch.no_grad()
     def revive(self, embeddings: torch.Tensor, generator: torch.Generator | None = None) -> list[int]:
@@ -109,8 +114,6 @@ class SemanticTokenizer(nn.Module):
     @torch.no_grad()
     def last_level_distances(self, x: torch.Tensor) -> torch.Tensor:
         """[n, K] distances at the last level (for collision re-assignment)."""
-        from genrec.quantize.codebook import distances
-
         last = self.quantizer.levels[-1]
         return distances(self.quantizer.residuals(self.encode(x))[-1], last.weight, last.distance)
 

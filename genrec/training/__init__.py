@@ -1,4 +1,4 @@
-"""The one accelerate-based training loop shared by every recipe."""
-from genrec.training.loop import Task, TrainConfig, Trainer, make_accelerator
+"""The one training loop and what it needs from a task."""
+from genrec.training.loop import SplitTensors, Task, TrainConfig, Trainer, eval_batches, make_accelerator
 
-__all__ = ["Task", "TrainConfig", "Trainer", "make_accelerator"]
+__all__ = ["SplitTensors", "Task", "TrainConfig", "Trainer", "eval_batches", "make_accelerator"]

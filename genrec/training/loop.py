@@ -13,10 +13,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
+from accelerate.data_loader import prepare_data_loader
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
@@ -44,23 +45,59 @@ class TrainConfig:
     seed: int = 42
 
 
-class Task(Protocol):
-    """What the loop trains. `loss` gets an index batch made by `batch`; `evaluate` returns metrics."""
+class Task:
+    """What the loop trains. Subclasses give `model` and the four methods; the hooks are optional.
+
+    `batch` turns a tensor of example indices into what `loss` takes; `evaluate` returns metrics
+    (the loop monitors `TrainConfig.monitor` among them on the "valid" split)."""
 
     model: nn.Module
+    find_unused_parameters: bool = False  # True when some parameters get no gradient in some epochs (DDP)
 
-    def num_train_examples(self) -> int: ...
+    def num_train_examples(self) -> int:
+        raise NotImplementedError
 
-    def batch(self, indices: torch.Tensor, device: torch.device) -> Any: ...
+    def batch(self, indices: torch.Tensor, device: torch.device) -> Any:
+        raise NotImplementedError
 
-    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, split: str, accelerator: Accelerator) -> dict[str, float]: ...
+    def evaluate(self, model: nn.Module, split: str, accelerator: Accelerator) -> dict[str, float]:
+        raise NotImplementedError
 
-    def on_epoch_end(self, model: nn.Module, epoch: int, accelerator: Accelerator) -> dict[str, float]: ...
+    def on_epoch_start(self, model: nn.Module, epoch: int, accelerator: Accelerator) -> None:
+        """Before each epoch, also the first one after a resume."""
 
-    # optional: `on_epoch_start(model, epoch, accelerator)`, called before each epoch (also after a resume);
-    # `find_unused_parameters = True` when some parameters get no gradient in some epochs
+    def on_epoch_end(self, model: nn.Module, epoch: int, accelerator: Accelerator) -> dict[str, float]:
+        """After each epoch's training steps, before validation; returns values to log."""
+        return {}
+
+    def lr_scale(self, parameter_name: str) -> float:
+        """A part's learning rate as a fraction of `TrainConfig.lr` (the joint model's tokenizer)."""
+        return 1.0
+
+
+class SplitTensors:
+    """Each split's example tensors (equal length), moved to the training device on first use, so a
+    batch is a gather on the device rather than a host-to-device copy per step."""
+
+    def __init__(self, splits: dict[str, dict[str, torch.Tensor]]):
+        self.splits = splits
+
+    def rows(self, split: str) -> int:
+        return len(next(iter(self.splits[split].values())))
+
+    def gather(self, split: str, indices: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        tensors = self.splits[split]
+        if next(iter(tensors.values())).device != device:
+            tensors = self.splits[split] = {k: v.to(device) for k, v in tensors.items()}
+        indices = indices.to(device)
+        return {k: v[indices] for k, v in tensors.items()}
+
+    def select(self, split: str, rows: torch.Tensor) -> None:
+        """Keep only these rows of a split (e.g. a fixed sample of validation users)."""
+        self.splits[split] = {k: v[rows] for k, v in self.splits[split].items()}
 
 
 class _LoopState:
@@ -144,6 +181,15 @@ def index_loader(n: int, batch_size: int, shuffle: bool, seed: int) -> DataLoade
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
 
+def eval_batches(task: Task, split: str, batch_size: int, accelerator: Accelerator) -> Iterator[Any]:
+    """A split's batches (`task.batch(indices, device, split)`), sharded across processes; gather results
+    with `accelerator.gather_for_metrics`. The loader is not registered, so it adds nothing to checkpoints."""
+    loader = prepare_data_loader(index_loader(task.data.rows(split), batch_size, False, 0),
+                                 accelerator.device, accelerator.num_processes, accelerator.process_index)
+    for indices in loader:
+        yield task.batch(indices, accelerator.device, split)
+
+
 def model_signature(model: nn.Module) -> str:
     """Parameter and buffer names with their shapes: equal for the same architecture and size."""
     layout = sorted((name, tuple(t.shape)) for name, t in model.state_dict().items())
@@ -173,14 +219,12 @@ class Trainer:
             print(f"[genrec] {message}", flush=True)
 
     def _optimizer(self, model: nn.Module, task: Task) -> torch.optim.Optimizer:
-        """AdamW without decay on biases and norms. A task may define `lr_scale(parameter name) -> float`
-        to give parts of the model their own learning rate (the joint model's tokenizer)."""
-        lr_scale = getattr(task, "lr_scale", lambda name: 1.0)
+        """AdamW without decay on biases and norms; `task.lr_scale` gives parts their own learning rate."""
         groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
         for name, p in model.named_parameters():
             if p.requires_grad:
                 decays = p.ndim >= 2 and "norm" not in name.lower()
-                groups.setdefault((decays, lr_scale(name)), []).append(p)
+                groups.setdefault((decays, task.lr_scale(name)), []).append(p)
         groups = [{"params": params, "weight_decay": self.cfg.weight_decay if decays else 0.0, "lr": self.cfg.lr * scale}
                   for (decays, scale), params in groups.items()]
         fused = torch.cuda.is_available() and self.accelerator.device.type == "cuda"
@@ -205,9 +249,70 @@ class Trainer:
             return f"time budget of {self.cfg.max_minutes} min reached after epoch {state.epoch}"
         return None
 
+    def _train_epoch(self, task: Task, model: nn.Module, optimizer, scheduler, loader, step_fn,
+                     state: _LoopState) -> dict[str, Any]:
+        """One pass over the training examples; returns the epoch's mean loss and loss parts."""
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.cfg, self.accelerator
+        model.train()
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(state.epoch)
+        task.on_epoch_start(acc.unwrap_model(model), state.epoch, acc)
+        bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and acc.is_main_process),
+                   leave=False)
+        running, batches = torch.zeros((), device=acc.device), 0
+        parts: dict[str, torch.Tensor] = {}  # the task's per-batch logs (loss parts), summed on the device
+        epoch_start = time.perf_counter()
+        for indices in bar:
+            batch = task.batch(indices, acc.device)
+            with acc.autocast():
+                loss, logs = step_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss at epoch {state.epoch + 1}: {logs}")
+            acc.backward(loss)
+            if cfg.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            running += loss.detach().float()  # summed on the device: no host sync per step
+            for key, value in logs.items():
+                parts[key] = parts.get(key, 0.0) + torch.as_tensor(value, device=acc.device).detach().float()
+            batches += 1
+            state.seen += len(indices) * acc.num_processes
+            if cfg.progress and batches % 50 == 0:
+                bar.set_postfix(loss=f"{running.item() / batches:.4f}")
+        state.train_seconds += time.perf_counter() - epoch_start
+        state.epoch += 1
+        record: dict[str, Any] = {"epoch": state.epoch, "train_loss": running.item() / max(1, batches)}
+        record.update({f"train_{key}": value.item() / max(1, batches) for key, value in parts.items()})
+        return record
+
+    def _validate(self, task: Task, model: nn.Module, state: _LoopState, best_path: Path) -> dict[str, float]:
+        """Validation metrics; the best model so far is saved to `best_path`."""
+        acc = self.accelerator
+        metrics = task.evaluate(acc.unwrap_model(model), "valid", acc)
+        score = metrics[self.cfg.monitor]
+        if not math.isfinite(score):
+            raise FloatingPointError(f"validation {self.cfg.monitor} is {score}")
+        if score > state.best:
+            state.best, state.best_epoch, state.bad_evals = score, state.epoch, 0
+            if acc.is_main_process:
+                torch.save(acc.unwrap_model(model).state_dict(), best_path)
+        else:
+            state.bad_evals += 1
+        return metrics
+
+    def _checkpoint(self, state: _LoopState, last_dir: Path, signature: str) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        acc.save_state(str(last_dir))
+        if acc.is_main_process:
+            (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
+
     def fit(self, task: Task) -> dict[str, Any]:
-        self.accelerator = make_accelerator(self.cfg, self.output_dir, self.precision,
-                                            getattr(task, "find_unused_parameters", False))
+        self.accelerator = make_accelerator(self.cfg, self.output_dir, self.precision, task.find_unused_parameters)
         cfg, acc = self.cfg, self.accelerator
         set_seed(cfg.seed)
         model = task.model
@@ -232,68 +337,21 @@ class Trainer:
             self.log(f"resumed from {last_dir} after epoch {state.epoch} (best {cfg.monitor}={state.best:.4f})")
         step_fn = torch.compile(task.loss) if cfg.compile else task.loss
 
-        from tqdm.auto import tqdm
-
         while state.epoch < cfg.epochs:
             stop = self._stop_reason(state)
             if stop:  # checked before an epoch, so a resumed run that had stopped stays stopped
                 self.log(stop)
                 break
-            model.train()
-            if hasattr(loader, "set_epoch"):
-                loader.set_epoch(state.epoch)
-            if hasattr(task, "on_epoch_start"):
-                task.on_epoch_start(acc.unwrap_model(model), state.epoch, acc)
-            bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and acc.is_main_process), leave=False)
-            running, batches = torch.zeros((), device=acc.device), 0
-            parts: dict[str, torch.Tensor] = {}  # the task's per-batch logs (loss parts), summed on the device
-            epoch_start = time.perf_counter()
-            for indices in bar:
-                batch = task.batch(indices, acc.device)
-                with acc.autocast():
-                    loss, logs = step_fn(model, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite training loss at epoch {state.epoch + 1}: {logs}")
-                acc.backward(loss)
-                if cfg.max_grad_norm:
-                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                running += loss.detach().float()  # summed on the device: no host sync per step
-                for key, value in logs.items():
-                    parts[key] = parts.get(key, 0.0) + torch.as_tensor(value, device=acc.device).detach().float()
-                batches += 1
-                state.seen += len(indices) * acc.num_processes
-                if cfg.progress and batches % 50 == 0:
-                    bar.set_postfix(loss=f"{running.item() / batches:.4f}")
-            state.train_seconds += time.perf_counter() - epoch_start
-            state.epoch += 1
-            record: dict[str, Any] = {"epoch": state.epoch, "train_loss": running.item() / max(1, batches)}
-            record.update({f"train_{key}": value.item() / max(1, batches) for key, value in parts.items()})
-            record.update(task.on_epoch_end(acc.unwrap_model(model), state.epoch, acc) or {})
-            evaluated = state.epoch % cfg.eval_every == 0 or state.epoch == cfg.epochs
-            if evaluated:
-                metrics = task.evaluate(acc.unwrap_model(model), "valid", acc)
+            record = self._train_epoch(task, model, optimizer, scheduler, loader, step_fn, state)
+            record.update(task.on_epoch_end(acc.unwrap_model(model), state.epoch, acc))
+            if state.epoch % cfg.eval_every == 0 or state.epoch == cfg.epochs:
+                metrics = self._validate(task, model, state, best_path)
                 record.update({f"valid_{k}": v for k, v in metrics.items()})
-                score = metrics[cfg.monitor]
-                if not math.isfinite(score):
-                    raise FloatingPointError(f"validation {cfg.monitor} is {score}")
-                if score > state.best:
-                    state.best, state.best_epoch, state.bad_evals = score, state.epoch, 0
-                    if acc.is_main_process:
-                        torch.save(acc.unwrap_model(model).state_dict(), best_path)
-                else:
-                    state.bad_evals += 1
-            state.history.append(record)
-            if evaluated:
                 self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
                          + f" ({state.seen / max(state.train_seconds, 1e-9):.0f} train seq/s)")
+            state.history.append(record)
             if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
-                acc.wait_for_everyone()
-                acc.save_state(str(last_dir))
-                if acc.is_main_process:
-                    (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
+                self._checkpoint(state, last_dir, signature)
         acc.wait_for_everyone()
         unwrapped = acc.unwrap_model(model)
         if best_path.exists():

@@ -37,8 +37,6 @@ class ResidualQuantizer(nn.Module):
     """Level l quantizes what levels < l left over; the residual is always taken in raw space,
     also after a cosine level (the codeword is subtracted, not its normalised direction)."""
 
-    combine = "sum"
-
     def __init__(self, dim: int, num_codes: int, distances: list[str], estimator: str = "rotation", beta: float = 0.25):
         super().__init__()
         self.levels = nn.ModuleList(Codebook(num_codes, dim, d, estimator, beta) for d in distances)
@@ -101,8 +99,6 @@ class ResidualQuantizer(nn.Module):
 class ParallelQuantizer(nn.Module):
     """Mixture-of-Codes: N independent codebooks each quantize the same latent; reconstruction
     uses their mean. Each codebook gives one semantic-ID field (Zhang et al. 2024)."""
-
-    combine = "mean"
 
     def __init__(self, dim: int, num_codes: int, distances: list[str], estimator: str = "rotation", beta: float = 0.25):
         super().__init__()

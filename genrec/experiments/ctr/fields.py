@@ -23,7 +23,7 @@ import torch
 
 from genrec.config import to_dict
 from genrec.data.schema import Catalog
-from genrec.quantize import TokenizerConfig, fit_tokenizer
+from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 
 REPRESENTATIONS = ("id", "rq", "me", "moc")
 
@@ -78,7 +78,7 @@ def code_folder(tokenizer_config: dict) -> str:
 CodeSource = Callable[[str, int], np.ndarray]  # (tokenizer kind, number of code fields) -> codes [items, n]
 
 
-def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerConfig, cache: str | Path) -> CodeSource:
+def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str | Path) -> CodeSource:
     """Train (once) and cache the raw codes of a residual or parallel tokenizer with n levels/codebooks.
     Collisions are left as they are: a CTR model also sees the item ID, so codes need not be unique."""
     x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)

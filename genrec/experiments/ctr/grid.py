@@ -23,12 +23,11 @@ from genrec.data import item_embeddings
 from genrec.data.ctr import CtrSampleConfig, CtrSamples, ctr_samples
 from genrec.evaluation.codes import effective_rank, singular_spectrum
 from genrec.evaluation.ctr import auc_logloss
-from genrec.item_fields import ItemFields, attribute_fields, representation_fields, tokenizer_codes
+from genrec.experiments.ctr.fields import ItemFields, attribute_fields, representation_fields, tokenizer_codes
+from genrec.experiments.harness import DataConfig, fit_and_test, load_data, run_record, write_result
+from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
 from genrec.models.ctr import CtrModel, CtrModelConfig, build_ctr_model
-from genrec.pipeline import DataConfig, load_data, run_record, write_result
-from genrec.quantize import TokenizerConfig
-from genrec.tasks import eval_batches
-from genrec.training.loop import TrainConfig, Trainer, make_accelerator
+from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
 
 
 @dataclass
@@ -64,10 +63,10 @@ def _ctr_train() -> TrainConfig:
                        monitor="auc", checkpoint_every=0, resume=False, progress=False)
 
 
-def _ctr_tokenizer() -> TokenizerConfig:
+def _ctr_tokenizer() -> TokenizerFitConfig:
     """Straight-through, not the rotation trick: at 21 residual levels the rotation's norm-ratio scaling
     overflowed (NaN in epoch 4 on Beauty), while the residuals it scales carry almost nothing."""
-    tok = TokenizerConfig(estimator="ste")
+    tok = TokenizerFitConfig(estimator="ste")
     return replace(tok, train=replace(tok.train, epochs=50))
 
 
@@ -86,11 +85,11 @@ class CtrRunConfig:
     samples: CtrSampleConfig = field(default_factory=CtrSampleConfig)
     grid: CtrGrid = field(default_factory=CtrGrid)
     model: CtrModelConfig = field(default_factory=CtrModelConfig)
-    tokenizer: TokenizerConfig = field(default_factory=_ctr_tokenizer)
+    tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
 
 
-class CtrTask:
+class CtrTask(Task):
     """Binary cross-entropy on (user, item fields) rows; evaluation scores every row of a split."""
 
     def __init__(self, samples: CtrSamples, item_fields: ItemFields, backbone: str, cfg: CtrModelConfig,
@@ -98,27 +97,22 @@ class CtrTask:
         self.item_fields = torch.from_numpy(item_fields.values)
         self.model: CtrModel = build_ctr_model(backbone, [samples.num_users, *item_fields.vocab_sizes], cfg)
         self.eval_batch_size = eval_batch_size
-        self.data = {name: {"user": torch.from_numpy(s.users), "item": torch.from_numpy(s.items),
-                            "label": torch.from_numpy(s.labels)}
-                     for name in ("train", "valid", "test") for s in [samples.split(name)]}
+        self.data = SplitTensors({name: {"user": torch.from_numpy(s.users), "item": torch.from_numpy(s.items),
+                                          "label": torch.from_numpy(s.labels)}
+                                  for name in ("train", "valid", "test") for s in [samples.split(name)]})
 
     def num_train_examples(self) -> int:
-        return len(self.data["train"]["label"])
+        return self.data.rows("train")
 
     def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
-        d = self.data[split]
-        if d["label"].device != device:  # move once; batches are then gathers on the device
-            d = self.data[split] = {k: v.to(device) for k, v in d.items()}
+        rows = self.data.gather(split, indices, device)
+        if self.item_fields.device != device:
             self.item_fields = self.item_fields.to(device)
-        indices = indices.to(device)
-        fields = torch.cat([d["user"][indices, None], self.item_fields[d["item"][indices]]], dim=1)
-        return {"fields": fields, "label": d["label"][indices]}
+        fields = torch.cat([rows["user"][:, None], self.item_fields[rows["item"]]], dim=1)
+        return {"fields": fields, "label": rows["label"]}
 
     def loss(self, model, batch):
         return F.binary_cross_entropy_with_logits(model(batch["fields"]).float(), batch["label"]), {}
-
-    def on_epoch_end(self, model, epoch, accelerator):
-        return {}
 
     @torch.no_grad()
     def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
@@ -168,12 +162,10 @@ def _fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: 
         return record
     torch.manual_seed(seed)
     task = CtrTask(samples, fields, backbone, replace(cfg.model, fusion=fusion), cfg.eval_batch_size)
-    fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
-    model = fit.pop("model")
-    test = task.evaluate(model, "test", accelerator)
+    model, fit = fit_and_test(task, cfg.train, seed, run_dir, accelerator, cell_name(*cell))
     rep = item_representation(model.cpu(), fields)
     epochs_run = len(fit["history"])
-    record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "test": test, "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
+    record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
               "epochs_run": epochs_run, "epoch_seconds": fit["train_seconds"] / max(1, epochs_run),
               "train_rows_per_second": fit["train_sequences_per_second"],
               "parameters": sum(p.numel() for p in model.parameters()),
@@ -224,7 +216,7 @@ def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
     base = attribute_fields(data.catalog, cfg.attribute_slots)
     needs_codes = any(r != "id" for r in cfg.grid.representations)
     embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process) if needs_codes else None
-    tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=cfg.tokenizer_seed))
+    tok_cfg = seeded(cfg.tokenizer, cfg.tokenizer_seed)
     codes = tokenizer_codes(embeddings, tok_cfg, Path(cfg.output_dir) / cfg.name / "tokenizers") if needs_codes else None
     log = (lambda m: print(f"[genrec] {m}", flush=True)) if accelerator.is_main_process else (lambda m: None)
     log("CTR samples: " + ", ".join(f"{s} {len(samples.split(s))} rows" for s in ("train", "valid", "test"))

@@ -1,6 +1,6 @@
-"""Discriminative baselines in the generative path's harness: popularity and SASRec-CE.
+"""Discriminative baselines in the shared harness: popularity and SASRec-CE (plain IDs, or `[ID ‖ semantic]` items).
 
-Same data, splits, loop, early stopping, checkpoints and metric code as `genrec.pipeline`.
+Same data, splits, loop, early stopping, checkpoints and metric code as the generative runs.
 """
 from __future__ import annotations
 
@@ -12,22 +12,68 @@ from typing import Any
 import numpy as np
 import torch
 
+import torch.nn.functional as F
+from accelerate import Accelerator
+
 from genrec.config import load_config, save_config
 from genrec.data import LeaveOneOut, item_embeddings, popularity
-from genrec.models.sasrec import SasRecConfig, UnifiedItemEmbedding
-from genrec.pipeline import (DataConfig, format_metrics, load_data, pretrained_tokenizer, run_record, semantic_table,
-                             summarize, write_result)
-from genrec.quantize import SemanticTokenizer, TokenizerConfig
-from genrec.tasks import SasRecTask, popularity_metrics
-from genrec.training.loop import TrainConfig, Trainer, make_accelerator
+from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
+from genrec.experiments.harness import (DataConfig, fit_and_test, format_metrics, load_data, popularity_metrics,
+                                        run_record, summarize, write_result)
+from genrec.experiments.seq.config import ItemInputConfig
+from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
+from genrec.models.item_embedding import ItemEmbedding
+from genrec.models.sasrec import SasRec, SasRecConfig
+from genrec.quantize import SemanticTokenizer
+from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
 
 
 MODELS = ("sasrec_id", "sasrec_unified")
 
 
+class SasRecTask(Task):
+    """SASRec-CE: the same leave-one-out examples, softmax cross-entropy over the whole catalogue,
+    and full-ranking evaluation from scores (non-finite scores raise)."""
+
+    def __init__(self, splits: LeaveOneOut, num_items: int, cfg: SasRecConfig, eval_batch_size: int = 1024,
+                 item_embedding: ItemEmbedding | None = None, tokenizer_lr_scale: float = 1.0, rq_weight: float = 1.0,
+                 rq_sample: int = 0):
+        self.model = SasRec(num_items, cfg, item_embedding, rq_weight, rq_sample)
+        self.eval_batch_size = eval_batch_size
+        self.tokenizer_lr_scale = tokenizer_lr_scale
+        self.data = SplitTensors(splits.tensors())
+
+    def num_train_examples(self) -> int:
+        return self.data.rows("train")
+
+    def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
+        return self.data.gather(split, indices, device)
+
+    def lr_scale(self, parameter_name: str) -> float:
+        return self.tokenizer_lr_scale if ".tokenizer." in f".{parameter_name}" else 1.0
+
+    def loss(self, model, batch):
+        rec = F.cross_entropy(model(batch["history"]).float(), batch["target"])
+        aux = getattr(model, "module", model).aux_loss()  # RQ-VAE losses when the item tokenizer trains jointly
+        return rec + aux.to(rec.device), {"rec": rec.detach(), "rq": aux.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
+        model.eval()
+        ranks = []
+        with accelerator.autocast():
+            table = model.item_table()  # once per evaluation: unified items recompute it from the tokenizer
+        for batch in eval_batches(self, split, self.eval_batch_size, accelerator):
+            with accelerator.autocast():
+                scores = model(batch["history"], table).float()
+            ranks.append(accelerator.gather_for_metrics(target_ranks_from_scores(scores, batch["target"])))
+        model.train()
+        return metrics_from_ranks(torch.cat(ranks))
+
+
 @dataclass
 class UnifiedConfig:
-    """sasrec_unified: `[ID(tokenizer.id_dim) ‖ quantized semantic vector]` items."""
+    """sasrec_unified: `[ID(items.id_dim) ‖ quantized semantic vector]` items."""
     train_tokenizer: bool = True  # the paper's setting: the tokenizer learns with the model (+ its RQ-VAE losses)
     rq_weight: float = 1.0
     tokenizer_lr_scale: float = 1.0  # the tokenizer's learning rate as a fraction of train.lr
@@ -49,29 +95,28 @@ class BaselineRunConfig:
     eval_batch_size: int = 1024
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SasRecConfig = field(default_factory=SasRecConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # for sasrec_unified
+    tokenizer: TokenizerFitConfig = field(default_factory=TokenizerFitConfig)  # for sasrec_unified
+    items: ItemInputConfig = field(default_factory=ItemInputConfig)
     unified: UnifiedConfig = field(default_factory=UnifiedConfig)
     train: TrainConfig = field(default_factory=_sasrec_train)
 
 
-def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run_dir: Path, accelerator) -> UnifiedItemEmbedding:
+def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run_dir: Path, accelerator) -> ItemEmbedding:
     """The stage-one tokenizer of this seed (the same fit the generative path uses), then either kept
     inside the model to train on (the paper's end-to-end setting) or frozen into a semantic table."""
-    tok_cfg = replace(cfg.tokenizer, train=replace(cfg.tokenizer.train, seed=seed))
+    tok_cfg = seeded(cfg.tokenizer, seed)
     if cfg.unified.train_tokenizer:
         tokenizer = pretrained_tokenizer(tok_cfg, embeddings, run_dir, accelerator)
-        return UnifiedItemEmbedding(tok_cfg.id_dim, cfg.sasrec.d_model, tokenizer=tokenizer,
-                                    item_text=torch.as_tensor(embeddings), rq_weight=cfg.unified.rq_weight,
-                                    rq_sample=cfg.unified.rq_sample)
+        return ItemEmbedding.live(tokenizer, torch.as_tensor(embeddings), cfg.items.id_dim, cfg.sasrec.d_model)
     table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
-    return UnifiedItemEmbedding(table.meta.id_dim, cfg.sasrec.d_model, semantic=table.semantic)
+    return ItemEmbedding(table.semantic, cfg.items.id_dim, cfg.sasrec.d_model)
 
 
 def sasrec_task(cfg: BaselineRunConfig, splits: LeaveOneOut, num_items: int,
-                unified: UnifiedItemEmbedding | None) -> SasRecTask:
+                item_embedding: ItemEmbedding | None) -> SasRecTask:
     """The one builder for training and for reloading a fit, so a reloaded model scores exactly as trained."""
     return SasRecTask(splits, num_items, replace(cfg.sasrec, max_history=cfg.data.max_history), cfg.eval_batch_size,
-                      unified, cfg.unified.tokenizer_lr_scale)
+                      item_embedding, cfg.unified.tokenizer_lr_scale, cfg.unified.rq_weight, cfg.unified.rq_sample)
 
 
 @dataclass
@@ -93,16 +138,15 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
     if model_name not in MODELS:
         raise ValueError(f"{folder.name}: expected a folder named <model>_seed_<s> with a model in {MODELS}")
     data, splits = load_data(cfg.data)
-    unified = None
-    if model_name == "sasrec_unified":
-        text = torch.as_tensor(item_embeddings(data.catalog, progress=False))
+    items = None
+    if model_name == "sasrec_unified":  # the semantic table (frozen, or the live tokenizer's cache) is in the state dict
+        semantic = torch.zeros(data.num_items, cfg.tokenizer.latent_dim)
+        items = ItemEmbedding(semantic, cfg.items.id_dim, cfg.sasrec.d_model)
         if cfg.unified.train_tokenizer:
-            unified = UnifiedItemEmbedding(cfg.tokenizer.id_dim, cfg.sasrec.d_model, item_text=text,
-                                           tokenizer=SemanticTokenizer(text.shape[1], cfg.tokenizer))
-        else:  # the frozen semantic table is a buffer of the state dict
-            unified = UnifiedItemEmbedding(cfg.tokenizer.id_dim, cfg.sasrec.d_model,
-                                           semantic=torch.zeros(data.num_items, cfg.tokenizer.latent_dim))
-    task = sasrec_task(cfg, splits, data.num_items, unified)
+            text = torch.as_tensor(item_embeddings(data.catalog, progress=False))
+            items = ItemEmbedding(semantic, cfg.items.id_dim, cfg.sasrec.d_model,
+                                  SemanticTokenizer(text.shape[1], cfg.tokenizer), text)
+    task = sasrec_task(cfg, splits, data.num_items, items)
     task.model.load_state_dict(torch.load(folder / "best_model.pt", map_location="cpu", weights_only=True))
     task.model.eval()
     return SavedBaseline(cfg, model_name, task)
@@ -139,14 +183,12 @@ def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[st
         for seed in cfg.seeds:
             run_dir = Path(cfg.output_dir) / cfg.name / f"{model_name}_seed_{seed}"
             torch.manual_seed(seed)
-            unified = unified_items(cfg, embeddings, seed, run_dir, accelerator) if model_name == "sasrec_unified" else None
-            task = sasrec_task(cfg, splits, data.num_items, unified)
-            fit = Trainer(replace(cfg.train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
-            test = task.evaluate(fit.pop("model"), "test", accelerator)
+            items = unified_items(cfg, embeddings, seed, run_dir, accelerator) if model_name == "sasrec_unified" else None
+            _, record = fit_and_test(sasrec_task(cfg, splits, data.num_items, items), cfg.train, seed, run_dir,
+                                     accelerator, model_name)
             if accelerator.is_main_process:
-                print(f"[genrec] {model_name} seed {seed} test: {format_metrics(test)}", flush=True)
                 save_config(cfg, run_dir / "run_config.yaml")
-            per_seed.append({"seed": seed, "test": test, **fit})
+            per_seed.append(record)
         mean, std = summarize(per_seed)
         models[model_name] = {"metrics": mean, "metrics_std": std, "per_seed": per_seed}
     result = {

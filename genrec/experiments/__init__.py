@@ -1,0 +1,1 @@
+"""Experiment glue above the method's layers: configs, tasks for the loop, runs and result files."""

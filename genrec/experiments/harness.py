@@ -1,0 +1,103 @@
+"""What every experiment shares: data loading, one fit -> test sequence, result records and seed merging."""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from genrec.config import to_dict
+from genrec.data import LeaveOneOut, SequenceData, leave_one_out, load_dataset
+from genrec.data.splits import Split
+from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
+from genrec.training import Task, TrainConfig, Trainer
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "beauty"
+    max_history: int = 20
+    on_error: str = "raise"
+    max_users: int = 0  # keep only the first N users (smoke tests and demos); 0 = all, the protocol
+
+
+def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:
+    data = load_dataset(cfg.dataset, on_error=cfg.on_error)
+    if cfg.max_users:
+        data = replace(data, user_ids=data.user_ids[: cfg.max_users], sequences=data.sequences[: cfg.max_users])
+    return data, leave_one_out(data, cfg.max_history)
+
+
+def log(accelerator: Accelerator, message: str) -> None:
+    if accelerator.is_main_process:
+        print(f"[genrec] {message}", flush=True)
+
+
+def fit_and_test(task: Task, train: TrainConfig, seed: int, run_dir: Path, accelerator: Accelerator,
+                 label: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train with the shared loop (best validation weights kept), then score the test split once.
+    Returns the model and the per-seed record every results file stores."""
+    fit = Trainer(replace(train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
+    model = fit.pop("model")
+    test = task.evaluate(model, "test", accelerator)
+    log(accelerator, f"{label} seed {seed} test: {format_metrics(test)}")
+    return model, {"seed": seed, "test": test, **fit}
+
+
+def popularity_metrics(counts: np.ndarray, split: Split) -> dict[str, float]:
+    """Rank every item by training-part popularity (the same list for every user)."""
+    scores = torch.from_numpy(counts).float().unsqueeze(0)
+    targets = torch.from_numpy(split.target)
+    ranks = torch.cat([target_ranks_from_scores(scores.expand(len(t), -1), t) for t in targets.split(4096)])
+    return metrics_from_ranks(ranks)
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and std over seeds of every test metric."""
+    keys = per_seed[0]["test"].keys()
+    mean = {k: float(np.mean([r["test"][k] for r in per_seed])) for k in keys}
+    std = {k: float(np.std([r["test"][k] for r in per_seed])) for k in keys}
+    return mean, std
+
+
+def merge_seed_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine single-seed result files (e.g. seeds trained side by side on one GPU) into one."""
+    per_seed = [r for res in results for r in res["per_seed"]]
+    mean, std = summarize(per_seed)
+    merged = dict(results[0])
+    merged.update(seeds=[r["seed"] for r in per_seed], per_seed=per_seed, metrics=mean, metrics_std=std,
+                  wall_seconds=max(r["wall_seconds"] for r in results), commands=[r["command"] for r in results])
+    return merged
+
+
+def run_record(cfg: Any, command: str | None, accelerator: Accelerator, start: float) -> dict[str, Any]:
+    """The fields every results file shares."""
+    return {"name": cfg.name, "command": command or "python " + " ".join(sys.argv), "seeds": cfg.seeds,
+            "hardware": hardware(), "processes": accelerator.num_processes,
+            "wall_seconds": time.perf_counter() - start, "config": to_dict(cfg)}
+
+
+def write_result(result: dict[str, Any], results_dir: str, lines: list[str]) -> Path:
+    out = Path(results_dir) / f"{result['name']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    for line in [*lines, f"wrote {out}"]:
+        print(f"[genrec] {line}", flush=True)
+    return out
+
+
+def format_metrics(metrics: dict[str, float], std: dict[str, float] | None = None) -> str:
+    return " ".join(f"{k}={v:.4f}" + (f"±{std[k]:.4f}" if std else "") for k, v in metrics.items())

@@ -1,0 +1,46 @@
+"""The generative run's config: one dataclass per section, filled from YAML and `key=value` overrides."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genrec.experiments.harness import DataConfig
+from genrec.experiments.seq.schedule import JointConfig
+from genrec.experiments.tokenizer import TokenizerFitConfig
+from genrec.models.seq2seq import Seq2SeqConfig
+from genrec.training import TrainConfig
+
+
+@dataclass
+class ItemInputConfig:
+    """How history items enter the model in the `unified` and `joint` modes (and SASRec's unified items)."""
+
+    id_dim: int = 16  # width of the per-item learned ID half of `[ID ‖ semantic]`; 0 drops it (ablation)
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 20
+    topk: int = 10
+    batch_size: int = 512
+    valid_users: int = 0  # evaluate early stopping on this many fixed random validation users; 0 = all
+
+
+@dataclass
+class SeqRunConfig:
+    name: str = "beauty_seq"
+    output_dir: str = "runs"
+    results_dir: str = "results"
+    seeds: list[int] = field(default_factory=lambda: [42])
+    tokenizer_path: str = ""  # two_stage: a saved semantic-ID table folder; empty = train one per seed
+    # a name in genrec.experiments.seq.modes.MODES:
+    # two_stage: TIGER (tokenizer, then a recommender over code tokens on fixed codes);
+    # unified: history items enter as [ID embedding ‖ quantized vector], the stage-one tokenizer's vectors frozen;
+    # joint: the unified input, and the tokenizer keeps learning from the recommendation loss (`joint` schedule)
+    mode: str = "two_stage"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerFitConfig = field(default_factory=TokenizerFitConfig)
+    items: ItemInputConfig = field(default_factory=ItemInputConfig)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    joint: JointConfig = field(default_factory=JointConfig)  # mode=joint only

@@ -1,0 +1,92 @@
+"""The mode registry: `{mode name: task builder}`, used to train a mode and to reload a saved run of it.
+
+A builder gets what one seed of a run needs (`SeedContext`) and, when reloading, the saved model; it
+returns the task that trains and evaluates that model. A new mode is one function and one entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from genrec.data import LeaveOneOut, SequenceData
+from genrec.experiments.harness import log
+from genrec.experiments.seq.config import SeqRunConfig
+from genrec.experiments.seq.tasks import GenerativeTask, JointTask, item_codes, joint_level_sizes
+from genrec.experiments.tokenizer import pretrained_tokenizer, seeded, semantic_table
+from genrec.models.item_embedding import ItemEmbedding
+from genrec.models.recommender import GenerativeRecommender
+from genrec.quantize import SemanticIdTable
+
+
+@dataclass
+class SeedContext:
+    cfg: SeqRunConfig
+    seed: int
+    data: SequenceData
+    splits: LeaveOneOut
+    embeddings: np.ndarray | None  # item-text vectors (the tokenizer's input); None when reloading
+    run_dir: Path
+    accelerator: Accelerator
+
+    def recommender(self, codes: torch.Tensor, level_sizes: list[int], items: ItemEmbedding | None) -> GenerativeRecommender:
+        catalog = self.data.catalog
+        return GenerativeRecommender(codes, level_sizes, self.cfg.model, self.cfg.data.max_history, items,
+                                     list(catalog.original_ids), [catalog.title(i) for i in range(len(catalog))])
+
+    def table(self) -> SemanticIdTable:
+        """This seed's stage-one semantic-ID table (trained once per run folder), or `tokenizer_path`'s."""
+        if self.cfg.tokenizer_path:
+            return SemanticIdTable.load(self.cfg.tokenizer_path)
+        table = semantic_table(seeded(self.cfg.tokenizer, self.seed), self.embeddings, self.run_dir, self.accelerator)
+        log(self.accelerator, f"seed {self.seed}: semantic IDs {table.num_items} items x {table.num_levels} levels "
+                              f"(unique before dedup {table.meta.unique_rate_before_dedup:.4f}, "
+                              f"level sizes {table.meta.level_sizes})")
+        return table
+
+
+def two_stage(ctx: SeedContext, model: GenerativeRecommender | None = None) -> GenerativeTask:
+    """TIGER: a fixed tokenizer's codes, and history items enter the encoder as code tokens."""
+    if model is None:
+        table = ctx.table()
+        model = ctx.recommender(table.codes, table.meta.level_sizes, None)
+    return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed)
+
+
+def unified(ctx: SeedContext, model: GenerativeRecommender | None = None) -> GenerativeTask:
+    """History items enter as `[ID embedding ‖ quantized semantic vector]`; the semantic half is the
+    stage-one tokenizer's, frozen. The suffix level has codebook_size slots, as in joint mode."""
+    if model is None:
+        table = ctx.table()
+        items = ItemEmbedding(table.semantic, ctx.cfg.items.id_dim, ctx.cfg.model.d_model)
+        model = ctx.recommender(table.codes, joint_level_sizes(ctx.cfg.tokenizer), items)
+    return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed)
+
+
+def joint(ctx: SeedContext, model: GenerativeRecommender | None = None) -> JointTask:
+    """The unified input with the tokenizer inside the model, learning by the `joint` schedule."""
+    cfg = ctx.cfg
+    if model is None:
+        tokenizer = pretrained_tokenizer(seeded(cfg.tokenizer, ctx.seed), ctx.embeddings, ctx.run_dir, ctx.accelerator)
+        text = torch.as_tensor(ctx.embeddings).float()
+        level_sizes = joint_level_sizes(cfg.tokenizer, cfg.joint.suffix_slots)
+        codes, _ = item_codes(tokenizer, text, level_sizes)
+        items = ItemEmbedding.live(tokenizer, text, cfg.items.id_dim, cfg.model.d_model)
+        model = ctx.recommender(codes, level_sizes, items)
+    task = JointTask(model, ctx.splits, cfg.decode, ctx.seed, cfg.joint, cfg.train.epochs)
+    log(ctx.accelerator, f"seed {ctx.seed}: joint schedule, epochs {' '.join(map(str, task.phases))}")
+    return task
+
+
+TaskBuilder = Callable[..., GenerativeTask]
+MODES: dict[str, TaskBuilder] = {"two_stage": two_stage, "unified": unified, "joint": joint}
+
+
+def build_task(ctx: SeedContext, model: GenerativeRecommender | None = None) -> GenerativeTask:
+    if ctx.cfg.mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {ctx.cfg.mode!r}")
+    return MODES[ctx.cfg.mode](ctx, model)

@@ -1,0 +1,50 @@
+"""The generative run behind `recipes/train_seq.py`: per seed, tokenizer -> recommender -> test -> saved model."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genrec.config import save_config
+from genrec.data import item_embeddings, popularity
+from genrec.experiments.harness import (fit_and_test, format_metrics, load_data, popularity_metrics, run_record,
+                                        summarize, write_result)
+from genrec.experiments.seq.config import SeqRunConfig
+from genrec.experiments.seq.modes import SeedContext, build_task
+from genrec.training import make_accelerator
+
+
+def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
+    start = time.perf_counter()
+    accelerator = make_accelerator(cfg.train, Path(cfg.output_dir) / cfg.name)
+    data, splits = load_data(cfg.data)
+    embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process)
+    pop = popularity_metrics(popularity(data), splits.test)
+    per_seed = []
+    for seed in cfg.seeds:
+        run_dir = Path(cfg.output_dir) / cfg.name / f"seed_{seed}"
+        torch.manual_seed(seed)
+        task = build_task(SeedContext(cfg, seed, data, splits, embeddings, run_dir, accelerator))
+        model, record = fit_and_test(task, cfg.train, seed, run_dir, accelerator, cfg.mode)
+        if accelerator.is_main_process:
+            model.save_pretrained(run_dir / "model")
+            save_config(cfg, run_dir / "run_config.yaml")
+        per_seed.append({**record, "mode": cfg.mode})
+    mean, std = summarize(per_seed)
+    result = {
+        **run_record(cfg, command, accelerator, start),
+        "mode": cfg.mode,
+        "dataset": {k: v for k, v in data.stats().items() if k != "sequence_length"},
+        "protocol": "leave-one-out, history<=%d, full ranking over %d items, beam=%d, top-%d" % (
+            cfg.data.max_history, data.num_items, cfg.decode.beam, cfg.decode.topk),
+        "metrics": mean,
+        "metrics_std": std,
+        "popularity": pop,
+        "per_seed": per_seed,
+    }
+    if accelerator.is_main_process:
+        write_result(result, cfg.results_dir, [f"popularity baseline: {format_metrics(pop)}",
+                                               f"{cfg.name} test over {len(cfg.seeds)} seed(s): {format_metrics(mean, std)}"])
+    return result

@@ -1,0 +1,204 @@
+"""The generative recommender as one object: item codes, the trie over them, the item input, and the T5.
+
+History items enter the encoder either as code tokens (two-stage TIGER) or as one
+`[ID embedding ‖ quantized semantic vector]` vector each (`ItemEmbedding`, frozen or with a live
+tokenizer); the decoder emits the next item's code tuple, decoded by trie-constrained beam search.
+`save_pretrained` / `from_pretrained` keep every mode in one format: `config.json`,
+`model.safetensors` (no pickles) and `items.json` (raw item ids and titles, for `recommend`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from genrec.generation.beam import constrained_beam_search
+from genrec.generation.trie import TensorTrie
+from genrec.models.item_embedding import ItemEmbedding
+from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model, user_token
+from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
+
+FORMAT = 1  # bump when the saved layout changes; from_pretrained refuses other versions
+FORMAT_COMMIT = "the restructure of issue 15"  # where the format began: older run folders hold best_model.pt only
+
+
+def architecture(cfg: TokenizerConfig) -> dict[str, Any]:
+    """The fields that shape a tokenizer (a subclass's fitting settings left out)."""
+    return {f.name: getattr(cfg, f.name) for f in fields(TokenizerConfig)}
+
+
+class GenerativeRecommender(nn.Module):
+    def __init__(self, codes: torch.Tensor, level_sizes: list[int], seq2seq: Seq2SeqConfig, max_history: int,
+                 items: ItemEmbedding | None = None, item_ids: list[str] | None = None,
+                 titles: list[str] | None = None):
+        """`items` is built before the T5 (the order parameters are drawn from the seed)."""
+        super().__init__()
+        self.seq2seq, self.max_history, self.level_sizes = seq2seq, max_history, list(level_sizes)
+        self.register_buffer("item_codes", codes.long().clone())  # a checkpoint pairs weights with their codes
+        self.items = items
+        self._set_decoding(codes)
+        self.t5 = build_model(seq2seq, self.vocab.size)
+        self.item_ids = item_ids or [str(i) for i in range(len(codes))]
+        self.titles = titles or [""] * len(codes)
+
+    # ------------------------------------------------------------------ codes
+    def _set_decoding(self, codes: torch.Tensor) -> None:
+        self.vocab = CodeVocab(codes.cpu(), self.level_sizes, self.seq2seq.user_buckets)
+        self.trie = TensorTrie(codes.cpu(), self.level_sizes)
+
+    def set_codes(self, codes: torch.Tensor) -> None:
+        """New targets (after a code refresh): the vocabulary keeps its size, the trie is rebuilt."""
+        self.item_codes.copy_(codes.to(self.item_codes.device))
+        self._set_decoding(codes)
+
+    def sync_codes(self) -> None:
+        """Rebuild targets and trie if `item_codes` changed underneath them (a best-checkpoint reload)."""
+        current = self.vocab.item_tokens[:-1].cpu() - torch.tensor(self.vocab.level_offsets)
+        if not torch.equal(self.item_codes.cpu(), current):
+            self._set_decoding(self.item_codes)
+
+    def codes_on(self, device: torch.device) -> None:
+        """Targets and trie live on the device the model runs on (moved once)."""
+        if self.vocab.item_tokens.device != device:
+            self.vocab.item_tokens = self.vocab.item_tokens.to(device)
+            self.trie.to(device)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_codes)
+
+    # ------------------------------------------------------------------ encoder input
+    def encoder_inputs(self, history: torch.Tensor, users: torch.Tensor | None,
+                       live: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
+        """history [B, H] item indices (-1 = pad) -> T5 encoder keyword arguments: code tokens, or item
+        vectors. `live` = (sorted item indices, their semantic vectors computed with gradients this step)."""
+        if self.items is None:
+            ids, mask = self.vocab.encode_history(history, users)
+            return {"input_ids": ids, "attention_mask": mask}
+        valid = history >= 0
+        items = history.clamp_min(0)
+        semantic = None if live is None else live[1][torch.searchsorted(live[0], items)]
+        embeds = self.items(items, semantic) * valid.unsqueeze(-1)
+        mask = valid
+        if self.seq2seq.user_buckets and users is not None:
+            user = self.t5.shared(user_token(users, self.vocab.user_offset, self.seq2seq.user_buckets)).unsqueeze(1)
+            embeds = torch.cat([user, embeds], dim=1)
+            mask = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
+        return {"input_ids": None, "inputs_embeds": embeds, "attention_mask": mask}
+
+    # ------------------------------------------------------------------ training
+    def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
+                live: bool = False, align_temperature: float = 1.0) -> dict[str, torch.Tensor]:
+        """Losses of one batch. With `live` (a tokenizer that trains with the model), the history's semantic
+        vectors come from the tokenizer with gradients, and its RQ-VAE loss (`rq`) and an alignment loss
+        (`align`: cross-entropy from the recommender's per-level code distribution, held fixed, to the
+        tokenizer's soft assignment of the target) are added."""
+        losses: dict[str, torch.Tensor] = {}
+        live_semantic = None
+        if live:
+            uniq = torch.unique(torch.cat([history.clamp_min(0).flatten(), target]))
+            tok = self.items.quantize(uniq)
+            live_semantic = (uniq, tok.quantized)
+            losses["rq"] = tok.loss
+        out = self.t5(**self.encoder_inputs(history, users, live_semantic), labels=labels)
+        losses["rec"] = out.loss
+        if live:
+            tokenizer = self.items.tokenizer
+            soft = tokenizer.quantizer.soft_assignments(tokenizer.encode(self.items.item_text[target]), align_temperature)
+            align = 0.0
+            for level, log_q in enumerate(soft):  # the dedup suffix level has no soft assignment
+                offset, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
+                predicted = F.softmax(out.logits[:, level, offset : offset + size].detach().float(), dim=-1)
+                align = align - (predicted * log_q).sum(-1).mean()
+            losses["align"] = align
+        return losses
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20,
+                 topk: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities."""
+        self.codes_on(history.device)
+        return constrained_beam_search(self.t5, self.vocab, self.trie, beam=beam, topk=topk,
+                                       **self.encoder_inputs(history, users))
+
+    def item_index(self, item_id: str) -> int:
+        if not hasattr(self, "_index"):
+            self._index = {item: i for i, item in enumerate(self.item_ids)}
+        if str(item_id) not in self._index:
+            raise KeyError(f"item {item_id!r} is not in this model's catalogue ({self.num_items} items)")
+        return self._index[str(item_id)]
+
+    @torch.no_grad()
+    def recommend(self, history: list[str], k: int = 10, beam: int = 20, user: int | None = None) -> list[dict[str, Any]]:
+        """The next k items after a history of raw item ids (oldest first): item id, title, score (the
+        sequence log-probability). `user` is a dataset user index, for models trained with user tokens."""
+        was = self.training
+        self.eval()
+        device = self.item_codes.device
+        index = [self.item_index(i) for i in history][-self.max_history:]
+        users = torch.tensor([user], device=device) if user is not None else None
+        items, scores = self.generate(torch.tensor([index], device=device), users, beam=max(beam, k), topk=k)
+        self.train(was)
+        return [{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(s)}
+                for i, s in zip(items[0].tolist(), scores[0].tolist()) if i >= 0]
+
+    # ------------------------------------------------------------------ saving
+    def config(self) -> dict[str, Any]:
+        items = None
+        if self.items is not None:
+            tokenizer = self.items.tokenizer
+            items = {"id_dim": 0 if self.items.ids is None else self.items.ids.embedding_dim,
+                     "semantic_dim": self.items.semantic.shape[1],
+                     "tokenizer": None if tokenizer is None else architecture(tokenizer.cfg),
+                     "item_text_dim": None if tokenizer is None else self.items.item_text.shape[1]}
+        return {"format": FORMAT, "num_items": self.num_items, "level_sizes": self.level_sizes,
+                "max_history": self.max_history, "seq2seq": asdict(self.seq2seq), "items": items}
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(self.config(), indent=1))
+        (folder / "items.json").write_text(json.dumps({"item_ids": self.item_ids, "titles": self.titles}))
+        if self.items is not None and self.items.tokenizer is not None:
+            # the tokenizer's input is not a parameter, but refreshing or training the tokenizer needs it
+            save_file({"item_text": self.items.item_text.contiguous().cpu()}, str(folder / "item_text.safetensors"))
+        save_model(self, str(folder / "model.safetensors"))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "GenerativeRecommender":
+        folder = Path(folder)
+        config_path = folder / "config.json"
+        if not config_path.exists():
+            hint = (f" (it holds best_model.pt: a run saved before {FORMAT_COMMIT}; retrain it to get a loadable model)"
+                    if (folder / "best_model.pt").exists() or (folder.parent / "best_model.pt").exists() else "")
+            raise FileNotFoundError(f"{folder} is not a saved genrec model: no config.json{hint}")
+        cfg = json.loads(config_path.read_text())
+        if cfg.get("format") != FORMAT:
+            raise ValueError(f"{config_path}: saved model format {cfg.get('format')!r}, this genrec reads {FORMAT}")
+        num_items, items = cfg["num_items"], None  # the parameters are placeholders until load_model
+        if cfg["items"] is not None:
+            spec = cfg["items"]
+            semantic = torch.zeros(num_items, spec["semantic_dim"])
+            d_model = cfg["seq2seq"]["d_model"]
+            if spec["tokenizer"] is None:
+                items = ItemEmbedding(semantic, spec["id_dim"], d_model)
+            else:
+                tokenizer = SemanticTokenizer(spec["item_text_dim"], TokenizerConfig(**spec["tokenizer"]))
+                text = load_file(str(folder / "item_text.safetensors"))["item_text"]
+                items = ItemEmbedding(semantic, spec["id_dim"], d_model, tokenizer, text)
+        catalog = json.loads((folder / "items.json").read_text())
+        with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+            codes = weights.get_tensor("item_codes")
+        model = cls(codes, cfg["level_sizes"],
+                    Seq2SeqConfig(**cfg["seq2seq"]), cfg["max_history"], items, catalog["item_ids"], catalog["titles"])
+        load_model(model, str(folder / "model.safetensors"), device="cpu")
+        return model.to(device).eval()
