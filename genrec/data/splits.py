@@ -80,3 +80,44 @@ def training_items(data: SequenceData) -> np.ndarray:
 def popularity(data: SequenceData) -> np.ndarray:
     """Training-part interaction count per item (used by the popularity baseline and CTR sampling)."""
     return np.bincount(training_items(data), minlength=data.num_items)
+
+
+@dataclass
+class Rows:
+    """Every-position training rows: `target[r, j]` is the item after `history[r, j]` (both left-padded
+    with PAD), so one causal pass over a row trains every position at once."""
+
+    history: np.ndarray  # [rows, max_history] int64
+    target: np.ndarray  # [rows, max_history] int64
+    user: np.ndarray  # [rows] int64
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @property
+    def num_targets(self) -> int:
+        return int((self.target >= 0).sum())
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"history": torch.from_numpy(self.history), "target": torch.from_numpy(self.target),
+                "user": torch.from_numpy(self.user)}
+
+
+def training_rows(data: SequenceData, max_history: int = 20) -> Rows:
+    """The training part of each sequence (all but the last two items) cut into rows of at most
+    `max_history` + 1 items, from the newest end back, consecutive rows sharing one item so that every
+    training target appears exactly once. A target sees the items before it in its own row: the full
+    history (up to `max_history`) in a user's newest row, and less at the start of older rows."""
+    history, target, user = [], [], []
+    for u, seq in enumerate(data.sequences):
+        part = np.asarray(seq[: len(seq) - 2], dtype=np.int64)
+        end = len(part)
+        while end > 1:
+            start = max(0, end - max_history - 1)
+            history.append(_pad_left(part[start : end - 1], max_history))
+            target.append(_pad_left(part[start + 1 : end], max_history))
+            user.append(u)
+            end = start + 1
+    if not user:
+        return Rows(np.zeros((0, max_history), np.int64), np.zeros((0, max_history), np.int64), np.zeros(0, np.int64))
+    return Rows(np.stack(history), np.stack(target), np.asarray(user, dtype=np.int64))

@@ -13,18 +13,21 @@ from genrec.models.seq2seq import PAD, CodeVocab, decoder_step, level_logits
 
 
 @torch.no_grad()
-def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids: torch.Tensor,
+def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids: torch.Tensor | None,
                             attention_mask: torch.Tensor, beam: int = 20, topk: int = 10,
-                            inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                            inputs_embeds: torch.Tensor | None = None,
+                            encoder_hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched: every (user, beam) row advances together; masking is a gather into `trie.children`,
     and cross-attention keys/values are computed once per user (see `fast_decoder`). The encoder reads
-    `input_ids`, or `inputs_embeds` when given (the unified item representation of the joint model)."""
+    `input_ids`, or `inputs_embeds` when given (item vectors); `encoder_hidden` skips it (states the
+    caller computed, e.g. with a causal encoder), and `attention_mask` [B, S] then masks cross-attention."""
     if topk > beam:
         raise ValueError(f"topk ({topk}) cannot exceed the beam width ({beam})")
     batch = attention_mask.shape[0]
     device = attention_mask.device
-    encoder_hidden = model.encoder(input_ids=None if inputs_embeds is not None else input_ids,
-                                   inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+    if encoder_hidden is None:
+        encoder_hidden = model.encoder(input_ids=None if inputs_embeds is not None else input_ids,
+                                       inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
     decoder = SharedCrossDecoder(model, encoder_hidden, attention_mask)
     nodes = torch.zeros(batch, 1, dtype=torch.long, device=device)  # start: one beam at the root
     scores = torch.zeros(batch, 1, device=device)

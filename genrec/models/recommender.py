@@ -22,11 +22,23 @@ from torch import nn
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.trie import TensorTrie
 from genrec.models.item_embedding import ItemEmbedding
-from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model, user_token
+from genrec.models.seq2seq import PAD, CodeVocab, Seq2SeqConfig, build_model, output_scale, user_token
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 
 FORMAT = 1  # bump when the saved layout changes; from_pretrained refuses other versions
 FORMAT_COMMIT = "the restructure of issue 15"  # where the format began: older run folders hold best_model.pt only
+
+
+def additive(allowed: torch.Tensor) -> torch.Tensor:
+    """A boolean attention pattern as the additive float mask HF attention takes (a large negative, not -inf,
+    so a query with no allowed key gets a uniform, finite softmax)."""
+    return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, -1e9)
+
+
+def causal_attention(valid: torch.Tensor) -> torch.Tensor:
+    """[B, S] input positions -> [B, 1, S, S] additive mask: position t sees inputs at positions <= t."""
+    positions = torch.arange(valid.shape[1], device=valid.device)
+    return additive((positions[None, :] <= positions[:, None])[None] & valid[:, None, :].bool())[:, None]
 
 
 def architecture(cfg: TokenizerConfig) -> dict[str, Any]:
@@ -37,10 +49,15 @@ def architecture(cfg: TokenizerConfig) -> dict[str, Any]:
 class GenerativeRecommender(nn.Module):
     def __init__(self, codes: torch.Tensor, level_sizes: list[int], seq2seq: Seq2SeqConfig, max_history: int,
                  items: ItemEmbedding | None = None, item_ids: list[str] | None = None,
-                 titles: list[str] | None = None):
-        """`items` is built before the T5 (the order parameters are drawn from the seed)."""
+                 titles: list[str] | None = None, causal: bool = False):
+        """`items` is built before the T5 (the order parameters are drawn from the seed). `causal`: the
+        encoder attends only to earlier positions, so one pass yields a state per history position
+        (every-position training) and the item table scores every item from each state (the dense head)."""
         super().__init__()
+        if causal and items is None:
+            raise ValueError("a causal encoder with a dense head needs item vectors (`items`), not code tokens")
         self.seq2seq, self.max_history, self.level_sizes = seq2seq, max_history, list(level_sizes)
+        self.causal = causal
         self.register_buffer("item_codes", codes.long().clone())  # a checkpoint pairs weights with their codes
         self.items = items
         self._set_decoding(codes)
@@ -93,21 +110,70 @@ class GenerativeRecommender(nn.Module):
             mask = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
         return {"input_ids": None, "inputs_embeds": embeds, "attention_mask": mask}
 
+    def encode(self, history: torch.Tensor, users: torch.Tensor | None,
+               live: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder states [B, S, d] and which positions hold an input [B, S] (a user token first, if any)."""
+        inputs = self.encoder_inputs(history, users, live)
+        valid = inputs["attention_mask"]
+        if self.causal:
+            inputs["attention_mask"] = causal_attention(valid)
+        return self.t5.encoder(**inputs).last_hidden_state, valid
+
+    @property
+    def has_dense_head(self) -> bool:
+        return self.causal
+
     # ------------------------------------------------------------------ training
+    def every_position(self, history: torch.Tensor, users: torch.Tensor, target: torch.Tensor,
+                       labels: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One causal pass over rows: history [B, H], target [B, H] (the item after each position, -1 = none),
+        labels [B, H, L] its code tokens. Returns, for the n positions with a target (row-major order), the
+        code losses [n] (mean over the L levels: the sliding-window loss of that prefix) and the dense head's
+        logits [n, items]. Heads run on those positions only: most of a left-padded row is padding."""
+        length = history.shape[1]
+        hidden, valid = self.encode(history, users, live)
+        offset = hidden.shape[1] - length  # a user token sits before the items
+        rows, positions = (target >= 0).nonzero(as_tuple=True)
+        # one decoder sequence per position t, cross-attending to its row's encoder states at positions <= t
+        keys = torch.arange(hidden.shape[1], device=history.device)
+        sees = (keys[None, :] <= positions[:, None] + offset) & valid[rows].bool()
+        tokens = labels[rows, positions]  # [n, L]
+        decoder_ids = torch.cat([torch.full_like(tokens[:, :1], PAD), tokens[:, :-1]], dim=-1)
+        out = self.t5.decoder(input_ids=decoder_ids, encoder_hidden_states=hidden[rows], encoder_attention_mask=sees)
+        logits = self.t5.lm_head(out.last_hidden_state * output_scale(self.t5))
+        code_loss = F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten(), reduction="none")
+        states = hidden[rows, positions + offset]  # [n, d]
+        dense = states @ self.items.table().T  # the autocast precision of training; evaluation scores in fp32
+        return code_loss.view(len(rows), -1).mean(-1), dense.float()
+
     def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
-                live: bool = False, align_temperature: float = 1.0) -> dict[str, torch.Tensor]:
-        """Losses of one batch. With `live` (a tokenizer that trains with the model), the history's semantic
-        vectors come from the tokenizer with gradients, and its RQ-VAE loss (`rq`) and an alignment loss
-        (`align`: cross-entropy from the recommender's per-level code distribution, held fixed, to the
-        tokenizer's soft assignment of the target) are added."""
+                live: bool = False, align_temperature: float = 1.0, every_position: bool = False) -> dict[str, torch.Tensor]:
+        """Losses of one batch (through `forward`, so DDP sees every step).
+
+        Sliding window: history [B, H] -> one target per row, labels [B, L]. Every position (`every_position`,
+        causal model): rows with target [B, H] and labels [B, H, L]; `rec` is the code loss over every real
+        position and `dense` the dense head's full-softmax cross-entropy. With `live` (a tokenizer that trains
+        with the model), the inputs' semantic vectors come from the tokenizer with gradients and its RQ-VAE
+        loss (`rq`) is added; in the sliding window also an alignment loss (`align`: cross-entropy from the
+        recommender's per-level code distribution, held fixed, to the tokenizer's soft assignment of the target)."""
         losses: dict[str, torch.Tensor] = {}
         live_semantic = None
         if live:
-            uniq = torch.unique(torch.cat([history.clamp_min(0).flatten(), target]))
+            uniq = torch.unique(torch.cat([history.clamp_min(0).flatten(), target.clamp_min(0).flatten()]))
             tok = self.items.quantize(uniq)
             live_semantic = (uniq, tok.quantized)
             losses["rq"] = tok.loss
-        out = self.t5(**self.encoder_inputs(history, users, live_semantic), labels=labels)
+        if every_position:
+            code_loss, dense = self.every_position(history, users, target, labels, live_semantic)
+            losses["rec"] = code_loss.mean()
+            losses["dense"] = F.cross_entropy(dense, target[target >= 0])
+            return losses
+        if self.causal:
+            hidden, valid = self.encode(history, users, live_semantic)
+            out = self.t5(encoder_outputs=(hidden,), attention_mask=valid, labels=labels)
+        else:
+            out = self.t5(**self.encoder_inputs(history, users, live_semantic), labels=labels)
         losses["rec"] = out.loss
         if live:
             tokenizer = self.items.tokenizer
@@ -126,8 +192,19 @@ class GenerativeRecommender(nn.Module):
                  topk: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities."""
         self.codes_on(history.device)
-        return constrained_beam_search(self.t5, self.vocab, self.trie, beam=beam, topk=topk,
-                                       **self.encoder_inputs(history, users))
+        hidden, valid = self.encode(history, users)
+        return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
+                                       encoder_hidden=hidden)
+
+    @torch.no_grad()
+    def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None,
+                     table: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, items] fp32 log-probabilities of the next item from the dense head (the last position's state
+        against the item table; `table`: a precomputed `items.table()`)."""
+        hidden, _ = self.encode(history, users)
+        table = self.items.table() if table is None else table
+        with torch.autocast(hidden.device.type, enabled=False):
+            return torch.log_softmax(hidden[:, -1].float() @ table.float().T, dim=-1)
 
     def item_index(self, item_id: str) -> int:
         if not hasattr(self, "_index"):
@@ -160,7 +237,7 @@ class GenerativeRecommender(nn.Module):
                      "tokenizer": None if tokenizer is None else architecture(tokenizer.cfg),
                      "item_text_dim": None if tokenizer is None else self.items.item_text.shape[1]}
         return {"format": FORMAT, "num_items": self.num_items, "level_sizes": self.level_sizes,
-                "max_history": self.max_history, "seq2seq": asdict(self.seq2seq), "items": items}
+                "max_history": self.max_history, "causal": self.causal, "seq2seq": asdict(self.seq2seq), "items": items}
 
     def save_pretrained(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -199,6 +276,7 @@ class GenerativeRecommender(nn.Module):
         with safe_open(str(folder / "model.safetensors"), "pt") as weights:
             codes = weights.get_tensor("item_codes")
         model = cls(codes, cfg["level_sizes"],
-                    Seq2SeqConfig(**cfg["seq2seq"]), cfg["max_history"], items, catalog["item_ids"], catalog["titles"])
+                    Seq2SeqConfig(**cfg["seq2seq"]), cfg["max_history"], items, catalog["item_ids"], catalog["titles"],
+                    cfg.get("causal", False))
         load_model(model, str(folder / "model.safetensors"), device="cpu")
         return model.to(device).eval()

@@ -22,6 +22,8 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 
+from genrec.console import interactive, quiet_repeated_warnings
+
 
 @dataclass
 class TrainConfig:
@@ -39,8 +41,9 @@ class TrainConfig:
     progress: bool = True
     resume: bool = True
     checkpoint_every: int = 1  # epochs between resumable `last/` states; 0 = never
-    # wall-clock budget for training: stops after the epoch that crosses it, and the cosine schedule ends there
-    # (its progress is the larger of steps/total steps and time/budget), so a cut run still anneals its LR
+    # budget of training time (training steps only; validation is not counted, so models that are slow to
+    # evaluate get the same training time): stops after the epoch that crosses it, and the cosine schedule ends
+    # there (its progress is the larger of steps/total steps and time/budget), so a cut run still anneals its LR
     max_minutes: float = 0.0
     seed: int = 42
 
@@ -77,6 +80,11 @@ class Task:
         """A part's learning rate as a fraction of `TrainConfig.lr` (the joint model's tokenizer)."""
         return 1.0
 
+    def targets_in(self, indices: torch.Tensor) -> int:
+        """Training targets in a batch of example indices (one per example unless an example holds several),
+        for the throughput figure."""
+        return len(indices)
+
 
 class SplitTensors:
     """Each split's example tensors (equal length), moved to the training device on first use, so a
@@ -109,10 +117,16 @@ class _LoopState:
         self.epoch, self.best, self.best_epoch, self.bad_evals, self.history = 0, -math.inf, -1, 0, []
         self.elapsed, self.seen, self.train_seconds = 0.0, 0, 0.0
         self._segment_start = time.perf_counter()
+        self._epoch_start: float | None = None  # set while an epoch's training steps run
 
     def seconds(self) -> float:
         """Wall time of the whole run so far, resumed segments included."""
         return self.elapsed + time.perf_counter() - self._segment_start
+
+    def training_seconds(self) -> float:
+        """Time spent in training steps so far, the current epoch included (what `max_minutes` budgets)."""
+        running = time.perf_counter() - self._epoch_start if self._epoch_start is not None else 0.0
+        return self.train_seconds + running
 
     def state_dict(self) -> dict[str, Any]:
         state = {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -135,6 +149,7 @@ def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, pre
                      find_unused_parameters: bool = False) -> Accelerator:
     """`precision` overrides cfg.mixed_precision: every Accelerator of one process must agree on it.
     `find_unused_parameters` is for models that freeze a part per epoch (DDP otherwise waits for its gradients)."""
+    quiet_repeated_warnings()
     precision = precision or cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
@@ -245,7 +260,7 @@ class Trainer:
     def _stop_reason(self, state: _LoopState) -> str | None:
         if self.cfg.patience and state.bad_evals >= self.cfg.patience:
             return f"early stop: no {self.cfg.monitor} gain for {self.cfg.patience} evaluations"
-        if self.cfg.max_minutes and state.seconds() > 60 * self.cfg.max_minutes:
+        if self.cfg.max_minutes and state.training_seconds() > 60 * self.cfg.max_minutes:
             return f"time budget of {self.cfg.max_minutes} min reached after epoch {state.epoch}"
         return None
 
@@ -259,11 +274,11 @@ class Trainer:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(state.epoch)
         task.on_epoch_start(acc.unwrap_model(model), state.epoch, acc)
-        bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and acc.is_main_process),
-                   leave=False)
+        bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not (cfg.progress and acc.is_main_process and interactive()))
         running, batches = torch.zeros((), device=acc.device), 0
         parts: dict[str, torch.Tensor] = {}  # the task's per-batch logs (loss parts), summed on the device
-        epoch_start = time.perf_counter()
+        epoch_start = state._epoch_start = time.perf_counter()
         for indices in bar:
             batch = task.batch(indices, acc.device)
             with acc.autocast():
@@ -280,12 +295,14 @@ class Trainer:
             for key, value in logs.items():
                 parts[key] = parts.get(key, 0.0) + torch.as_tensor(value, device=acc.device).detach().float()
             batches += 1
-            state.seen += len(indices) * acc.num_processes
+            state.seen += task.targets_in(indices) * acc.num_processes
             if cfg.progress and batches % 50 == 0:
                 bar.set_postfix(loss=f"{running.item() / batches:.4f}")
         state.train_seconds += time.perf_counter() - epoch_start
+        state._epoch_start = None
         state.epoch += 1
-        record: dict[str, Any] = {"epoch": state.epoch, "train_loss": running.item() / max(1, batches)}
+        record: dict[str, Any] = {"epoch": state.epoch, "train_seconds": state.train_seconds,
+                                  "train_loss": running.item() / max(1, batches)}
         record.update({f"train_{key}": value.item() / max(1, batches) for key, value in parts.items()})
         return record
 
@@ -323,7 +340,7 @@ class Trainer:
         start = time.perf_counter()
 
         def schedule(step: int) -> float:
-            budget_used = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
+            budget_used = state.training_seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             return lr_factor(step, total_steps, cfg.warmup_steps, budget_used)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -348,7 +365,7 @@ class Trainer:
                 metrics = self._validate(task, model, state, best_path)
                 record.update({f"valid_{k}": v for k, v in metrics.items()})
                 self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-                         + f" ({state.seen / max(state.train_seconds, 1e-9):.0f} train seq/s)")
+                         + f" ({state.seen / max(state.train_seconds, 1e-9):.0f} train targets/s)")
             state.history.append(record)
             if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
                 self._checkpoint(state, last_dir, signature)

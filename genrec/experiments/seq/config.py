@@ -18,11 +18,27 @@ class ItemInputConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """How training examples are formed and scored.
+
+    window: one example per (history, next item), the encoder run once per prefix (TIGER, the reference);
+    every_position: a causal encoder over each row of a user's history and, for every position t, the
+      decoder emitting the codes of item t+1 (cross-attending to positions <= t) in one pass, plus a
+      dense item head (the state at t scores every item through the item table, full-softmax CE)."""
+
+    kind: str = "window"
+    dense_weight: float = 1.0  # every_position: weight of the dense head's loss; 0 is the ablation
+
+
+@dataclass
 class DecodeConfig:
     beam: int = 20
     topk: int = 10
     batch_size: int = 512
     valid_users: int = 0  # evaluate early stopping on this many fixed random validation users; 0 = all
+    # models with a dense head: hybrid ranking re-scores the beam's candidates by
+    # alpha * sequence log-probability + (1 - alpha) * dense log-probability, alpha chosen on validation
+    hybrid_alphas: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
 
 
 @dataclass
@@ -41,6 +57,7 @@ class SeqRunConfig:
     tokenizer: TokenizerFitConfig = field(default_factory=TokenizerFitConfig)
     items: ItemInputConfig = field(default_factory=ItemInputConfig)
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     joint: JointConfig = field(default_factory=JointConfig)  # mode=joint only

@@ -14,6 +14,7 @@ import torch
 from accelerate import Accelerator
 
 from genrec.data import LeaveOneOut, SequenceData
+from genrec.data.splits import training_rows
 from genrec.experiments.harness import log
 from genrec.experiments.seq.config import SeqRunConfig
 from genrec.experiments.seq.tasks import GenerativeTask, JointTask, item_codes, joint_level_sizes
@@ -33,10 +34,23 @@ class SeedContext:
     run_dir: Path
     accelerator: Accelerator
 
+    @property
+    def every_position(self) -> bool:
+        kinds = ("window", "every_position")
+        if self.cfg.objective.kind not in kinds:
+            raise ValueError(f"objective.kind must be one of {kinds}, got {self.cfg.objective.kind!r}")
+        return self.cfg.objective.kind == "every_position"
+
     def recommender(self, codes: torch.Tensor, level_sizes: list[int], items: ItemEmbedding | None) -> GenerativeRecommender:
         catalog = self.data.catalog
         return GenerativeRecommender(codes, level_sizes, self.cfg.model, self.cfg.data.max_history, items,
-                                     list(catalog.original_ids), [catalog.title(i) for i in range(len(catalog))])
+                                     list(catalog.original_ids), [catalog.title(i) for i in range(len(catalog))],
+                                     causal=self.every_position)
+
+    def objective(self) -> dict:
+        """The task's training-example settings: every-position rows and the dense head's weight."""
+        rows = training_rows(self.data, self.cfg.data.max_history) if self.every_position else None
+        return {"rows": rows, "dense_weight": self.cfg.objective.dense_weight}
 
     def table(self) -> SemanticIdTable:
         """This seed's stage-one semantic-ID table (trained once per run folder), or `tokenizer_path`'s."""
@@ -54,7 +68,7 @@ def two_stage(ctx: SeedContext, model: GenerativeRecommender | None = None) -> G
     if model is None:
         table = ctx.table()
         model = ctx.recommender(table.codes, table.meta.level_sizes, None)
-    return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed)
+    return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed, **ctx.objective())
 
 
 def unified(ctx: SeedContext, model: GenerativeRecommender | None = None) -> GenerativeTask:
@@ -64,7 +78,7 @@ def unified(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Gen
         table = ctx.table()
         items = ItemEmbedding(table.semantic, ctx.cfg.items.id_dim, ctx.cfg.model.d_model)
         model = ctx.recommender(table.codes, joint_level_sizes(ctx.cfg.tokenizer), items)
-    return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed)
+    return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed, **ctx.objective())
 
 
 def joint(ctx: SeedContext, model: GenerativeRecommender | None = None) -> JointTask:
@@ -77,7 +91,7 @@ def joint(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Joint
         codes, _ = item_codes(tokenizer, text, level_sizes)
         items = ItemEmbedding.live(tokenizer, text, cfg.items.id_dim, cfg.model.d_model)
         model = ctx.recommender(codes, level_sizes, items)
-    task = JointTask(model, ctx.splits, cfg.decode, ctx.seed, cfg.joint, cfg.train.epochs)
+    task = JointTask(model, ctx.splits, cfg.decode, ctx.seed, cfg.joint, cfg.train.epochs, **ctx.objective())
     log(ctx.accelerator, f"seed {ctx.seed}: joint schedule, epochs {' '.join(map(str, task.phases))}")
     return task
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from genrec.data.splits import LeaveOneOut
-from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_topk
+from genrec.data.splits import LeaveOneOut, Rows
+from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores, target_ranks_from_topk
 from genrec.experiments.seq.config import DecodeConfig
 from genrec.experiments.seq.schedule import JointConfig, plan_epochs
 from genrec.models.recommender import GenerativeRecommender
@@ -21,13 +21,28 @@ from genrec.training import SplitTensors, Task, eval_batches
 
 
 class GenerativeTask(Task):
-    def __init__(self, model: GenerativeRecommender, splits: LeaveOneOut, decode: DecodeConfig, seed: int):
+    """Trains on sliding windows (one example per history), or, given `rows` (`training_rows`) and a causal
+    model, on every position of each row in one pass with the dense head's loss weighted by `dense_weight`.
+    Evaluation ranks by beam search; a model with a dense head is also ranked by the dense head alone
+    (`dense_*`) and by the beam's candidates re-scored with it (`hybrid_*`, the mix chosen on validation)."""
+
+    def __init__(self, model: GenerativeRecommender, splits: LeaveOneOut, decode: DecodeConfig, seed: int,
+                 rows: Rows | None = None, dense_weight: float = 1.0):
+        if rows is not None and not model.causal:
+            raise ValueError("every-position training needs a causal model (objective.kind=every_position)")
         self.model = model
         self.decode = decode
-        self.data = SplitTensors(splits.tensors())
+        self.every_position = rows is not None
+        self.dense_weight = dense_weight
+        self.data = SplitTensors({**splits.tensors(), **({"train": rows.tensors()} if rows is not None else {})})
         if decode.valid_users and decode.valid_users < len(splits.valid):
             pick = np.random.default_rng(seed).choice(len(splits.valid), decode.valid_users, replace=False)
             self.data.select("valid", torch.from_numpy(np.sort(pick)))
+        self.alpha: float | None = None  # the hybrid mix chosen on validation
+        self.row_targets = torch.from_numpy((rows.target >= 0).sum(1)) if rows is not None else None
+
+    def targets_in(self, indices: torch.Tensor) -> int:
+        return len(indices) if self.row_targets is None else int(self.row_targets[indices].sum())
 
     def num_train_examples(self) -> int:
         return self.data.rows("train")
@@ -35,33 +50,71 @@ class GenerativeTask(Task):
     def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
         batch = self.data.gather(split, indices, device)
         self.model.codes_on(device)
-        batch["labels"] = self.model.vocab.item_tokens[batch["target"]]
+        batch["labels"] = self.model.vocab.item_tokens[batch["target"]]  # [B, L], or [B, H, L] for rows
         return batch
 
+    def losses(self, model, batch, live: bool = False, align_temperature: float = 1.0) -> dict[str, torch.Tensor]:
+        return model(batch["history"], batch["user"], batch["labels"], batch["target"], live, align_temperature,
+                     every_position=self.every_position)
+
+    def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        return losses["rec"] + self.dense_weight * losses["dense"] if "dense" in losses else losses["rec"]
+
     def loss(self, model, batch):
-        losses = model(batch["history"], batch["user"], batch["labels"])
-        return losses["rec"], {k: v.detach() for k, v in losses.items()}
+        losses = self.losses(model, batch)
+        return self.combine(losses), {k: v.detach() for k, v in losses.items()}
 
     @torch.no_grad()
     def evaluate(self, model: GenerativeRecommender, split: str, accelerator: Accelerator) -> dict[str, float]:
         """Recall/NDCG of the beam's top-k, plus the share of top-k slots holding an invalid item or a
-        duplicate (slots left empty because fewer valid items exist count as invalid)."""
+        duplicate (slots left empty because fewer valid items exist count as invalid). With a dense head,
+        also `dense_*` (full ranking by the dense head) and `hybrid_*` with its `hybrid_alpha`: chosen on
+        this split when it is "valid", and on the validation split first when it is not."""
+        if model.has_dense_head and split != "valid":
+            self.evaluate(model, "valid", accelerator)  # choose the hybrid mix for these weights, on validation only
         model.eval()
         model.sync_codes()
-        ranks, invalid, dupes = [], [], []
+        dense = model.has_dense_head
+        alphas = self.decode.hybrid_alphas if dense else []
+        candidates = max(self.decode.beam, self.decode.topk) if dense else self.decode.topk
+        table = model.items.table() if dense else None
+        ranks: dict[str, list[torch.Tensor]] = {"beam": [], "dense": [], **{a: [] for a in alphas}}
+        invalid, dupes = [], []
         for batch in eval_batches(self, split, self.decode.batch_size, accelerator):
             with accelerator.autocast():
-                items, _ = model.generate(batch["history"], batch["user"], self.decode.beam, self.decode.topk)
-            ranks.append(accelerator.gather_for_metrics(target_ranks_from_topk(items, batch["target"])))
+                pool, pool_scores = model.generate(batch["history"], batch["user"], self.decode.beam, candidates)
+                dense_logp = model.dense_scores(batch["history"], batch["user"], table) if dense else None
+            target = batch["target"]
+            items = pool[:, : self.decode.topk]
+            ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
             invalid.append(accelerator.gather_for_metrics((items < 0).sum(1)))
             sorted_items = items.sort(1).values
             dupes.append(accelerator.gather_for_metrics(((sorted_items[:, 1:] == sorted_items[:, :-1]) & (sorted_items[:, 1:] >= 0)).sum(1)))
+            if dense:
+                ranks["dense"].append(accelerator.gather_for_metrics(target_ranks_from_scores(dense_logp, target)))
+                for alpha in alphas:
+                    reranked = hybrid_rerank(pool, pool_scores, dense_logp, alpha)[:, : self.decode.topk]
+                    ranks[alpha].append(accelerator.gather_for_metrics(target_ranks_from_topk(reranked, target)))
         model.train()
-        metrics = metrics_from_ranks(torch.cat(ranks))
-        slots = len(torch.cat(ranks)) * self.decode.topk
+        metrics = metrics_from_ranks(torch.cat(ranks["beam"]))
+        slots = len(torch.cat(ranks["beam"])) * self.decode.topk
         metrics["invalid_rate"] = torch.cat(invalid).sum().item() / slots
         metrics["duplicate_rate"] = torch.cat(dupes).sum().item() / slots
+        if dense:
+            metrics.update({f"dense_{k}": v for k, v in metrics_from_ranks(torch.cat(ranks["dense"])).items()})
+            by_alpha = {a: metrics_from_ranks(torch.cat(ranks[a])) for a in alphas}
+            if split == "valid":
+                self.alpha = max(alphas, key=lambda a: (by_alpha[a]["ndcg@10"], a))  # ties: the more generative mix
+            metrics.update({f"hybrid_{k}": v for k, v in by_alpha[self.alpha].items()}, hybrid_alpha=self.alpha)
         return metrics
+
+
+def hybrid_rerank(items: torch.Tensor, sequence_logp: torch.Tensor, dense_logp: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The beam's candidates [B, C] ordered by alpha * sequence log-prob + (1 - alpha) * dense log-prob;
+    empty slots (-1) stay last."""
+    dense = dense_logp.gather(1, items.clamp_min(0))
+    mixed = (alpha * sequence_logp + (1 - alpha) * dense).masked_fill(items < 0, float("-inf"))
+    return items.gather(1, mixed.argsort(dim=1, descending=True, stable=True))
 
 
 def joint_level_sizes(tok_cfg: TokenizerConfig, suffix_slots: int = 0) -> list[int]:
@@ -110,8 +163,8 @@ class JointTask(GenerativeTask):
     find_unused_parameters = True  # a phase freezes the tokenizer or the recommender (DDP must not wait for them)
 
     def __init__(self, model: GenerativeRecommender, splits: LeaveOneOut, decode: DecodeConfig, seed: int,
-                 joint: JointConfig, epochs: int):
-        super().__init__(model, splits, decode, seed)
+                 joint: JointConfig, epochs: int, rows: Rows | None = None, dense_weight: float = 1.0):
+        super().__init__(model, splits, decode, seed, rows, dense_weight)
         if model.items is None or model.items.tokenizer is None:
             raise ValueError("joint training needs a model whose item embedding holds a live tokenizer")
         self.joint = joint
@@ -151,11 +204,12 @@ class JointTask(GenerativeTask):
 
     def loss(self, model, batch):
         live = self.current.phase != "rec"
-        losses = model(batch["history"], batch["user"], batch["labels"], batch["target"], live,
-                       self.joint.align_temperature)
-        loss = losses["rec"]
+        losses = self.losses(model, batch, live, self.joint.align_temperature)
+        loss = self.combine(losses)
         if live:
             ramp = min(1.0, (self.tok_steps + 1) / max(1, self.joint.align_warmup_steps))
             self.tok_steps += 1
-            loss = loss + self.joint.rq_weight * losses["rq"] + self.joint.align_weight * ramp * losses["align"]
+            loss = loss + self.joint.rq_weight * losses["rq"]
+            if "align" in losses:  # the sliding window's alignment term
+                loss = loss + self.joint.align_weight * ramp * losses["align"]
         return loss, {k: v.detach() for k, v in losses.items()}

@@ -1,0 +1,176 @@
+"""Quality per CPU minute: SASRec-CE, the sliding-window generative model and the every-position generative
+model, each trained for the same `train.max_minutes` of training time on one thread, evaluated on the same
+users with the same metric code.
+
+    python tools/bench_budget.py --dataset beauty --minutes 20 --seeds 1 2 3 --jobs 2
+
+Each fit is its own process (`GENREC_NUM_THREADS=1`), `--jobs` of them side by side, so every model trains
+under the same machine load. A fit whose result file exists is skipped, and a fit that was stopped resumes
+from its last checkpoint, so the benchmark can be run in parts. `--collect` only gathers finished fits.
+Writes results/budget_<dataset>.json and results/plots/budget_<dataset>.png (validation R@10 against
+training seconds).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# every model's fastest setting on this CPU (see docs/results/budget.md for the fp32/bf16 measurements)
+MODELS = {
+    "sasrec_id": ["recipes/train_baseline.py", "models=[sasrec_id]", "train.mixed_precision=bf16"],
+    "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "train.mixed_precision=no"],
+    "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "train.mixed_precision=no"],
+}
+# the every-position fit reports three rankings; each becomes a row of the benchmark
+RANKINGS = {"genrec_beam": "", "genrec_hybrid": "hybrid_", "genrec_dense": "dense_"}
+METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
+
+
+def fit_name(dataset: str, model: str, seed: int, minutes: float) -> str:
+    return f"budget_{dataset}_{model}_{minutes:g}min_s{seed}"
+
+
+def fit_command(args: argparse.Namespace, model: str, seed: int) -> list[str]:
+    script, *settings = MODELS[model]
+    name = fit_name(args.dataset, model, seed, args.minutes)
+    return [sys.executable, script, *settings, f"data.dataset={args.dataset}", f"seeds=[{seed}]", f"name={name}",
+            f"output_dir={args.runs}", f"results_dir={args.runs}/results", f"train.max_minutes={args.minutes}",
+            "train.epochs=1000", "train.progress=false", *args.overrides]
+
+
+def run_fit(args: argparse.Namespace, model: str, seed: int) -> Path:
+    name = fit_name(args.dataset, model, seed, args.minutes)
+    out = Path(args.runs) / "results" / f"{name}.json"
+    if out.exists():
+        return out
+    log = Path(args.runs) / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GENREC_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    with log.open("a") as f:
+        code = subprocess.call(fit_command(args, model, seed), cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+    print(f"{name}: exit {code} (log {log})", flush=True)
+    return out
+
+
+def rows_of(model: str, result: dict) -> dict[str, dict]:
+    """Benchmark rows from one fit's result file: {row name: per-seed record}."""
+    if model == "sasrec_id":
+        entry = result["models"]["sasrec_id"]["per_seed"][0]
+        return {"sasrec_id": {**entry, "test": {k: entry["test"][k] for k in METRICS}}}
+    record = result["per_seed"][0]
+    if model == "genrec_window":
+        return {"genrec_window": {**record, "test": {k: record["test"][k] for k in METRICS}}}
+    return {row: {**record, "test": {k: record["test"][prefix + k] for k in METRICS}} for row, prefix in RANKINGS.items()}
+
+
+def curve(record: dict, key: str) -> list[list[float]]:
+    return [[h["train_seconds"], h[key]] for h in record["history"] if key in h and "train_seconds" in h]
+
+
+def collect(args: argparse.Namespace) -> dict:
+    from genrec.experiments.harness import hardware
+
+    models: dict[str, dict] = {}
+    missing = []
+    for model in args.models:
+        for seed in args.seeds:
+            path = Path(args.runs) / "results" / f"{fit_name(args.dataset, model, seed, args.minutes)}.json"
+            if not path.exists():
+                missing.append(path.stem)
+                continue
+            result = json.loads(path.read_text())
+            for row, record in rows_of(model, result).items():
+                entry = models.setdefault(row, {"fit": model, "command": result["command"], "per_seed": []})
+                entry["per_seed"].append(record)
+    for row, entry in models.items():
+        per_seed = entry["per_seed"]
+        entry["seeds"] = [r["seed"] for r in per_seed]
+        entry["metrics"] = {k: float(np.mean([r["test"][k] for r in per_seed])) for k in METRICS}
+        entry["metrics_std"] = {k: float(np.std([r["test"][k] for r in per_seed])) for k in METRICS}
+        entry["train_targets_per_second"] = float(np.mean([r["train_sequences_per_second"] for r in per_seed]))
+        entry["epochs"] = [len(r["history"]) for r in per_seed]
+        entry["best_epoch"] = [r["best_epoch"] for r in per_seed]
+        if row == "genrec_hybrid":
+            entry["hybrid_alpha"] = [r["test"].get("hybrid_alpha") for r in per_seed]
+        prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row]
+        entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
+        entry["precision"] = next(s.split("=")[1] for s in MODELS[entry["fit"]] if s.startswith("train.mixed_precision"))
+        for r in per_seed:
+            r.pop("history", None)  # the curves above keep what the plot needs; each fit's file keeps the rest
+    return {
+        "name": f"budget_{args.dataset}",
+        "command": "python tools/bench_budget.py " + " ".join(sys.argv[1:]),
+        "budget_minutes": args.minutes,
+        "hardware": hardware().replace(", 2 threads", "") + ", each fit on 1 thread",
+        "schedule": f"{args.jobs} fit(s) side by side, one thread each",
+        "seeds": args.seeds,
+        "protocol": "leave-one-out, history<=20, full ranking over every item, all test users; generative "
+                    "models: beam 20, top-10; hybrid: the beam's 20 candidates re-scored, mix chosen on validation",
+        "models": models,
+        "missing_fits": missing,
+    }
+
+
+def plot(result: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (row, entry) in enumerate(result["models"].items()):
+        for j, points in enumerate(entry["valid_recall@10_by_train_seconds"]):
+            if points:
+                x, y = zip(*points)
+                ax.plot(x, y, color=f"C{i}", alpha=0.8, label=row if j == 0 else None, marker=".")
+    ax.set_xlabel("training seconds (one thread)")
+    ax.set_ylabel("validation R@10")
+    ax.set_title(f"{result['name']}: {result['budget_minutes']:g}-minute budget")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="beauty")
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--runs", default="runs/budget")
+    parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("overrides", nargs="*", help="key=value for every fit, e.g. data.max_users=2000")
+    args = parser.parse_args()
+
+    if not args.collect:
+        fits = [(model, seed) for seed in args.seeds for model in args.models]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda fit: run_fit(args, *fit), fits))
+    result = collect(args)
+    out = Path(args.results) / f"budget_{args.dataset}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    plot(result, Path(args.results) / "plots" / f"budget_{args.dataset}.png")
+    for row, entry in result["models"].items():
+        m, s = entry["metrics"], entry["metrics_std"]
+        print(f"{row:14s} " + " ".join(f"{k}={m[k]:.4f}±{s[k]:.4f}" for k in METRICS)
+              + f"  ({entry['train_targets_per_second']:.0f} targets/s, seeds {entry['seeds']})")
+    if result["missing_fits"]:
+        print(f"missing: {', '.join(result['missing_fits'])}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
