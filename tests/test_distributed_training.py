@@ -1,5 +1,6 @@
 """Training under 2 CPU processes (gloo): the joint model freezes a part per epoch, which plain DDP
-would wait on forever; the run must form one process group, not two lone runs."""
+would wait on forever; the run must form one process group, not two lone runs. Every-position rows,
+the dense head and a code refresh all go through it."""
 import json
 import os
 
@@ -8,7 +9,8 @@ import pytest
 from genrec.config import load_config
 from genrec.experiments.seq import SeqRunConfig, run
 
-JOINT = ["mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1", "joint.suffix_slots=128"]
+JOINT = ["mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1", "joint.suffix_slots=128",
+         "objective.kind=every_position"]
 
 
 def _train(rank: int, world: int, port: int, overrides: list[str]) -> None:
@@ -32,4 +34,6 @@ def test_joint_training_on_two_processes(tmp_path, tiny_seq_overrides):
     assert saved["processes"] == 2
     history = saved["per_seed"][0]["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3] and "train_rq" in history[1]  # rec, tokenizer, rec
+    assert "code_churn" in history[1] and "train_dense" in history[0]
     assert saved["metrics"]["invalid_rate"] == 0.0 and saved["metrics"]["duplicate_rate"] == 0.0
+    assert {"dense_recall@10", "hybrid_recall@10", "hybrid_alpha"} <= set(saved["metrics"])

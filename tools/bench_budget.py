@@ -23,11 +23,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# every model's fastest setting on this CPU (see docs/results/budget.md for the fp32/bf16 measurements)
+# Each model with its own settings (SASRec-CE: recipes/train_baseline.py's; the sliding window: the previous CPU
+# default; every position: recipes/configs/beauty_cpu.yaml) at its fastest precision on this CPU
+# (tools/bench_precision.py, results/precision_cpu.json), and no early stopping for any: every model trains for the whole budget, the best validation epoch kept.
 MODELS = {
     "sasrec_id": ["recipes/train_baseline.py", "models=[sasrec_id]", "train.mixed_precision=bf16"],
-    "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "train.mixed_precision=no"],
-    "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "train.mixed_precision=no"],
+    "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "model.dropout=0.1", "train.batch_size=256",
+                      "train.warmup_steps=200", "train.mixed_precision='no'"],
+    "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "train.mixed_precision='no'"],
 }
 # the every-position fit reports three rankings; each becomes a row of the benchmark
 RANKINGS = {"genrec_beam": "", "genrec_hybrid": "hybrid_", "genrec_dense": "dense_"}
@@ -43,7 +46,7 @@ def fit_command(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     name = fit_name(args.dataset, model, seed, args.minutes)
     return [sys.executable, script, *settings, f"data.dataset={args.dataset}", f"seeds=[{seed}]", f"name={name}",
             f"output_dir={args.runs}", f"results_dir={args.runs}/results", f"train.max_minutes={args.minutes}",
-            "train.epochs=1000", "train.progress=false", *args.overrides]
+            "train.epochs=1000", "train.patience=0", "train.progress=false", *args.overrides]
 
 
 def run_fit(args: argparse.Namespace, model: str, seed: int) -> Path:
@@ -102,7 +105,7 @@ def collect(args: argparse.Namespace) -> dict:
             entry["hybrid_alpha"] = [r["test"].get("hybrid_alpha") for r in per_seed]
         prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
-        entry["precision"] = next(s.split("=")[1] for s in MODELS[entry["fit"]] if s.startswith("train.mixed_precision"))
+        entry["precision"] = next(s.split("=")[1].strip("'") for s in MODELS[entry["fit"]] if s.startswith("train.mixed_precision"))
         for r in per_seed:
             r.pop("history", None)  # the curves above keep what the plot needs; each fit's file keeps the rest
     return {

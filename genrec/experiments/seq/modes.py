@@ -76,8 +76,13 @@ def unified(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Gen
     stage-one tokenizer's, frozen. The suffix level has codebook_size slots, as in joint mode."""
     if model is None:
         table = ctx.table()
+        level_sizes = joint_level_sizes(ctx.cfg.tokenizer)
+        if any(used > size for used, size in zip(table.meta.level_sizes, level_sizes)):
+            raise ValueError(f"semantic IDs need level sizes {table.meta.level_sizes}, more than the {level_sizes} "
+                             "slots of the unified vocabulary: the tokenizer collapsed (train it longer or check "
+                             "tokenizer.* settings)")
         items = ItemEmbedding(table.semantic, ctx.cfg.items.id_dim, ctx.cfg.model.d_model)
-        model = ctx.recommender(table.codes, joint_level_sizes(ctx.cfg.tokenizer), items)
+        model = ctx.recommender(table.codes, level_sizes, items)
     return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed, **ctx.objective())
 
 

@@ -1,0 +1,98 @@
+"""Training speed of each benchmark model in fp32 and under bf16 autocast on this CPU, one thread.
+
+    python tools/bench_precision.py --steps 20 --out results/precision_cpu.json
+
+Times `--steps` optimizer steps (after two warm-up steps) of SASRec-CE (`sasrec_id`), the sliding-window
+generative model and the every-position one, on the Beauty catalogue and its real training examples, with
+the settings `tools/bench_budget.py` uses. The item codes are a random unique assignment with the real
+level sizes: speed does not depend on which item holds which code. bf16 pays off only where matrices are
+large enough for the AMX units to beat the casts autocast adds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genrec.data import leave_one_out, load_dataset
+from genrec.data.splits import training_rows
+from genrec.experiments.baselines import SasRecTask
+from genrec.experiments.harness import hardware
+from genrec.experiments.seq import DecodeConfig
+from genrec.experiments.seq.tasks import GenerativeTask
+from genrec.models.item_embedding import ItemEmbedding
+from genrec.models.recommender import GenerativeRecommender
+from genrec.models.sasrec import SasRecConfig
+from genrec.models.seq2seq import Seq2SeqConfig
+
+CPU_T5 = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=64, num_heads=2, d_kv=32, d_ff=256, dropout=0.0,
+                       user_buckets=0)
+
+
+def tasks(data, batch: dict[str, int]) -> dict[str, tuple]:
+    splits = leave_one_out(data, 20)
+    n = data.num_items
+    index = np.random.default_rng(0).permutation(n)  # a unique (level 1, level 2, suffix) per item
+    codes = torch.from_numpy(np.stack([index % 256, (index // 256) % 256, index % 7, np.zeros(n, np.int64)], 1))
+
+    def generative(every_position: bool) -> GenerativeTask:
+        torch.manual_seed(0)
+        items = ItemEmbedding(torch.randn(n, 32), 16, CPU_T5.d_model)
+        cfg = CPU_T5 if every_position else Seq2SeqConfig(**{**CPU_T5.__dict__, "dropout": 0.1})
+        model = GenerativeRecommender(codes, [256] * 4, cfg, 20, items, causal=every_position)
+        rows = training_rows(data, 20) if every_position else None
+        return GenerativeTask(model, splits, DecodeConfig(), 0, rows)
+
+    torch.manual_seed(0)
+    return {"sasrec_id": (SasRecTask(splits, n, SasRecConfig()), batch["sasrec_id"]),
+            "genrec_window": (generative(False), batch["genrec_window"]),
+            "genrec_every_position": (generative(True), batch["genrec_every_position"])}
+
+
+def time_steps(task, batch_size: int, steps: int, bf16: bool) -> dict[str, float]:
+    model = task.model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
+    targets, start = 0, 0.0
+    for i in range(steps + 2):
+        if i == 2:
+            start, targets = time.perf_counter(), 0
+        indices = order[i * batch_size : (i + 1) * batch_size]
+        batch = task.batch(indices, torch.device("cpu"))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = task.loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        targets += task.targets_in(indices)
+    seconds = time.perf_counter() - start
+    return {"seconds_per_step": seconds / steps, "targets_per_second": targets / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--out", default="results/precision_cpu.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": 128}
+    rows = {}
+    for name, (task, batch_size) in tasks(load_dataset("beauty"), batch).items():
+        rows[name] = {"batch_size": batch_size, "fp32": time_steps(task, batch_size, args.steps, False),
+                      "bf16": time_steps(task, batch_size, args.steps, True)}
+        fp32, bf16 = rows[name]["fp32"]["targets_per_second"], rows[name]["bf16"]["targets_per_second"]
+        rows[name]["fastest"] = "bf16" if bf16 > fp32 else "fp32"
+        print(f"{name:22s} fp32 {fp32:6.0f} targets/s  bf16 {bf16:6.0f} targets/s  -> {rows[name]['fastest']}", flush=True)
+    record = {"command": f"python tools/bench_precision.py --steps {args.steps} --out {args.out}",
+              "hardware": hardware() + " (1 thread)", "dataset": "beauty", "models": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
