@@ -71,3 +71,34 @@ def test_training_step_through_forward_reaches_codes_dense_head_and_item_embeddi
     assert model.items.ids.weight.grad.abs().sum() > 0 and model.t5.decoder.block[0].layer[1].EncDecAttention.q.weight.grad is not None
     # every item gets a gradient from the full-softmax dense head, not only the items in the batch
     assert (model.items.ids.weight.grad.abs().sum(1) > 0).all()
+
+
+def test_hybrid_rerank_mixes_sequence_and_dense_log_probabilities():
+    from genrec.experiments.seq.tasks import hybrid_rerank
+
+    items = torch.tensor([[3, 1, 2, -1]])
+    sequence = torch.tensor([[-1.0, -2.0, -3.0, float("-inf")]])
+    dense = torch.log_softmax(torch.tensor([[0.0, 5.0, 1.0, -5.0]]), -1)  # item 1 best, item 3 worst
+    assert hybrid_rerank(items, sequence, dense, 1.0).tolist() == [[3, 1, 2, -1]]  # the beam's own order
+    assert hybrid_rerank(items, sequence, dense, 0.0).tolist() == [[1, 2, 3, -1]]  # the dense head's order
+    # alpha 0.5: scores 0.5 * (seq + dense); item 3: -1 - 10 = -11 -> -5.5; item 1: -2 + ~0 -> ~-1.0
+    assert hybrid_rerank(items, sequence, dense, 0.5)[0, 0].item() == 1
+
+
+def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validation():
+    from accelerate import Accelerator
+
+    from genrec.experiments.seq import DecodeConfig
+    from genrec.experiments.seq.tasks import GenerativeTask
+
+    data = toy_data()
+    task = GenerativeTask(toy_model(), leave_one_out(data, 8), DecodeConfig(beam=6, topk=5, batch_size=8,
+                                                                           hybrid_alphas=[0.0, 0.5, 1.0]),
+                          seed=0, rows=training_rows(data, 8))
+    accelerator = Accelerator(cpu=True)
+    test = task.evaluate(task.model, "test", accelerator)
+    assert {"recall@5", "dense_recall@5", "hybrid_recall@5", "hybrid_alpha"} <= set(test)
+    assert test["hybrid_alpha"] in (0.0, 0.5, 1.0)
+    valid = task.evaluate(task.model, "valid", accelerator)  # the mix is the validation's best, not the test's
+    assert valid["hybrid_alpha"] == test["hybrid_alpha"]
+    assert valid["hybrid_ndcg@5"] >= 0 and test["invalid_rate"] == 0.0
