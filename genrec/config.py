@@ -1,12 +1,16 @@
 """One config system: nested dataclasses, filled from YAML and then `key.sub=value` overrides.
 
-Unknown keys are errors (a typo in a config must never be silently ignored).
+Unknown keys are errors (a typo in a config must never be silently ignored), and every value is checked
+against its field's type (int, float, bool, str, lists and unions of these) before any work starts, so
+`train.epochs=abc` fails at once with the key, the value and the type it needs. A dataclass may add a
+`validate()` method for ranges (positive sizes and the like); it runs once the section is built.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
@@ -22,6 +26,65 @@ class ConfigError(ValueError):
 
 def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _describe(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+class RawText(str):
+    """A command-line value before parsing: a str field takes it as written (`train.mixed_precision=no` is the
+    text "no", not YAML's False); any other field parses it as YAML first."""
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """`value` as type `tp`, or a ConfigError naming the key, the value and what it needs."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    raw = value if isinstance(value, RawText) else None
+    if raw is not None:
+        if tp is str:
+            return str(raw)
+        value = yaml.safe_load(raw) if raw != "" else ""
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is str and raw is not None:
+                continue  # text is the last resort for a command-line value: `[a, b]` is meant as a list
+            try:
+                return _coerce(value, option, path)
+            except ConfigError:
+                continue
+        if str in options and raw is not None and not isinstance(value, (list, dict)):
+            return str(raw)
+        raise ConfigError(f"{path}: {value!r} is not a valid {_describe(tp)}")
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list of {_describe(item)} (e.g. [1, 2]), got {value!r}")
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{path}: expected text, got {value!r} (in YAML, quote it: {path.rsplit('.', 1)[-1]}: 'no')")
+    return value
 
 
 def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
@@ -42,8 +105,17 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
             factory = fields[key].default_factory
             base = dataclasses.asdict(factory()) if factory is not dataclasses.MISSING else {}
             value = _build(tp, _merge(base, value) if isinstance(value, dict) else value, path)
+        else:
+            value = _coerce(value, tp, path)
         kwargs[key] = value
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    validate = getattr(built, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as err:
+            raise ConfigError(f"{where + ': ' if where else ''}{err}") from err
+    return built
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -63,7 +135,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. train.epochs=5)")
         key, raw = item.split("=", 1)
-        _set_path(out, key.strip().lstrip("-"), yaml.safe_load(raw) if raw != "" else "")
+        _set_path(out, key.strip().lstrip("-"), RawText(raw))
     return out
 
 
@@ -91,6 +163,20 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def check(condition: bool, message: str) -> None:
+    """For `validate()` methods: a ValueError that the loader reports with the section's name."""
+    if not condition:
+        raise ValueError(message)
+
+
+def check_run(name: str, seeds: list[int]) -> None:
+    """What every run config needs: a name for its folder and results file, and distinct seeds."""
+    check(bool(name.strip()) and "/" not in name, f"name must be a non-empty file name, got {name!r}")
+    check(len(seeds) > 0, "seeds must list at least one seed, e.g. seeds=[42]")
+    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+    check(not duplicates, f"seeds {duplicates} appear more than once in {seeds}; each seed is one fit")
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -36,3 +36,31 @@ def test_shipped_configs_load():
     assert len(configs) >= 5
     for path in configs:  # ctr_*.yaml configure recipes/train_ctr.py, the rest recipes/train_seq.py
         load_config(CtrRunConfig if path.name.startswith("ctr_") else SeqRunConfig, path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=abc", "train.epochs: expected an integer, got 'abc'"),
+    ("train.epochs=1.5", "train.epochs: expected an integer, got 1.5"),
+    ("train.lr=fast", "train.lr: expected a number, got 'fast'"),
+    ("train.max_minutes=abc", "train.max_minutes: expected a number"),
+    ("decode.beam=abc", "decode.beam: expected an integer"),
+    ("train.progress=maybe", "train.progress: expected true or false"),
+    ("seeds=1", "seeds: expected a list of int"),
+    ("seeds=", "seeds: expected a list of int"),
+    ("seeds=[1,1]", r"seeds \[1\] appear more than once"),
+    ("name=", "name must be a non-empty file name"),
+    ("data.max_users=-2", "data: max_users must be 0"),
+    ("decode.topk=30", "topk must be between 1 and the beam width 20"),
+    ("objective.kind=sometimes", "kind must be window or every_position"),
+])
+def test_bad_values_fail_before_any_work_with_key_value_and_type(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(SeqRunConfig, overrides=[override])
+
+
+def test_command_line_text_stays_text_and_numbers_widen():
+    cfg = load_config(SeqRunConfig, overrides=["train.mixed_precision=no", "name=123", "train.lr=1",
+                                               "tokenizer.distances=[cosine,euclidean,euclidean]"])
+    assert cfg.train.mixed_precision == "no" and cfg.name == "123" and cfg.train.lr == 1.0
+    assert cfg.tokenizer.distances == ["cosine", "euclidean", "euclidean"]
+    assert load_config(SeqRunConfig, overrides=["tokenizer.distances=euclidean"]).tokenizer.distances == "euclidean"

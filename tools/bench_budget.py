@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     "sasrec_id": ["recipes/train_baseline.py", "models=[sasrec_id]", "train.mixed_precision=bf16"],
     "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "model.dropout=0.1", "train.batch_size=256",
-                      "train.warmup_steps=200", "train.mixed_precision='no'"],
-    "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "train.mixed_precision='no'"],
+                      "train.warmup_steps=200", "train.mixed_precision=no"],
+    "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "train.mixed_precision=no"],
 }
 # the every-position fit reports three rankings; each becomes a row of the benchmark
 RANKINGS = {"genrec_beam": "", "genrec_hybrid": "hybrid_", "genrec_dense": "dense_"}

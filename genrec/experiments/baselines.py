@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from genrec.config import load_config, save_config
+from genrec.config import check_run, load_config, save_config
 from genrec.data import LeaveOneOut, item_embeddings, popularity
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
 from genrec.experiments.harness import (DataConfig, fit_and_test, format_metrics, load_data, popularity_metrics,
@@ -99,6 +99,9 @@ class BaselineRunConfig:
     items: ItemInputConfig = field(default_factory=ItemInputConfig)
     unified: UnifiedConfig = field(default_factory=UnifiedConfig)
     train: TrainConfig = field(default_factory=_sasrec_train)
+
+    def validate(self) -> None:
+        check_run(self.name, self.seeds)
 
 
 def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run_dir: Path, accelerator) -> ItemEmbedding:

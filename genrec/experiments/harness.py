@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from genrec.config import to_dict
+from genrec.config import check, to_dict
 from genrec.data import LeaveOneOut, SequenceData, leave_one_out, load_dataset
 from genrec.data.splits import Split
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
@@ -26,6 +26,11 @@ class DataConfig:
     max_history: int = 20
     on_error: str = "raise"
     max_users: int = 0  # keep only the first N users (smoke tests and demos); 0 = all, the protocol
+
+    def validate(self) -> None:
+        check(self.max_history >= 1, f"max_history must be at least 1, got {self.max_history}")
+        check(self.max_users >= 0, f"max_users must be 0 (all users) or a positive count, got {self.max_users}")
+        check(self.on_error in ("raise", "drop"), f"on_error must be raise or drop, got {self.on_error!r}")
 
 
 def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:

@@ -22,6 +22,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 
+from genrec.config import check
 from genrec.console import interactive, quiet_repeated_warnings
 
 
@@ -46,6 +47,15 @@ class TrainConfig:
     # there (its progress is the larger of steps/total steps and time/budget), so a cut run still anneals its LR
     max_minutes: float = 0.0
     seed: int = 42
+
+    def validate(self) -> None:
+        check(self.epochs >= 1 and self.batch_size >= 1 and self.eval_every >= 1,
+              f"epochs, batch_size and eval_every must be at least 1 (got {self.epochs}, {self.batch_size}, {self.eval_every})")
+        check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(self.patience >= 0 and self.checkpoint_every >= 0 and self.max_minutes >= 0,
+              "patience, checkpoint_every and max_minutes must not be negative")
+        check(self.mixed_precision in ("auto", "no", "bf16", "fp16"),
+              f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
 
 
 class Task:

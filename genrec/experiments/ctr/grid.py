@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from genrec.config import save_config
+from genrec.config import check_run, save_config
 from genrec.data import item_embeddings
 from genrec.data.ctr import CtrSampleConfig, CtrSamples, ctr_samples
 from genrec.evaluation.codes import effective_rank, singular_spectrum
@@ -87,6 +87,9 @@ class CtrRunConfig:
     model: CtrModelConfig = field(default_factory=CtrModelConfig)
     tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
+
+    def validate(self) -> None:
+        check_run(self.name, self.seeds)
 
 
 class CtrTask(Task):

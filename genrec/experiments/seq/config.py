@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from genrec.config import check, check_run
 from genrec.experiments.harness import DataConfig
 from genrec.experiments.seq.schedule import JointConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig
@@ -29,6 +30,10 @@ class ObjectiveConfig:
     kind: str = "window"
     dense_weight: float = 1.0  # every_position: weight of the dense head's loss; 0 is the ablation
 
+    def validate(self) -> None:
+        check(self.kind in ("window", "every_position"), f"kind must be window or every_position, got {self.kind!r}")
+        check(self.dense_weight >= 0, f"dense_weight must not be negative, got {self.dense_weight}")
+
 
 @dataclass
 class DecodeConfig:
@@ -39,6 +44,13 @@ class DecodeConfig:
     # models with a dense head: hybrid ranking re-scores the beam's candidates by
     # alpha * sequence log-probability + (1 - alpha) * dense log-probability, alpha chosen on validation
     hybrid_alphas: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+
+    def validate(self) -> None:
+        check(self.beam >= 1 and self.batch_size >= 1, "beam and batch_size must be at least 1")
+        check(1 <= self.topk <= self.beam, f"topk must be between 1 and the beam width {self.beam}, got {self.topk}")
+        check(self.valid_users >= 0, f"valid_users must be 0 (all) or a positive count, got {self.valid_users}")
+        check(len(self.hybrid_alphas) > 0 and all(0 <= a <= 1 for a in self.hybrid_alphas),
+              f"hybrid_alphas must be weights in [0, 1], got {self.hybrid_alphas}")
 
 
 @dataclass
@@ -61,3 +73,6 @@ class SeqRunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     joint: JointConfig = field(default_factory=JointConfig)  # mode=joint only
+
+    def validate(self) -> None:
+        check_run(self.name, self.seeds)
