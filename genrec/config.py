@@ -17,11 +17,13 @@ from typing import Any, Sequence, TypeVar
 
 import yaml
 
+from genrec.errors import GenrecError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(GenrecError, ValueError):
+    """A config key or value that is not valid; the message names the key."""
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -30,6 +32,13 @@ def _is_dataclass_type(tp: Any) -> bool:
 
 def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _parse(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return str(raw)  # e.g. `seeds=[1,2`: the type check then says what was expected
 
 
 class RawText(str):
@@ -44,9 +53,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         return value
     raw = value if isinstance(value, RawText) else None
     if raw is not None:
-        if tp is str:
-            return str(raw)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = _parse(raw)
+        if tp is str:  # quoted YAML text loses its quotes; anything else is the text as written
+            return value if isinstance(value, str) else str(raw)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
@@ -59,7 +68,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             except ConfigError:
                 continue
         if str in options and raw is not None and not isinstance(value, (list, dict)):
-            return str(raw)
+            return value if isinstance(value, str) else str(raw)
         raise ConfigError(f"{path}: {value!r} is not a valid {_describe(tp)}")
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)

@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from genrec.errors import GenrecError, cli
 from genrec.models.recommender import GenerativeRecommender
 
 
@@ -32,6 +33,9 @@ def main() -> None:
 
         run = SavedRun.load(folder)
         model = run.model
+        if str(args.user) not in run.data.user_ids:
+            raise GenrecError(f"user {args.user!r} is not in the run's dataset {run.cfg.data.dataset!r} "
+                              f"({run.data.num_users} users)")
         user_index = run.data.user_ids.index(str(args.user))
         seq = run.data.sequences[user_index]
         history = [run.data.catalog.original_ids[i] for i in seq[:-1]]
@@ -46,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -9,8 +9,9 @@ Writes results/<name>.json with one entry per model.
 """
 from __future__ import annotations
 
-from genrec.experiments.baselines import BaselineRunConfig, run_baselines
 from genrec.config import recipe_cli
+from genrec.errors import cli
+from genrec.experiments.baselines import BaselineRunConfig, run_baselines
 
 
 def main() -> None:
@@ -19,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -10,6 +10,7 @@ of test AUC and logloss over the seeds. Finished fits are kept under runs/<name>
 from __future__ import annotations
 
 from genrec.config import recipe_cli
+from genrec.errors import cli
 from genrec.experiments.ctr.grid import CtrRunConfig, run_ctr
 
 
@@ -19,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from genrec.config import recipe_cli
+from genrec.errors import cli
 from genrec.experiments.seq import SeqRunConfig, run
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -26,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -16,6 +16,7 @@ import torch
 
 from genrec.config import load_config
 from genrec.data import item_embeddings, load_dataset
+from genrec.errors import cli
 from genrec.evaluation.codes import code_report
 from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 
@@ -41,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
+from genrec.errors import GenrecError
+
 logger = logging.getLogger(__name__)
 
 OnError = Literal["raise", "drop"]
 
 
-class DataValidationError(ValueError):
+class DataValidationError(GenrecError, ValueError):
     """Raised for bad input; the message names the file, line and offending id."""
 
 

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from genrec.config import check_run, load_config, save_config
+from genrec.errors import MissingFileError
 from genrec.data import LeaveOneOut, item_embeddings, popularity
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
-from genrec.experiments.harness import (DataConfig, fit_and_test, format_metrics, load_data, popularity_metrics,
-                                        run_record, summarize, write_result)
+from genrec.experiments.harness import (DataConfig, fit_and_test, format_metrics, holding, load_data,
+                                        popularity_metrics, run_record, summarize, write_result)
 from genrec.experiments.seq.config import ItemInputConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
 from genrec.models.item_embedding import ItemEmbedding
@@ -134,7 +135,7 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
     A jointly trained tokenizer comes back from the state dict; only the item-text vectors are read again."""
     folder = Path(folder)
     if not (folder / "run_config.yaml").exists() or not (folder / "best_model.pt").exists():
-        raise FileNotFoundError(f"{folder} is not a finished baseline fit (no run_config.yaml or best_model.pt); "
+        raise MissingFileError(f"{folder} is not a finished baseline fit (no run_config.yaml or best_model.pt); "
                                 "point at runs/<name>/<model>_seed_<s>")
     cfg = load_config(BaselineRunConfig, folder / "run_config.yaml")
     model_name = folder.name.rsplit("_seed_", 1)[0]
@@ -175,6 +176,11 @@ def merge_baseline_results(results: list[dict[str, Any]]) -> dict[str, Any]:
 def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train)
+    with holding(accelerator, Path(cfg.output_dir) / cfg.name):
+        return _run_baselines(cfg, command, accelerator, start)
+
+
+def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, start: float) -> dict[str, Any]:
     data, splits = load_data(cfg.data)
     unknown = set(cfg.models) - set(MODELS)
     if unknown:

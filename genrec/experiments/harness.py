@@ -1,6 +1,7 @@
 """What every experiment shares: data loading, one fit -> test sequence, result records and seed merging."""
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import sys
@@ -18,6 +19,7 @@ from genrec.data import LeaveOneOut, SequenceData, leave_one_out, load_dataset
 from genrec.data.splits import Split
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
 from genrec.training import Task, TrainConfig, Trainer
+from genrec.training.run_folder import run_lock, write_atomic
 
 
 @dataclass
@@ -38,6 +40,11 @@ def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:
     if cfg.max_users:
         data = replace(data, user_ids=data.user_ids[: cfg.max_users], sequences=data.sequences[: cfg.max_users])
     return data, leave_one_out(data, cfg.max_history)
+
+
+def holding(accelerator: Accelerator, folder: Path):
+    """The run folder's lock, held by the main process (the other ranks of a run write under its hold)."""
+    return run_lock(folder) if accelerator.is_main_process else contextlib.nullcontext(folder)
 
 
 def log(accelerator: Accelerator, message: str) -> None:
@@ -96,9 +103,7 @@ def run_record(cfg: Any, command: str | None, accelerator: Accelerator, start: f
 
 
 def write_result(result: dict[str, Any], results_dir: str, lines: list[str]) -> Path:
-    out = Path(results_dir) / f"{result['name']}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=float))
+    out = write_atomic(Path(results_dir) / f"{result['name']}.json", json.dumps(result, indent=1, default=float))
     for line in [*lines, f"wrote {out}"]:
         print(f"[genrec] {line}", flush=True)
     return out

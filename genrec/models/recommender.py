@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from genrec.errors import GenrecError, MissingFileError
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.trie import TensorTrie
 from genrec.models.item_embedding import ItemEmbedding
@@ -27,6 +28,13 @@ from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 
 FORMAT = 1  # bump when the saved layout changes; from_pretrained refuses other versions
 FORMAT_COMMIT = "the restructure of issue 15"  # where the format began: older run folders hold best_model.pt only
+
+
+class UnknownItemError(GenrecError, KeyError):
+    """An item id that the model's catalogue does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 def additive(allowed: torch.Tensor) -> torch.Tensor:
@@ -210,13 +218,17 @@ class GenerativeRecommender(nn.Module):
         if not hasattr(self, "_index"):
             self._index = {item: i for i, item in enumerate(self.item_ids)}
         if str(item_id) not in self._index:
-            raise KeyError(f"item {item_id!r} is not in this model's catalogue ({self.num_items} items)")
+            raise UnknownItemError(f"item {item_id!r} is not in this model's catalogue ({self.num_items} items)")
         return self._index[str(item_id)]
 
     @torch.no_grad()
     def recommend(self, history: list[str], k: int = 10, beam: int = 20, user: int | None = None) -> list[dict[str, Any]]:
         """The next k items after a history of raw item ids (oldest first): item id, title, score (the
         sequence log-probability). `user` is a dataset user index, for models trained with user tokens."""
+        if k < 1:
+            raise GenrecError(f"k must be at least 1, got {k}")
+        if not history:
+            raise GenrecError("recommend needs a history of at least one item id")
         was = self.training
         self.eval()
         device = self.item_codes.device
@@ -257,10 +269,10 @@ class GenerativeRecommender(nn.Module):
         if not config_path.exists():
             hint = (f" (it holds best_model.pt: a run saved before {FORMAT_COMMIT}; retrain it to get a loadable model)"
                     if (folder / "best_model.pt").exists() or (folder.parent / "best_model.pt").exists() else "")
-            raise FileNotFoundError(f"{folder} is not a saved genrec model: no config.json{hint}")
+            raise MissingFileError(f"{folder} is not a saved genrec model: no config.json{hint}")
         cfg = json.loads(config_path.read_text())
         if cfg.get("format") != FORMAT:
-            raise ValueError(f"{config_path}: saved model format {cfg.get('format')!r}, this genrec reads {FORMAT}")
+            raise GenrecError(f"{config_path}: saved model format {cfg.get('format')!r}, this genrec reads {FORMAT}")
         num_items, items = cfg["num_items"], None  # the parameters are placeholders until load_model
         if cfg["items"] is not None:
             spec = cfg["items"]

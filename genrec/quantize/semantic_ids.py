@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from genrec.errors import MissingFileError
+
 if TYPE_CHECKING:
     from genrec.quantize.tokenizer import SemanticTokenizer
 
@@ -125,7 +127,7 @@ class SemanticIdTable:
         folder = Path(folder)
         for name in ("semantic_ids.safetensors", "semantic_ids.json"):
             if not (folder / name).exists():
-                raise FileNotFoundError(f"{folder / name} missing: not a saved semantic-ID table")
+                raise MissingFileError(f"{folder / name} missing: not a saved semantic-ID table")
         tensors = load_file(str(folder / "semantic_ids.safetensors"))
         meta = json.loads((folder / "semantic_ids.json").read_text())
         for key in LEGACY_META_KEYS:

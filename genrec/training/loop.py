@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from genrec.config import check
 from genrec.console import interactive, quiet_repeated_warnings
+from genrec.training.run_folder import save_atomic, staging, swap_in
 
 
 @dataclass
@@ -326,17 +327,25 @@ class Trainer:
         if score > state.best:
             state.best, state.best_epoch, state.bad_evals = score, state.epoch, 0
             if acc.is_main_process:
-                torch.save(acc.unwrap_model(model).state_dict(), best_path)
+                save_atomic(lambda f: torch.save(acc.unwrap_model(model).state_dict(), f), best_path)
         else:
             state.bad_evals += 1
         return metrics
 
     def _checkpoint(self, state: _LoopState, last_dir: Path, signature: str) -> None:
+        """Save the resumable state into a staging folder and swap it in whole: a kill mid-save keeps the
+        previous checkpoint."""
         acc = self.accelerator
         acc.wait_for_everyone()
-        acc.save_state(str(last_dir))
+        staged = last_dir.with_name(f".{last_dir.name}.staging")
         if acc.is_main_process:
-            (last_dir / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
+            staging(last_dir)
+        acc.wait_for_everyone()
+        acc.save_state(str(staged))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (staged / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
+            swap_in(staged, last_dir)
 
     def fit(self, task: Task) -> dict[str, Any]:
         self.accelerator = make_accelerator(self.cfg, self.output_dir, self.precision, task.find_unused_parameters)

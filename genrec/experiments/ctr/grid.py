@@ -24,7 +24,7 @@ from genrec.data.ctr import CtrSampleConfig, CtrSamples, ctr_samples
 from genrec.evaluation.codes import effective_rank, singular_spectrum
 from genrec.evaluation.ctr import auc_logloss
 from genrec.experiments.ctr.fields import ItemFields, attribute_fields, representation_fields, tokenizer_codes
-from genrec.experiments.harness import DataConfig, fit_and_test, load_data, run_record, write_result
+from genrec.experiments.harness import DataConfig, fit_and_test, holding, load_data, run_record, write_result
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
 from genrec.models.ctr import CtrModel, CtrModelConfig, build_ctr_model
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
@@ -214,6 +214,13 @@ def merge_ctr_results(results: list[dict[str, Any]]) -> dict[str, Any]:
 def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train)
+    if cfg.grid.num_shards > 1:  # shards of one grid run side by side in the same folder, on disjoint cells
+        return _run_ctr(cfg, command, accelerator, start)
+    with holding(accelerator, Path(cfg.output_dir) / cfg.name):
+        return _run_ctr(cfg, command, accelerator, start)
+
+
+def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, start: float) -> dict[str, Any]:
     data, _ = load_data(cfg.data)
     samples = ctr_samples(data, cfg.samples)
     base = attribute_fields(data.catalog, cfg.attribute_slots)

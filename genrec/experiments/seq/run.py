@@ -9,8 +9,8 @@ import torch
 
 from genrec.config import save_config
 from genrec.data import item_embeddings, popularity
-from genrec.experiments.harness import (fit_and_test, format_metrics, load_data, popularity_metrics, run_record,
-                                        summarize, write_result)
+from genrec.experiments.harness import (fit_and_test, format_metrics, holding, load_data, popularity_metrics,
+                                        run_record, summarize, write_result)
 from genrec.experiments.seq.config import SeqRunConfig
 from genrec.experiments.seq.modes import SeedContext, build_task
 from genrec.training import make_accelerator
@@ -19,6 +19,11 @@ from genrec.training import make_accelerator
 def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train, Path(cfg.output_dir) / cfg.name)
+    with holding(accelerator, Path(cfg.output_dir) / cfg.name):
+        return _run(cfg, command, accelerator, start)
+
+
+def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> dict[str, Any]:
     data, splits = load_data(cfg.data)
     embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process)
     pop = popularity_metrics(popularity(data), splits.test)

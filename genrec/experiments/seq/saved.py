@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from genrec.config import load_config
+from genrec.errors import MissingFileError
 from genrec.data import LeaveOneOut, SequenceData
 from genrec.experiments.harness import load_data
 from genrec.experiments.seq.config import SeqRunConfig
@@ -29,7 +30,7 @@ class SavedRun:
     def load(cls, folder: str | Path, device: str = "cpu") -> "SavedRun":
         folder = Path(folder)
         if not (folder / "run_config.yaml").exists():
-            raise FileNotFoundError(f"{folder} is not a finished run (no run_config.yaml); point at runs/<name>/seed_<s>")
+            raise MissingFileError(f"{folder} is not a finished run (no run_config.yaml); point at runs/<name>/seed_<s>")
         cfg = load_config(SeqRunConfig, folder / "run_config.yaml")
         data, splits = load_data(cfg.data)
         return cls(cfg, data, splits, GenerativeRecommender.from_pretrained(folder / "model", device), folder)
