@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from genrec.errors import RunFolderError
 from genrec.experiments.harness import merge_seed_results
 from genrec.experiments.seq import SavedRun, run
 from genrec.models.recommender import GenerativeRecommender
@@ -27,7 +28,7 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
     again = run(tiny_seq_config("train.epochs=2"))["per_seed"][0]
     assert again["train_sequences_per_second"] == pytest.approx(resumed["per_seed"][0]["train_sequences_per_second"])
     # another model under the same run name is refused with advice, not half-loaded
-    with pytest.raises(ValueError, match="different model"):
+    with pytest.raises(RunFolderError, match="different model"):
         run(tiny_seq_config("train.epochs=3", "mode=unified"))
 
     # the saved model loads without the training config and recommends raw ids with titles

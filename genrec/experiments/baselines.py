@@ -27,6 +27,8 @@ from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.sasrec import SasRec, SasRecConfig
 from genrec.quantize import SemanticTokenizer
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
+from genrec.training.checkpoint import load_weights
+from genrec.training.loop import BEST
 
 
 MODELS = ("sasrec_id", "sasrec_unified")
@@ -134,8 +136,8 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
     """A finished baseline fit (`runs/<name>/<model>_seed_<s>/`) with its best weights, for re-evaluation.
     A jointly trained tokenizer comes back from the state dict; only the item-text vectors are read again."""
     folder = Path(folder)
-    if not (folder / "run_config.yaml").exists() or not (folder / "best_model.pt").exists():
-        raise MissingFileError(f"{folder} is not a finished baseline fit (no run_config.yaml or best_model.pt); "
+    if not (folder / "run_config.yaml").exists() or not (folder / BEST).exists():
+        raise MissingFileError(f"{folder} is not a finished baseline fit (no run_config.yaml or {BEST}); "
                                 "point at runs/<name>/<model>_seed_<s>")
     cfg = load_config(BaselineRunConfig, folder / "run_config.yaml")
     model_name = folder.name.rsplit("_seed_", 1)[0]
@@ -151,7 +153,7 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
             items = ItemEmbedding(semantic, cfg.items.id_dim, cfg.sasrec.d_model,
                                   SemanticTokenizer(text.shape[1], cfg.tokenizer), text)
     task = sasrec_task(cfg, splits, data.num_items, items)
-    task.model.load_state_dict(torch.load(folder / "best_model.pt", map_location="cpu", weights_only=True))
+    load_weights(task.model, folder / BEST)
     task.model.eval()
     return SavedBaseline(cfg, model_name, task)
 

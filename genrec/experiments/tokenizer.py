@@ -17,6 +17,8 @@ from genrec.evaluation.codes import level_usage, unique_rate
 from genrec.quantize.semantic_ids import SemanticIdTable
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig, check_embeddings
 from genrec.training import SplitTensors, Task, TrainConfig, Trainer
+from genrec.training.checkpoint import load_weights
+from genrec.training.loop import BEST
 
 
 def _tokenizer_train() -> TrainConfig:
@@ -103,9 +105,9 @@ def pretrained_tokenizer(cfg: TokenizerFitConfig, embeddings: np.ndarray, run_di
                          accelerator: Accelerator) -> SemanticTokenizer:
     """The stage-one tokenizer a joint model starts from: the same fit `semantic_table` makes, reloaded
     from its best checkpoint when a run resumes."""
-    checkpoint = run_dir / "tokenizer" / "best_model.pt"
+    checkpoint = run_dir / "tokenizer" / BEST
     if not checkpoint.exists():
         semantic_table(cfg, embeddings, run_dir, accelerator)
     tokenizer = SemanticTokenizer(embeddings.shape[1], cfg)
-    tokenizer.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    load_weights(tokenizer, checkpoint)
     return tokenizer

@@ -1,7 +1,7 @@
 """The one training loop (accelerate): every recipe hands it a `Task`.
 
 It owns optimisation, mixed precision, progress, validation-based early stopping, the best
-checkpoint, and resumable state (`<output_dir>/last`, via `accelerator.save_state`).
+checkpoint, and resumable state (`<output_dir>/last`, `genrec.training.checkpoint`: safetensors and JSON).
 """
 from __future__ import annotations
 
@@ -24,7 +24,13 @@ from torch.utils.data import DataLoader
 
 from genrec.config import check
 from genrec.console import interactive, quiet_repeated_warnings
+from genrec.errors import RunFolderError
+from genrec.training.checkpoint import DONE, load_checkpoint, load_weights, read_json, save_checkpoint, save_weights
 from genrec.training.run_folder import save_atomic, staging, swap_in
+
+BEST = "best_model.safetensors"  # the best validation epoch's weights
+# settings a resumed run must share with the run it continues (the others, e.g. epochs or patience, may change)
+FIXED_ON_RESUME = ("batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm", "mixed_precision", "seed")
 
 
 @dataclass
@@ -256,17 +262,27 @@ class Trainer:
         fused = torch.cuda.is_available() and self.accelerator.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=self.cfg.lr, fused=fused or None)
 
-    def _resume(self, last_dir: Path, signature: str) -> None:
-        """Load `last/`, refusing one saved for another model (another mode or size under the same run name)."""
-        advice = (f"{last_dir} holds the resumable state of a different model (another mode or config trained under "
-                  f"this run name); use a new `name`, or delete {last_dir} to start this run over")
-        saved = json.loads((last_dir / "done.json").read_text()).get("model")
-        if saved is not None and saved != signature:
-            raise ValueError(advice)
-        try:
-            self.accelerator.load_state(str(last_dir))
-        except (RuntimeError, ValueError) as err:  # saved before signatures, or with other optimizer groups
-            raise ValueError(advice) from err
+    def _resume(self, last_dir: Path, signature: str, model, optimizer, scheduler, shuffler: torch.Generator,
+                state: _LoopState) -> None:
+        """Load `last/`, refusing one saved for another model (another mode or size under the same run name),
+        one saved with settings this run cannot honour, and one in the old pickled format."""
+        done = read_json(last_dir / DONE)
+        if done.get("model") != signature:
+            raise RunFolderError(f"{last_dir} holds the resumable state of a different model (another mode or config "
+                                 f"trained under this run name); use a new `name`, or delete {last_dir} to start this "
+                                 "run over")
+        if not (last_dir / "loop.json").exists():
+            raise RunFolderError(f"{last_dir} was saved by an older genrec (pickled loop state, which is never loaded); "
+                                 f"delete {last_dir} to start this run over")
+        changed = {k: (v, getattr(self.cfg, k)) for k, v in done.get("train", {}).items() if getattr(self.cfg, k) != v}
+        if changed:
+            listed = ", ".join(f"train.{k}: saved {old!r}, requested {new!r}" for k, (old, new) in changed.items())
+            raise RunFolderError(f"{last_dir} was trained with other settings than this run asks for ({listed}); "
+                                 "set them back to continue it, or train.resume=false to start it over")
+        acc = self.accelerator
+        loop = load_checkpoint(last_dir, model=acc.unwrap_model(model), optimizer=optimizer, scheduler=scheduler,
+                               shuffler=shuffler, rank=acc.process_index)
+        state.load_state_dict(loop)
 
     def _stop_reason(self, state: _LoopState) -> str | None:
         if self.cfg.patience and state.bad_evals >= self.cfg.patience:
@@ -327,12 +343,13 @@ class Trainer:
         if score > state.best:
             state.best, state.best_epoch, state.bad_evals = score, state.epoch, 0
             if acc.is_main_process:
-                save_atomic(lambda f: torch.save(acc.unwrap_model(model).state_dict(), f), best_path)
+                save_atomic(lambda f: save_weights(acc.unwrap_model(model), f), best_path)
         else:
             state.bad_evals += 1
         return metrics
 
-    def _checkpoint(self, state: _LoopState, last_dir: Path, signature: str) -> None:
+    def _checkpoint(self, state: _LoopState, last_dir: Path, signature: str, model, optimizer, scheduler,
+                    shuffler: torch.Generator) -> None:
         """Save the resumable state into a staging folder and swap it in whole: a kill mid-save keeps the
         previous checkpoint."""
         acc = self.accelerator
@@ -341,10 +358,12 @@ class Trainer:
         if acc.is_main_process:
             staging(last_dir)
         acc.wait_for_everyone()
-        acc.save_state(str(staged))
+        done = {"epoch": state.epoch, "model": signature, "train": {k: getattr(self.cfg, k) for k in FIXED_ON_RESUME}}
+        save_checkpoint(staged, model=acc.unwrap_model(model) if acc.is_main_process else None, optimizer=optimizer,
+                        scheduler=scheduler, loop_state=state.state_dict(), shuffler=shuffler, rank=acc.process_index,
+                        done=done)
         acc.wait_for_everyone()
         if acc.is_main_process:
-            (staged / "done.json").write_text(json.dumps({"epoch": state.epoch, "model": signature}))
             swap_in(staged, last_dir)
 
     def fit(self, task: Task) -> dict[str, Any]:
@@ -354,6 +373,7 @@ class Trainer:
         model = task.model
         optimizer = self._optimizer(model, task)
         loader = index_loader(task.num_train_examples(), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        shuffler = loader.generator  # the data order's generator: saved with every checkpoint
         total_steps = max(1, cfg.epochs * math.ceil(len(loader) / max(1, acc.num_processes)))
         state = _LoopState()
         start = time.perf_counter()
@@ -364,12 +384,11 @@ class Trainer:
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
-        acc.register_for_checkpointing(state)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        last_dir, best_path = self.output_dir / "last", self.output_dir / "best_model.pt"
+        last_dir, best_path = self.output_dir / "last", self.output_dir / BEST
         signature = model_signature(acc.unwrap_model(model))
-        if cfg.resume and (last_dir / "done.json").exists():
-            self._resume(last_dir, signature)
+        if cfg.resume and (last_dir / DONE).exists():
+            self._resume(last_dir, signature, model, optimizer, scheduler, shuffler, state)
             self.log(f"resumed from {last_dir} after epoch {state.epoch} (best {cfg.monitor}={state.best:.4f})")
         step_fn = torch.compile(task.loss) if cfg.compile else task.loss
 
@@ -387,11 +406,11 @@ class Trainer:
                          + f" ({state.seen / max(state.train_seconds, 1e-9):.0f} train targets/s)")
             state.history.append(record)
             if cfg.checkpoint_every and state.epoch % cfg.checkpoint_every == 0:
-                self._checkpoint(state, last_dir, signature)
+                self._checkpoint(state, last_dir, signature, model, optimizer, scheduler, shuffler)
         acc.wait_for_everyone()
         unwrapped = acc.unwrap_model(model)
         if best_path.exists():
-            unwrapped.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
+            load_weights(unwrapped, best_path)
         return {
             "best_epoch": state.best_epoch,
             f"best_valid_{cfg.monitor}": state.best,

@@ -28,6 +28,7 @@ from genrec.experiments.harness import DataConfig, fit_and_test, holding, load_d
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
 from genrec.models.ctr import CtrModel, CtrModelConfig, build_ctr_model
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
+from genrec.training.loop import BEST
 
 
 @dataclass
@@ -175,7 +176,7 @@ def _fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: 
               "effective_rank": effective_rank(rep), "spectrum": singular_spectrum(rep)[: cfg.spectrum_values].tolist()}
     if accelerator.is_main_process:
         (run_dir / "result.json").write_text(json.dumps(record))
-        (run_dir / "best_model.pt").unlink(missing_ok=True)  # the grid keeps numbers, not hundreds of checkpoints
+        (run_dir / BEST).unlink(missing_ok=True)  # the grid keeps numbers, not hundreds of checkpoints
     return record
 
 
