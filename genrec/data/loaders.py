@@ -107,17 +107,33 @@ def load_p5(
 ) -> SequenceData:
     log = ProblemLog(on_error)
     catalog = load_p5_catalog(items_path, log) if items_path is not None else None
-    log.finish(f"item file {items_path}")
+    dropped = log.finish(f"item file {items_path}")
+    if catalog is not None and not len(catalog):
+        raise DataValidationError(f"{items_path}: the item file holds no items; fill it (one JSON object per line "
+                                  "with an 'item_id'), or remove it to use the ids of the sequence file")
     log = ProblemLog(on_error)
     users, sequences = load_p5_sequences(sequences_path, catalog, log, min_length)
-    log.finish(f"sequence file {sequences_path}")
-    return _assemble(name, catalog, users, sequences)
+    dropped = _add(dropped, log.finish(f"sequence file {sequences_path}"))
+    return _assemble(name, catalog, users, sequences, sequences_path, dropped)
 
 
 # --------------------------------------------------------------------------- LC-Rec format
-def _load_json_object(path: Path) -> dict[str, Any]:
+def _no_duplicate_keys(path: Path, what: str):
+    """A JSON object hook that refuses a repeated key (json.loads would silently keep the last one)."""
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise DataValidationError(f"{path}: duplicate_{what}: {what} {key} appears more than once; "
+                                          "merge the entries into one")
+            out[key] = value
+        return out
+    return hook
+
+
+def _load_json_object(path: Path, what: str = "key") -> dict[str, Any]:
     try:
-        data = json.loads(read_text(path))
+        data = json.loads(read_text(path), object_pairs_hook=_no_duplicate_keys(path, what))
     except json.JSONDecodeError as err:
         raise DataValidationError(f"{path}:{err.lineno}: malformed_line: not valid JSON ({err.msg})") from None
     if not isinstance(data, dict):
@@ -138,7 +154,7 @@ def load_lcrec(
     log = ProblemLog(on_error)
     catalog = None
     if item_path is not None:
-        items = _load_json_object(Path(item_path))
+        items = _load_json_object(Path(item_path), "item")
         ids, fields = [], {k: [] for k in ("title", "brand", "categories", "description")}
         for key, row in items.items():
             if not key.lstrip("-").isdigit():
@@ -152,11 +168,13 @@ def load_lcrec(
             fields["brand"].append(_clean(row.get("brand")))
             fields["categories"].append(_categories(row.get("categories")))
             fields["description"].append(_clean(row.get("description")))
-        log.finish(f"item file {item_path}")
+        dropped = log.finish(f"item file {item_path}")
         catalog = Catalog(ids, text={k: v for k, v in fields.items() if any(v)})
+    else:
+        dropped = {}
     log = ProblemLog(on_error)
     users, sequences = [], []
-    for user, items in _load_json_object(inter_path).items():
+    for user, items in _load_json_object(inter_path, "user").items():
         where = f"user {user}"
         if not isinstance(items, list):
             log.add("malformed_line", inter_path, None, f"{where}: expected a list of item ids")
@@ -176,8 +194,8 @@ def load_lcrec(
             continue
         users.append(str(user))
         sequences.append(tokens)
-    log.finish(f"interaction file {inter_path}")
-    return _assemble(name, catalog, users, sequences)
+    dropped = _add(dropped, log.finish(f"interaction file {inter_path}"))
+    return _assemble(name, catalog, users, sequences, inter_path, dropped)
 
 
 # --------------------------------------------------------------------------- side features
@@ -198,11 +216,17 @@ def load_item_attributes(path: str | Path, catalog: Catalog, on_error: OnError =
     return attributes
 
 
-def _assemble(name: str, catalog: Catalog | None, users: list[str], sequences: list[list[str]]) -> SequenceData:
+def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {**a, **b}}
+
+
+def _assemble(name: str, catalog: Catalog | None, users: list[str], sequences: list[list[str]], source: str | Path,
+              dropped: dict[str, int]) -> SequenceData:
     if catalog is None:  # no item file: the catalogue is the set of ids seen, in numeric order
         seen = sorted({t for s in sequences for t in s}, key=int)
         catalog = Catalog(seen)
     if not users:
-        raise DataValidationError(f"dataset {name!r} has no usable user sequences")
+        raise DataValidationError(f"{source}: no usable user sequences (dataset {name!r}"
+                                  + (f"; dropped rows: {dropped})" if dropped else "; is the file empty?)"))
     arrays = [np.fromiter((catalog.index_of(t) for t in s), dtype=np.int64, count=len(s)) for s in sequences]
-    return SequenceData(name=name, catalog=catalog, user_ids=users, sequences=arrays)
+    return SequenceData(name=name, catalog=catalog, user_ids=users, sequences=arrays, dropped=dropped)

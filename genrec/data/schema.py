@@ -51,6 +51,7 @@ class SequenceData:
     catalog: Catalog
     user_ids: list[str]
     sequences: list[np.ndarray]
+    dropped: dict[str, int] = field(default_factory=dict)  # rows dropped by kind (data.on_error=drop)
 
     @property
     def num_users(self) -> int:
@@ -86,6 +87,7 @@ class SequenceData:
                 name: sum(bool(v) for v in values) / max(1, self.num_items)
                 for name, values in self.catalog.text.items()
             },
+            "dropped_rows": dict(self.dropped),
         }
 
     def to_hf_dataset(self):

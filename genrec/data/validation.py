@@ -1,15 +1,12 @@
 """Input problems are collected with their location, then either raised or (explicitly) dropped and counted."""
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
-from genrec.errors import GenrecError
-
-logger = logging.getLogger(__name__)
+from genrec.errors import GenrecError, MissingFileError
 
 OnError = Literal["raise", "drop"]
 
@@ -40,6 +37,7 @@ class ProblemLog:
             raise ValueError(f"on_error must be 'raise' or 'drop', got {on_error!r}")
         self.on_error = on_error
         self.problems: list[Problem] = []
+        self.blank_lines: list[int] = []  # skipped, and said so: a blank line holds no row to lose
 
     def add(self, kind: str, file: str | Path, line: int | None, detail: str) -> None:
         self.problems.append(Problem(kind, str(file), line, detail))
@@ -54,6 +52,9 @@ class ProblemLog:
         return f"{len(self.problems)} problem(s) {self.counts()}:\n{listed}{tail}"
 
     def finish(self, what: str) -> dict[str, int]:
+        if self.blank_lines:
+            shown = ", ".join(map(str, self.blank_lines[:5])) + (" ..." if len(self.blank_lines) > 5 else "")
+            print(f"[genrec] note: skipped {len(self.blank_lines)} blank line(s) in {what} (line {shown})")
         if not self.problems:
             return {}
         if self.on_error == "raise":
@@ -61,17 +62,17 @@ class ProblemLog:
                 f"invalid {what}: {self.summary()}\n"
                 "Fix the input, or pass on_error='drop' (CLI: data.on_error=drop) to drop these rows with a report."
             )
-        message = f"dropped rows from {what}: {self.summary()}"
-        logger.warning(message)
-        print(f"[genrec] WARNING: {message}")
+        print(f"[genrec] WARNING: dropped rows from {what}: {self.summary()}", flush=True)
         return self.counts()
 
 
 def read_lines(path: str | Path, log: ProblemLog) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text) for non-blank lines; undecodable lines become problems."""
     path = Path(path)
-    raw = _read_bytes(path)
-    for number, chunk in enumerate(raw.split(b"\n"), start=1):
+    chunks = _read_bytes(path).split(b"\n")
+    if chunks and not chunks[-1].strip():
+        chunks.pop()  # the newline that ends the last line
+    for number, chunk in enumerate(chunks, start=1):
         try:
             text = chunk.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as err:
@@ -79,6 +80,8 @@ def read_lines(path: str | Path, log: ProblemLog) -> Iterator[tuple[int, str]]:
             continue
         if text.strip():
             yield number, text
+        else:
+            log.blank_lines.append(number)
 
 
 def read_text(path: str | Path) -> str:
@@ -92,10 +95,13 @@ def read_text(path: str | Path) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes (gunzipped for .gz), without a UTF-8 byte-order mark (editors on Windows add one,
+    and it would otherwise become part of the first user id)."""
     if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise MissingFileError(f"data file not found: {path}")
+    raw = path.read_bytes()
     if path.suffix == ".gz":
         import gzip
 
-        return gzip.decompress(path.read_bytes())
-    return path.read_bytes()
+        raw = gzip.decompress(raw)
+    return raw.removeprefix(b"\xef\xbb\xbf")

@@ -204,6 +204,7 @@ def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, sta
         models[model_name] = {"metrics": mean, "metrics_std": std, "per_seed": per_seed}
     result = {
         **run_record(cfg, command, accelerator, start),
+        "dataset": {k: v for k, v in data.stats().items() if k != "sequence_length"},
         "protocol": f"leave-one-out, history<={cfg.data.max_history}, full ranking over {data.num_items} items "
                     "(score ties broken by item index)",
         "models": models,

@@ -66,8 +66,9 @@ class GenerativeTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: GenerativeRecommender, split: str, accelerator: Accelerator) -> dict[str, float]:
-        """Recall/NDCG of the beam's top-k, plus the share of top-k slots holding an invalid item or a
-        duplicate (slots left empty because fewer valid items exist count as invalid). With a dense head,
+        """Recall/NDCG of the beam's top-k, plus the share of top-k slots holding an invalid item (not in the
+        catalogue), a duplicate, or nothing (`empty_rate`: the search found fewer than k items, as it must
+        when the catalogue is smaller than k). With a dense head,
         also `dense_*` (full ranking by the dense head) and `hybrid_*` with its `hybrid_alpha`: chosen on
         this split when it is "valid", and on the validation split first when it is not."""
         if model.has_dense_head and split != "valid":
@@ -79,7 +80,7 @@ class GenerativeTask(Task):
         candidates = max(self.decode.beam, self.decode.topk) if dense else self.decode.topk
         table = model.items.table() if dense else None
         ranks: dict[str, list[torch.Tensor]] = {"beam": [], "dense": [], **{a: [] for a in alphas}}
-        invalid, dupes = [], []
+        invalid, dupes, empty = [], [], []
         for batch in eval_batches(self, split, self.decode.batch_size, accelerator):
             with accelerator.autocast():
                 pool, pool_scores = model.generate(batch["history"], batch["user"], self.decode.beam, candidates)
@@ -87,7 +88,8 @@ class GenerativeTask(Task):
             target = batch["target"]
             items = pool[:, : self.decode.topk]
             ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
-            invalid.append(accelerator.gather_for_metrics((items < 0).sum(1)))
+            invalid.append(accelerator.gather_for_metrics((items >= model.num_items).sum(1)))
+            empty.append(accelerator.gather_for_metrics((items < 0).sum(1)))
             sorted_items = items.sort(1).values
             dupes.append(accelerator.gather_for_metrics(((sorted_items[:, 1:] == sorted_items[:, :-1]) & (sorted_items[:, 1:] >= 0)).sum(1)))
             if dense:
@@ -100,6 +102,7 @@ class GenerativeTask(Task):
         slots = len(torch.cat(ranks["beam"])) * self.decode.topk
         metrics["invalid_rate"] = torch.cat(invalid).sum().item() / slots
         metrics["duplicate_rate"] = torch.cat(dupes).sum().item() / slots
+        metrics["empty_rate"] = torch.cat(empty).sum().item() / slots
         if dense:
             metrics.update({f"dense_{k}": v for k, v in metrics_from_ranks(torch.cat(ranks["dense"])).items()})
             by_alpha = {a: metrics_from_ranks(torch.cat(ranks[a])) for a in alphas}
