@@ -136,6 +136,12 @@ def test_changed_settings_are_refused_by_name_and_damaged_files_are_named(tmp_pa
     optimizer.write_bytes(optimizer.read_bytes()[: optimizer.stat().st_size // 2])
     with pytest.raises(RunFolderError, match="optimizer.safetensors is damaged or incomplete"):
         Trainer(_cfg(epochs=4), tmp_path).fit(Flat())
+    optimizer.unlink()
+    Trainer(_cfg(epochs=3, resume=False), tmp_path).fit(Flat())  # starting over replaces the damaged state
+    best = tmp_path / "best_model.safetensors"
+    best.write_bytes(best.read_bytes()[:100])
+    with pytest.raises(RunFolderError, match="best_model.safetensors is damaged or incomplete"):
+        Trainer(_cfg(epochs=4), tmp_path).fit(Flat())
     (tmp_path / "last" / "done.json").write_text('{"epoch": 3, "mod')
     with pytest.raises(RunFolderError, match="done.json is damaged or incomplete"):
         Trainer(_cfg(epochs=4), tmp_path).fit(Flat())

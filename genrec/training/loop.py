@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader
 from genrec.config import check
 from genrec.console import interactive, quiet_repeated_warnings
 from genrec.errors import RunFolderError
-from genrec.training.checkpoint import DONE, load_checkpoint, load_weights, read_json, save_checkpoint, save_weights
+from genrec.training.checkpoint import (DONE, load_checkpoint, load_weights, read_json, read_tensors, save_checkpoint,
+                                        save_weights)
 from genrec.training.run_folder import save_atomic, staging, swap_in
 
 BEST = "best_model.safetensors"  # the best validation epoch's weights
@@ -280,6 +281,8 @@ class Trainer:
             raise RunFolderError(f"{last_dir} was trained with other settings than this run asks for ({listed}); "
                                  "set them back to continue it, or train.resume=false to start it over")
         acc = self.accelerator
+        if (last_dir.parent / BEST).exists():
+            read_tensors(last_dir.parent / BEST)  # a damaged best file is named now, not after more training
         loop = load_checkpoint(last_dir, model=acc.unwrap_model(model), optimizer=optimizer, scheduler=scheduler,
                                shuffler=shuffler, rank=acc.process_index)
         state.load_state_dict(loop)
