@@ -18,6 +18,7 @@ from typing import Any, Sequence, TypeVar
 import yaml
 
 from genrec.errors import GenrecError
+from genrec.files import write_atomic
 
 T = TypeVar("T")
 
@@ -189,8 +190,7 @@ def check_run(name: str, seeds: list[int]) -> None:
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def recipe_cli(cls: type[T], doc: str | None, script: str, default_config: str | Path | None = None) -> tuple[T, str]:

@@ -28,8 +28,10 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
     again = run(tiny_seq_config("train.epochs=2"))["per_seed"][0]
     assert again["train_sequences_per_second"] == pytest.approx(resumed["per_seed"][0]["train_sequences_per_second"])
     # another model under the same run name is refused with advice, not half-loaded
-    with pytest.raises(RunFolderError, match="different model"):
+    with pytest.raises(RunFolderError, match="mode: saved 'two_stage', requested 'unified'"):
         run(tiny_seq_config("train.epochs=3", "mode=unified"))
+    with pytest.raises(RunFolderError, match=r"train.lr: saved 0.003, requested 0.03"):
+        run(tiny_seq_config("train.epochs=3", "train.lr=0.03"))
 
     # the saved model loads without the training config and recommends raw ids with titles
     model = GenerativeRecommender.from_pretrained(tmp_path / "runs" / "smoke" / "seed_42" / "model")
@@ -39,6 +41,17 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
     assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
     with pytest.raises(KeyError, match="not in this model's catalogue"):
         model.recommend(["no-such-item"])
+    # the command line says what is wrong in one line and exits with status 2
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "recipes" / "recommend.py"
+    for args, message in ((["--history", "no-such-item"], "is not in this model's catalogue"),
+                          (["--history", "1", "--k", "0"], "k must be at least 1")):
+        done = subprocess.run([sys.executable, str(script), "--run", str(tmp_path / "runs" / "smoke" / "seed_42"), *args],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and message in done.stderr
     # and re-evaluated through the task its mode builds, it gives the run's test metrics back
     from accelerate import Accelerator
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from genrec.errors import RunFolderError
-from genrec.training.run_folder import LOCK_NAME, run_lock, save_atomic, staging, swap_in, write_atomic
+from genrec.files import LOCK_NAME, run_lock, save_atomic, staging, swap_in, write_atomic
 
 
 def test_a_second_writer_is_refused_naming_the_first(tmp_path):

@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from genrec.config import check_run, load_config, save_config
+from genrec.config import check_run, load_config
 from genrec.errors import MissingFileError
 from genrec.data import LeaveOneOut, item_embeddings, popularity
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
 from genrec.experiments.harness import (DataConfig, fit_and_test, format_metrics, holding, load_data,
-                                        popularity_metrics, run_record, summarize, write_result)
+                                        popularity_metrics, run_record, start_fit, summarize, write_result)
 from genrec.experiments.seq.config import ItemInputConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
 from genrec.models.item_embedding import ItemEmbedding
@@ -193,12 +193,11 @@ def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, sta
         per_seed = []
         for seed in cfg.seeds:
             run_dir = Path(cfg.output_dir) / cfg.name / f"{model_name}_seed_{seed}"
+            start_fit(cfg, run_dir, accelerator)
             torch.manual_seed(seed)
             items = unified_items(cfg, embeddings, seed, run_dir, accelerator) if model_name == "sasrec_unified" else None
             _, record = fit_and_test(sasrec_task(cfg, splits, data.num_items, items), cfg.train, seed, run_dir,
                                      accelerator, model_name)
-            if accelerator.is_main_process:
-                save_config(cfg, run_dir / "run_config.yaml")
             per_seed.append(record)
         mean, std = summarize(per_seed)
         models[model_name] = {"metrics": mean, "metrics_std": std, "per_seed": per_seed}

@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from accelerate import Accelerator
 
-from genrec.config import check, to_dict
+from genrec.config import check, save_config, to_dict
 from genrec.data import LeaveOneOut, SequenceData, leave_one_out, load_dataset
 from genrec.data.splits import Split
+from genrec.errors import RunFolderError
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
+from genrec.files import run_lock, write_atomic
 from genrec.training import Task, TrainConfig, Trainer
-from genrec.training.run_folder import run_lock, write_atomic
 
 
 @dataclass
@@ -45,6 +47,35 @@ def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:
 def holding(accelerator: Accelerator, folder: Path):
     """The run folder's lock, held by the main process (the other ranks of a run write under its hold)."""
     return run_lock(folder) if accelerator.is_main_process else contextlib.nullcontext(folder)
+
+
+# settings a resumed run may change: how long and how often it trains, evaluates and saves, and where results go
+MAY_CHANGE_ON_RESUME = ("output_dir", "results_dir", "seeds", "models", "train.epochs", "train.patience", "train.max_minutes",
+                        "train.eval_every", "train.checkpoint_every", "train.progress", "train.resume",
+                        "decode.batch_size")
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def start_fit(cfg: Any, run_dir: Path, accelerator: Accelerator) -> None:
+    """Before a fit trains in `run_dir`: a run folder left by an earlier invocation is continued only under the
+    same settings (each changed key named, saved against requested); then this run's config is saved there."""
+    saved_path = run_dir / "run_config.yaml"
+    if cfg.train.resume and (run_dir / "last").exists() and saved_path.exists():
+        saved, now = _flat(yaml.safe_load(saved_path.read_text()) or {}), _flat(to_dict(cfg))
+        changed = [k for k in sorted(set(saved) | set(now))
+                   if saved.get(k) != now.get(k) and not k.startswith(MAY_CHANGE_ON_RESUME)]
+        if changed:
+            listed = ", ".join(f"{k}: saved {saved.get(k)!r}, requested {now.get(k)!r}" for k in changed[:8])
+            raise RunFolderError(f"{run_dir} holds a run with other settings ({listed}); use a new `name`, set them "
+                                 "back to continue it, or train.resume=false to start it over")
+    if accelerator.is_main_process:
+        save_config(cfg, saved_path)
 
 
 def log(accelerator: Accelerator, message: str) -> None:

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from genrec.errors import GenrecError, MissingFileError
+from genrec.files import save_folder
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.trie import TensorTrie
 from genrec.models.item_embedding import ItemEmbedding
@@ -252,15 +253,16 @@ class GenerativeRecommender(nn.Module):
                 "max_history": self.max_history, "causal": self.causal, "seq2seq": asdict(self.seq2seq), "items": items}
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(self.config(), indent=1))
-        (folder / "items.json").write_text(json.dumps({"item_ids": self.item_ids, "titles": self.titles}))
-        if self.items is not None and self.items.tokenizer is not None:
-            # the tokenizer's input is not a parameter, but refreshing or training the tokenizer needs it
-            save_file({"item_text": self.items.item_text.contiguous().cpu()}, str(folder / "item_text.safetensors"))
-        save_model(self, str(folder / "model.safetensors"))
-        return folder
+        """Write the model folder whole (staged, then swapped in)."""
+        def fill(staged: Path) -> None:
+            (staged / "config.json").write_text(json.dumps(self.config(), indent=1))
+            (staged / "items.json").write_text(json.dumps({"item_ids": self.item_ids, "titles": self.titles}))
+            if self.items is not None and self.items.tokenizer is not None:
+                # the tokenizer's input is not a parameter, but refreshing or training the tokenizer needs it
+                save_file({"item_text": self.items.item_text.contiguous().cpu()}, str(staged / "item_text.safetensors"))
+            save_model(self, str(staged / "model.safetensors"))
+
+        return save_folder(folder, fill)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "GenerativeRecommender":

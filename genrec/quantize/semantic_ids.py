@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genrec.errors import MissingFileError
+from genrec.files import save_folder
 
 if TYPE_CHECKING:
     from genrec.quantize.tokenizer import SemanticTokenizer
@@ -116,11 +117,12 @@ class SemanticIdTable:
         return self.codes.shape[1]
 
     def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({"codes": self.codes.contiguous(), "semantic": self.semantic.contiguous()},
-                  str(folder / "semantic_ids.safetensors"))
-        (folder / "semantic_ids.json").write_text(json.dumps(asdict(self.meta), indent=2))
+        def fill(staged: Path) -> None:
+            save_file({"codes": self.codes.contiguous(), "semantic": self.semantic.contiguous()},
+                      str(staged / "semantic_ids.safetensors"))
+            (staged / "semantic_ids.json").write_text(json.dumps(asdict(self.meta), indent=2))
+
+        save_folder(folder, fill)
 
     @classmethod
     def load(cls, folder: str | Path) -> "SemanticIdTable":

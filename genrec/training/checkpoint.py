@@ -4,7 +4,7 @@
 the model (`model.safetensors`), the optimizer's tensors and settings, the LR schedule's counters, the loop
 counters (`loop.json`), and every random generator: torch's global one (dropout), numpy's and Python's,
 and the data shuffler's (`rng_<rank>.safetensors` / `.json`, one per process). `done.json` is written
-last; a checkpoint is staged and swapped in whole (`run_folder.swap_in`). A damaged file is named in a
+last; a checkpoint is staged and swapped in whole (`genrec.files.swap_in`). A damaged file is named in a
 clear error with what to do, instead of a raw parser error.
 """
 from __future__ import annotations

@@ -27,7 +27,7 @@ from genrec.console import interactive, quiet_repeated_warnings
 from genrec.errors import RunFolderError
 from genrec.training.checkpoint import (DONE, load_checkpoint, load_weights, read_json, read_tensors, save_checkpoint,
                                         save_weights)
-from genrec.training.run_folder import save_atomic, staging, swap_in
+from genrec.files import save_atomic, staging, swap_in
 
 BEST = "best_model.safetensors"  # the best validation epoch's weights
 # settings a resumed run must share with the run it continues (the others, e.g. epochs or patience, may change)

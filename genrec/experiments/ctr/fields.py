@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from genrec.config import to_dict
+from genrec.files import save_atomic
 from genrec.data.schema import Catalog
 from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 
@@ -90,7 +91,7 @@ def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str 
             return np.load(path)
         tokenizer, _, _ = fit_tokenizer(x, tok_cfg, path.parent)
         out = tokenizer.codes(x).numpy()
-        np.save(path, out)
+        save_atomic(lambda f: np.save(f, out), path)
         return out
 
     return codes

@@ -25,6 +25,7 @@ from genrec.evaluation.codes import effective_rank, singular_spectrum
 from genrec.evaluation.ctr import auc_logloss
 from genrec.experiments.ctr.fields import ItemFields, attribute_fields, representation_fields, tokenizer_codes
 from genrec.experiments.harness import DataConfig, fit_and_test, holding, load_data, run_record, write_result
+from genrec.files import write_atomic
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
 from genrec.models.ctr import CtrModel, CtrModelConfig, build_ctr_model
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
@@ -175,7 +176,7 @@ def _fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: 
               "parameters": sum(p.numel() for p in model.parameters()),
               "effective_rank": effective_rank(rep), "spectrum": singular_spectrum(rep)[: cfg.spectrum_values].tolist()}
     if accelerator.is_main_process:
-        (run_dir / "result.json").write_text(json.dumps(record))
+        write_atomic(run_dir / "result.json", json.dumps(record))
         (run_dir / BEST).unlink(missing_ok=True)  # the grid keeps numbers, not hundreds of checkpoints
     return record
 

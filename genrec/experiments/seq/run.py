@@ -7,10 +7,9 @@ from typing import Any
 
 import torch
 
-from genrec.config import save_config
 from genrec.data import item_embeddings, popularity
 from genrec.experiments.harness import (fit_and_test, format_metrics, holding, load_data, popularity_metrics,
-                                        run_record, summarize, write_result)
+                                        run_record, start_fit, summarize, write_result)
 from genrec.experiments.seq.config import SeqRunConfig
 from genrec.experiments.seq.modes import SeedContext, build_task
 from genrec.training import make_accelerator
@@ -30,12 +29,12 @@ def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> d
     per_seed = []
     for seed in cfg.seeds:
         run_dir = Path(cfg.output_dir) / cfg.name / f"seed_{seed}"
+        start_fit(cfg, run_dir, accelerator)
         torch.manual_seed(seed)
         task = build_task(SeedContext(cfg, seed, data, splits, embeddings, run_dir, accelerator))
         model, record = fit_and_test(task, cfg.train, seed, run_dir, accelerator, cfg.mode)
         if accelerator.is_main_process:
             model.save_pretrained(run_dir / "model")
-            save_config(cfg, run_dir / "run_config.yaml")
         per_seed.append({**record, "mode": cfg.mode})
     mean, std = summarize(per_seed)
     result = {

@@ -1,5 +1,5 @@
-"""Safe writes into a run folder: one writer at a time (a lock file), and files that are either whole or
-absent (written under a temporary name, then renamed), so a kill mid-save never leaves half a file."""
+"""Files genrec writes are whole or absent (written under a temporary name, then renamed, so a kill
+mid-save never leaves half a file), and a run folder has one writer at a time (a lock file)."""
 from __future__ import annotations
 
 import json
@@ -24,6 +24,14 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def save_folder(folder: str | Path, fill) -> Path:
+    """`fill(staged_folder)`, then swap the complete folder in for `folder`."""
+    staged = staging(folder)
+    fill(staged)
+    swap_in(staged, folder)
+    return Path(folder)
 
 
 @contextmanager
@@ -93,7 +101,7 @@ def swap_in(staged: Path, folder: str | Path) -> None:
 def save_atomic(save, path: str | Path) -> Path:
     """`save(tmp_path)` then rename onto `path` (e.g. `lambda f: torch.save(state, f)`)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # the suffix kept: np.save wants .npy
     save(tmp)
     os.replace(tmp, path)
     return path
