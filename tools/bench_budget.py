@@ -71,7 +71,9 @@ def rows_of(model: str, result: dict) -> dict[str, dict]:
     record = result["per_seed"][0]
     if model == "genrec_window":
         return {"genrec_window": {**record, "test": {k: record["test"][k] for k in METRICS}}}
-    return {row: {**record, "test": {k: record["test"][prefix + k] for k in METRICS}} for row, prefix in RANKINGS.items()}
+    rows = {row: {**record, "test": {k: record["test"][prefix + k] for k in METRICS}} for row, prefix in RANKINGS.items()}
+    rows["genrec_hybrid"]["hybrid_alpha"] = record["test"]["hybrid_alpha"]  # the mix chosen on validation
+    return rows
 
 
 def curve(record: dict, key: str) -> list[list[float]]:
@@ -102,7 +104,7 @@ def collect(args: argparse.Namespace) -> dict:
         entry["epochs"] = [len(r["history"]) for r in per_seed]
         entry["best_epoch"] = [r["best_epoch"] for r in per_seed]
         if row == "genrec_hybrid":
-            entry["hybrid_alpha"] = [r["test"].get("hybrid_alpha") for r in per_seed]
+            entry["hybrid_alpha"] = [r["hybrid_alpha"] for r in per_seed]
         prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
         entry["precision"] = next(s.split("=")[1].strip("'") for s in MODELS[entry["fit"]] if s.startswith("train.mixed_precision"))
