@@ -73,6 +73,7 @@ class GenerativeRecommender(nn.Module):
         self.t5 = build_model(seq2seq, self.vocab.size)
         self.item_ids = item_ids or [str(i) for i in range(len(codes))]
         self.titles = titles or [""] * len(codes)
+        self._index = {item: i for i, item in enumerate(self.item_ids)}
 
     # ------------------------------------------------------------------ codes
     def _set_decoding(self, codes: torch.Tensor) -> None:
@@ -216,8 +217,6 @@ class GenerativeRecommender(nn.Module):
             return torch.log_softmax(hidden[:, -1].float() @ table.float().T, dim=-1)
 
     def item_index(self, item_id: str) -> int:
-        if not hasattr(self, "_index"):
-            self._index = {item: i for i, item in enumerate(self.item_ids)}
         if str(item_id) not in self._index:
             raise UnknownItemError(f"item {item_id!r} is not in this model's catalogue ({self.num_items} items)")
         return self._index[str(item_id)]
