@@ -121,6 +121,7 @@ def collect(args: argparse.Namespace) -> dict:
                     "models: beam 20, top-10; hybrid: the beam's 20 candidates re-scored, mix chosen on validation",
         "models": models,
         "missing_fits": missing,
+        **({"note": args.note} if args.note else {}),
     }
 
 
@@ -156,6 +157,7 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/budget")
     parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
     parser.add_argument("--results", default="results")
+    parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
     parser.add_argument("overrides", nargs="*", help="key=value for every fit, e.g. data.max_users=2000")
     args = parser.parse_args()
 
