@@ -74,3 +74,14 @@ def test_a_large_file_loads(tmp_path):
     seq, items = p5(tmp_path, lines.encode())
     data = load_p5(seq, items)
     assert data.num_users == 20000 and data.num_interactions == 100000
+
+
+def test_empty_fields_load_and_get_a_text_fallback(tmp_path):
+    from genrec.data import item_texts
+
+    seq, items = p5(tmp_path, b"1 1 2 3\n", items=[{"item_id": 1, "title": ""}, {"item_id": 2}, {"item_id": 3, "title": "x"}])
+    data = load_p5(seq, items)
+    assert data.catalog.title(0) == "1" and item_texts(data.catalog)[:2] == ["Item 1", "Item 2"]  # the id stands in
+    seq, items = p5(tmp_path, b"1\n2 1 2 3\n")
+    with pytest.raises(DataValidationError, match=r":1: malformed_line: expected 'user item ...'"):
+        load_p5(seq, items)

@@ -48,7 +48,8 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
 
     script = Path(__file__).parents[1] / "recipes" / "recommend.py"
     for args, message in ((["--history", "no-such-item"], "is not in this model's catalogue"),
-                          (["--history", "1", "--k", "0"], "k must be at least 1")):
+                          (["--history", "1", "--k", "0"], "k must be at least 1"),
+                          (["--user", "nobody"], "user 'nobody' is not in the run's dataset")):
         done = subprocess.run([sys.executable, str(script), "--run", str(tmp_path / "runs" / "smoke" / "seed_42"), *args],
                               capture_output=True, text=True)
         assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and message in done.stderr
