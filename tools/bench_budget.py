@@ -6,7 +6,8 @@ users with the same metric code.
 
 Each fit is its own process (`GENREC_NUM_THREADS=1`), `--jobs` of them side by side, so every model trains
 under the same machine load. A fit whose result file exists is skipped, and a fit that was stopped resumes
-from its last checkpoint, so the benchmark can be run in parts. `--collect` only gathers finished fits.
+from its last checkpoint, so the benchmark can be run in parts (each fit's result file is kept under
+`results/budget_fits/`, so a later session can add seeds). `--collect` only gathers finished fits.
 Writes results/budget_<dataset>.json and results/plots/budget_<dataset>.png (validation R@10 against
 training seconds).
 """
@@ -45,13 +46,13 @@ def fit_command(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     script, *settings = MODELS[model]
     name = fit_name(args.dataset, model, seed, args.minutes)
     return [sys.executable, script, *settings, f"data.dataset={args.dataset}", f"seeds=[{seed}]", f"name={name}",
-            f"output_dir={args.runs}", f"results_dir={args.runs}/results", f"train.max_minutes={args.minutes}",
+            f"output_dir={args.runs}", f"results_dir={args.fits}", f"train.max_minutes={args.minutes}",
             "train.epochs=1000", "train.patience=0", "train.progress=false", *args.overrides]
 
 
 def run_fit(args: argparse.Namespace, model: str, seed: int) -> Path:
     name = fit_name(args.dataset, model, seed, args.minutes)
-    out = Path(args.runs) / "results" / f"{name}.json"
+    out = Path(args.fits) / f"{name}.json"
     if out.exists():
         return out
     log = Path(args.runs) / "logs" / f"{name}.log"
@@ -87,7 +88,7 @@ def collect(args: argparse.Namespace) -> dict:
     missing = []
     for model in args.models:
         for seed in args.seeds:
-            path = Path(args.runs) / "results" / f"{fit_name(args.dataset, model, seed, args.minutes)}.json"
+            path = Path(args.fits) / f"{fit_name(args.dataset, model, seed, args.minutes)}.json"
             if not path.exists():
                 missing.append(path.stem)
                 continue
@@ -154,7 +155,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--runs", default="runs/budget")
+    parser.add_argument("--runs", default="runs/budget", help="checkpoints and logs (not committed)")
+    parser.add_argument("--fits", default="results/budget_fits",
+                        help="each fit's result file (committed, so a later session adds seeds or collects)")
     parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
     parser.add_argument("--results", default="results")
     parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
