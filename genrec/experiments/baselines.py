@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from genrec.config import check_run, load_config
+from genrec.config import load_config
 from genrec.errors import MissingFileError
 from genrec.data import LeaveOneOut, item_embeddings, popularity
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
-from genrec.experiments.harness import (DataConfig, fit_and_test, format_metrics, holding, load_data,
-                                        popularity_metrics, run_record, start_fit, summarize, write_result)
+from genrec.experiments.harness import (DataConfig, RunConfig, fit_and_test, format_metrics, holding,
+                                        load_data, popularity_metrics, run_record, start_fit, summarize,
+                                        write_result)
 from genrec.experiments.seq.config import ItemInputConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
 from genrec.models.item_embedding import ItemEmbedding
@@ -89,11 +90,8 @@ def _sasrec_train() -> TrainConfig:
 
 
 @dataclass
-class BaselineRunConfig:
+class BaselineRunConfig(RunConfig):
     name: str = "beauty_baselines"
-    output_dir: str = "runs"
-    results_dir: str = "results"
-    seeds: list[int] = field(default_factory=lambda: [42])
     models: list[str] = field(default_factory=lambda: ["sasrec_id"])  # sasrec_id | sasrec_unified
     eval_batch_size: int = 1024
     data: DataConfig = field(default_factory=DataConfig)
@@ -102,10 +100,6 @@ class BaselineRunConfig:
     items: ItemInputConfig = field(default_factory=ItemInputConfig)
     unified: UnifiedConfig = field(default_factory=UnifiedConfig)
     train: TrainConfig = field(default_factory=_sasrec_train)
-
-    def validate(self) -> None:
-        check_run(self.name, self.seeds)
-
 
 def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run_dir: Path, accelerator) -> ItemEmbedding:
     """The stage-one tokenizer of this seed (the same fit the generative path uses), then either kept

@@ -6,7 +6,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,27 @@ import torch
 import yaml
 from accelerate import Accelerator
 
-from genrec.config import check, save_config, to_dict
+from genrec.config import check, check_run, save_config, to_dict
 from genrec.data import LeaveOneOut, SequenceData, leave_one_out, load_dataset
 from genrec.data.splits import Split
 from genrec.errors import RunFolderError
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
 from genrec.files import run_lock, write_atomic
 from genrec.training import Task, TrainConfig, Trainer
+
+
+@dataclass
+class RunConfig:
+    """What every run's config starts with: the name of its folder and results file, where they go, and
+    its seeds. Subclasses add their sections (and may redeclare a default)."""
+
+    name: str = "run"
+    output_dir: str = "runs"
+    results_dir: str = "results"
+    seeds: list[int] = field(default_factory=lambda: [42])
+
+    def validate(self) -> None:
+        check_run(self.name, self.seeds)
 
 
 @dataclass

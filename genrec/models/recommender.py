@@ -198,20 +198,21 @@ class GenerativeRecommender(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20,
-                 topk: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities."""
+    def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20, topk: int = 10,
+                 encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities.
+        `encoded`: this batch's `encode(history, users)`, when the caller already has it."""
         self.codes_on(history.device)
-        hidden, valid = self.encode(history, users)
+        hidden, valid = self.encode(history, users) if encoded is None else encoded
         return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
                                        encoder_hidden=hidden)
 
     @torch.no_grad()
-    def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None,
-                     table: torch.Tensor | None = None) -> torch.Tensor:
+    def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,
+                     encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """[B, items] fp32 log-probabilities of the next item from the dense head (the last position's state
-        against the item table; `table`: a precomputed `items.table()`)."""
-        hidden, _ = self.encode(history, users)
+        against the item table; `table`: a precomputed `items.table()`; `encoded` as in `generate`)."""
+        hidden, _ = self.encode(history, users) if encoded is None else encoded
         table = self.items.table() if table is None else table
         with torch.autocast(hidden.device.type, enabled=False):
             return torch.log_softmax(hidden[:, -1].float() @ table.float().T, dim=-1)

@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from genrec.config import check_run, save_config
+from genrec.config import save_config
 from genrec.data import item_embeddings
 from genrec.data.ctr import CtrSampleConfig, CtrSamples, ctr_samples
 from genrec.evaluation.codes import effective_rank, singular_spectrum
 from genrec.evaluation.ctr import auc_logloss
 from genrec.experiments.ctr.fields import ItemFields, attribute_fields, representation_fields, tokenizer_codes
-from genrec.experiments.harness import DataConfig, fit_and_test, holding, load_data, run_record, write_result
+from genrec.experiments.harness import DataConfig, RunConfig, fit_and_test, holding, load_data, run_record, write_result
 from genrec.files import write_atomic
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
 from genrec.models.ctr import CtrModel, CtrModelConfig, build_ctr_model
@@ -73,10 +73,8 @@ def _ctr_tokenizer() -> TokenizerFitConfig:
 
 
 @dataclass
-class CtrRunConfig:
+class CtrRunConfig(RunConfig):
     name: str = "ctr_beauty"
-    output_dir: str = "runs"
-    results_dir: str = "results"
     seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
     tokenizer_seed: int = 42  # one tokenizer per (kind, size), shared by all model seeds
     attribute_slots: int = 4  # leading S3-Rec attribute ids used as category fields (0 = none)
@@ -89,10 +87,6 @@ class CtrRunConfig:
     model: CtrModelConfig = field(default_factory=CtrModelConfig)
     tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
-
-    def validate(self) -> None:
-        check_run(self.name, self.seeds)
-
 
 class CtrTask(Task):
     """Binary cross-entropy on (user, item fields) rows; evaluation scores every row of a split."""

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genrec.config import check, check_run
-from genrec.experiments.harness import DataConfig
+from genrec.config import check
+from genrec.experiments.harness import DataConfig, RunConfig
 from genrec.experiments.seq.schedule import JointConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig
 from genrec.models.seq2seq import Seq2SeqConfig
@@ -54,11 +54,8 @@ class DecodeConfig:
 
 
 @dataclass
-class SeqRunConfig:
+class SeqRunConfig(RunConfig):
     name: str = "beauty_seq"
-    output_dir: str = "runs"
-    results_dir: str = "results"
-    seeds: list[int] = field(default_factory=lambda: [42])
     tokenizer_path: str = ""  # two_stage: a saved semantic-ID table folder; empty = train one per seed
     # a name in genrec.experiments.seq.modes.MODES:
     # two_stage: TIGER (tokenizer, then a recommender over code tokens on fixed codes);
@@ -73,6 +70,3 @@ class SeqRunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     joint: JointConfig = field(default_factory=JointConfig)  # mode=joint only
-
-    def validate(self) -> None:
-        check_run(self.name, self.seeds)

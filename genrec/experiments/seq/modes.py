@@ -17,7 +17,7 @@ from genrec.data import LeaveOneOut, SequenceData
 from genrec.data.splits import training_rows
 from genrec.experiments.harness import log
 from genrec.experiments.seq.config import SeqRunConfig
-from genrec.experiments.seq.tasks import GenerativeTask, JointTask, item_codes, joint_level_sizes
+from genrec.experiments.seq.tasks import GenerativeTask, JointTask, check_fits, item_codes, joint_level_sizes
 from genrec.experiments.tokenizer import pretrained_tokenizer, seeded, semantic_table
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.recommender import GenerativeRecommender
@@ -36,10 +36,7 @@ class SeedContext:
 
     @property
     def every_position(self) -> bool:
-        kinds = ("window", "every_position")
-        if self.cfg.objective.kind not in kinds:
-            raise ValueError(f"objective.kind must be one of {kinds}, got {self.cfg.objective.kind!r}")
-        return self.cfg.objective.kind == "every_position"
+        return self.cfg.objective.kind == "every_position"  # the config's validate() allows only the two kinds
 
     def recommender(self, codes: torch.Tensor, level_sizes: list[int], items: ItemEmbedding | None) -> GenerativeRecommender:
         catalog = self.data.catalog
@@ -77,10 +74,7 @@ def unified(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Gen
     if model is None:
         table = ctx.table()
         level_sizes = joint_level_sizes(ctx.cfg.tokenizer)
-        if any(used > size for used, size in zip(table.meta.level_sizes, level_sizes)):
-            raise ValueError(f"semantic IDs need level sizes {table.meta.level_sizes}, more than the {level_sizes} "
-                             "slots of the unified vocabulary: the tokenizer collapsed (train it longer or check "
-                             "tokenizer.* settings)")
+        check_fits(table.meta.level_sizes, level_sizes)
         items = ItemEmbedding(table.semantic, ctx.cfg.items.id_dim, ctx.cfg.model.d_model)
         model = ctx.recommender(table.codes, level_sizes, items)
     return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed, **ctx.objective())

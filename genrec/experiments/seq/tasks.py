@@ -83,8 +83,9 @@ class GenerativeTask(Task):
         invalid, dupes, empty = [], [], []
         for batch in eval_batches(self, split, self.decode.batch_size, accelerator):
             with accelerator.autocast():
-                pool, pool_scores = model.generate(batch["history"], batch["user"], self.decode.beam, candidates)
-                dense_logp = model.dense_scores(batch["history"], batch["user"], table) if dense else None
+                encoded = model.encode(batch["history"], batch["user"])  # once for both heads
+                pool, pool_scores = model.generate(batch["history"], batch["user"], self.decode.beam, candidates, encoded)
+                dense_logp = model.dense_scores(batch["history"], batch["user"], table, encoded) if dense else None
             target = batch["target"]
             items = pool[:, : self.decode.topk]
             ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
@@ -145,11 +146,17 @@ def item_codes(tokenizer: SemanticTokenizer, item_text: torch.Tensor, level_size
         tokenizer.train(was)
         table = SemanticIdTable.build(raw, tokenizer.quantizer.decode_codes(raw).detach(), codebook_size=cfg.codebook_size,
                                       collision=cfg.collision, distances=tokenizer.distances, last_distances=last)
-    if any(used > size for used, size in zip(table.meta.level_sizes, level_sizes)):
-        raise ValueError(f"a collision group outgrew the {level_sizes[-1]} suffix slots (level sizes "
-                         f"{table.meta.level_sizes}); raise joint.suffix_slots, or lower joint.align_weight or "
-                         "joint.tok_epochs if the tokenizer is collapsing")
+    check_fits(table.meta.level_sizes, level_sizes)
     return table.codes.cpu(), table.meta.unique_rate_before_dedup
+
+
+def check_fits(used: list[int], slots: list[int]) -> None:
+    """Codes must fit the fixed vocabulary: a collision group larger than the suffix level means the
+    tokenizer collapsed (or, in joint training, drifted)."""
+    if any(u > s for u, s in zip(used, slots)):
+        raise ValueError(f"a collision group outgrew the {slots[-1]} suffix slots (level sizes {used}); train the "
+                         "tokenizer longer or check tokenizer.*; in joint training raise joint.suffix_slots, or "
+                         "lower joint.align_weight or joint.tok_epochs")
 
 
 class JointTask(GenerativeTask):
