@@ -19,11 +19,14 @@ TEMPLATE_ORDER = (("title", "Title"), ("brand", "Brand"), ("categories", "Catego
 
 
 def item_texts(catalog: Catalog, max_description_chars: int = 512) -> list[str]:
-    """One string per item from the fields the dataset has (already HTML-unescaped by the loaders)."""
+    """One string per item from the fields the dataset has (already HTML-unescaped by the loaders): the known
+    fields in a fixed order, then any other text column of a user's item table under its own name."""
+    known = {field for field, _ in TEMPLATE_ORDER}
+    fields = [*TEMPLATE_ORDER, *((name, name.replace("_", " ").capitalize()) for name in catalog.text if name not in known)]
     texts = []
     for i in range(len(catalog)):
         parts = []
-        for field, label in TEMPLATE_ORDER:
+        for field, label in fields:
             value = catalog.get(field, i)
             if value:
                 value = str(value)[:max_description_chars] if field == "description" else str(value)

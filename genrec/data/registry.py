@@ -5,9 +5,11 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from genrec.data.interactions import InteractionTable, load_interactions
 from genrec.data.loaders import MIN_LENGTH, load_item_attributes, load_lcrec, load_p5
 from genrec.data.schema import SequenceData
-from genrec.data.validation import OnError
+from genrec.data.tables import table_format
+from genrec.data.validation import DataValidationError, OnError
 
 # name -> folder under the shared data root
 KNOWN = {"beauty": "amazon2014_beauty", "sports": "amazon2014_sports", "scientific": "amazon2018_scientific"}
@@ -35,8 +37,10 @@ def _find_named(name: str) -> Path | None:
     return None
 
 
-def load_dataset(name_or_path: str | Path, *, on_error: OnError = "raise", min_length: int = MIN_LENGTH) -> SequenceData:
-    """Load a named dataset or a folder/file in either supported format.
+def load_dataset(name_or_path: str | Path, *, on_error: OnError = "raise", min_length: int = MIN_LENGTH,
+                 table: InteractionTable | None = None) -> SequenceData:
+    """Load a named dataset, a folder in P5, LC-Rec or RecBole layout, or an interaction table file (CSV, TSV,
+    Parquet, JSON lines, RecBole `.inter`; read as `table` says).
 
     `beauty` falls back to the copy shipped inside the package, so a fresh install runs offline.
     """
@@ -50,11 +54,11 @@ def load_dataset(name_or_path: str | Path, *, on_error: OnError = "raise", min_l
                 f"dataset {key!r} not found under {[str(r) for r in data_roots()]}; "
                 f"set GENREC_DATA_DIR to the folder holding {KNOWN[key]}/"
             )
-        return load_path(folder, name=key, on_error=on_error, min_length=min_length)
+        return load_path(folder, name=key, on_error=on_error, min_length=min_length, table=table)
     path = Path(key)
     if not path.exists():
         raise FileNotFoundError(f"unknown dataset {key!r}: not one of {sorted(KNOWN)} and no such path")
-    return load_path(path, name=path.stem, on_error=on_error, min_length=min_length)
+    return load_path(path, name=path.name.split(".")[0], on_error=on_error, min_length=min_length, table=table)
 
 
 def _first(folder: Path, patterns: list[str]) -> Path | None:
@@ -65,9 +69,20 @@ def _first(folder: Path, patterns: list[str]) -> Path | None:
     return None
 
 
-def load_path(path: Path, *, name: str, on_error: OnError = "raise", min_length: int = MIN_LENGTH) -> SequenceData:
+def load_path(path: Path, *, name: str, on_error: OnError = "raise", min_length: int = MIN_LENGTH,
+              table: InteractionTable | None = None) -> SequenceData:
     """Detect the format of a folder (or a single sequence/interaction file) and load it."""
     path = Path(path)
+    table = table or InteractionTable()
+    inter_table = path if path.is_file() and not path.name.endswith(".inter.json") and (
+        table.format != "auto" or table_format(path) is not None) else None
+    if inter_table is None and path.is_dir():
+        inter_table = _first(path, ["*.inter"])
+    if inter_table is not None:
+        return load_interactions(inter_table, table, name=name, min_length=min_length, on_error=on_error)
+    if table != InteractionTable():
+        raise DataValidationError(f"{path}: data.table settings apply to interaction tables (CSV, TSV, Parquet, "
+                                  "JSON lines, RecBole); this dataset is in P5 or LC-Rec format")
     folder = path if path.is_dir() else path.parent
     inter = path if path.name.endswith(".inter.json") else _first(folder, ["*.inter.json", "raw/*.inter.json"])
     if inter is not None:
@@ -78,7 +93,8 @@ def load_path(path: Path, *, name: str, on_error: OnError = "raise", min_length:
     seq = path if path.is_file() else _first(folder, seq_patterns)
     if seq is None:
         raise FileNotFoundError(
-            f"{path}: no sequential_data.txt (P5 format) or *.inter.json (LC-Rec format) found"
+            f"{path}: no sequential_data.txt (P5 format), *.inter.json (LC-Rec format) or *.inter (RecBole) found; "
+            "an interaction table is a file ending in .csv, .tsv, .parquet, .jsonl or .inter (or set data.table.format)"
         )
     items = _first(folder, ["items.jsonl", "items.jsonl.gz", "derived/items.jsonl"])
     data = load_p5(seq, items, name=name, on_error=on_error, min_length=min_length)

@@ -40,7 +40,10 @@ class Catalog:
         return None if values is None else values[index]
 
     def title(self, index: int) -> str:
-        return self.get("title", index) or self.get("keywords", index) or self.original_ids[index]
+        """`title`, else P5's keywords, else the first text field a user's item table has, else the id."""
+        first = next(iter(self.text), None)
+        return (self.get("title", index) or self.get("keywords", index) or (first and self.text[first][index])
+                or self.original_ids[index])
 
 
 @dataclass
@@ -52,6 +55,7 @@ class SequenceData:
     user_ids: list[str]
     sequences: list[np.ndarray]
     dropped: dict[str, int] = field(default_factory=dict)  # rows dropped by kind (data.on_error=drop)
+    filtering: dict[str, Any] = field(default_factory=dict)  # interaction tables: each filter's counts
 
     @property
     def num_users(self) -> int:
@@ -88,6 +92,7 @@ class SequenceData:
                 for name, values in self.catalog.text.items()
             },
             "dropped_rows": dict(self.dropped),
+            **({"filtering": self.filtering} if self.filtering else {}),
         }
 
     def to_hf_dataset(self):

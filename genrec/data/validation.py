@@ -4,7 +4,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
+
+import numpy as np
 
 from genrec.errors import GenrecError, MissingFileError
 
@@ -21,14 +23,17 @@ class Problem:
     file: str
     line: int | None
     detail: str
+    unit: str = "line"  # text files: `file:line`; tables: `file: row N` (a quoted field may span lines)
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        where = self.file if self.line is None else (
+            f"{self.file}:{self.line}" if self.unit == "line" else f"{self.file}: row {self.line}")
         return f"{where}: {self.kind}: {self.detail}"
 
 
 class ProblemLog:
-    """Collects problems while a file is read. `finish()` raises or reports what was dropped."""
+    """Collects problems while a file is read. `finish()` raises or reports what was dropped. Every problem is
+    counted; the first `max_listed` are kept with their location for the message."""
 
     max_listed = 10
 
@@ -37,25 +42,37 @@ class ProblemLog:
             raise ValueError(f"on_error must be 'raise' or 'drop', got {on_error!r}")
         self.on_error = on_error
         self.problems: list[Problem] = []
+        self._counts: Counter[str] = Counter()
         self.blank_lines: list[int] = []  # skipped, and said so: a blank line holds no row to lose
 
     def add(self, kind: str, file: str | Path, line: int | None, detail: str) -> None:
-        self.problems.append(Problem(kind, str(file), line, detail))
+        self._counts[kind] += 1
+        if len(self.problems) < self.max_listed:
+            self.problems.append(Problem(kind, str(file), line, detail))
+
+    def add_rows(self, kind: str, file: str, rows: np.ndarray, detail: Callable[[int], str]) -> None:
+        """Problems found column-wise: `rows` are 0-based row positions, reported as 1-based `row N`;
+        `detail(row)` is called only for the rows the message lists."""
+        if not len(rows):
+            return
+        self._counts[kind] += len(rows)
+        for row in rows[: max(0, self.max_listed - len(self.problems))]:
+            self.problems.append(Problem(kind, file, int(row) + 1, detail(int(row)), unit="row"))
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(p.kind for p in self.problems))
+        return dict(self._counts)
 
     def summary(self) -> str:
-        listed = "\n".join(f"  {p}" for p in self.problems[: self.max_listed])
-        more = len(self.problems) - self.max_listed
+        listed = "\n".join(f"  {p}" for p in self.problems)
+        more = sum(self._counts.values()) - len(self.problems)
         tail = f"\n  ... and {more} more" if more > 0 else ""
-        return f"{len(self.problems)} problem(s) {self.counts()}:\n{listed}{tail}"
+        return f"{sum(self._counts.values())} problem(s) {self.counts()}:\n{listed}{tail}"
 
     def finish(self, what: str) -> dict[str, int]:
         if self.blank_lines:
             shown = ", ".join(map(str, self.blank_lines[:5])) + (" ..." if len(self.blank_lines) > 5 else "")
             print(f"[genrec] note: skipped {len(self.blank_lines)} blank line(s) in {what} (line {shown})")
-        if not self.problems:
+        if not self._counts:
             return {}
         if self.on_error == "raise":
             raise DataValidationError(

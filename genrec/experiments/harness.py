@@ -16,7 +16,8 @@ import yaml
 from accelerate import Accelerator
 
 from genrec.config import check, check_run, save_config, to_dict
-from genrec.data import LeaveOneOut, SequenceData, leave_one_out, load_dataset
+from genrec.data import InteractionTable, LeaveOneOut, SequenceData, leave_one_out, load_dataset
+from genrec.data.loaders import MIN_LENGTH
 from genrec.data.splits import Split
 from genrec.errors import RunFolderError
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
@@ -40,19 +41,23 @@ class RunConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "beauty"
+    dataset: str = "beauty"  # a name (beauty, sports, scientific), a folder, or an interaction table file
+    table: InteractionTable = field(default_factory=InteractionTable)  # how to read an interaction table
+    min_length: int = MIN_LENGTH  # users with fewer interactions are left out (leave-one-out needs 3)
     max_history: int = 20
     on_error: str = "raise"
     max_users: int = 0  # keep only the first N users (smoke tests and demos); 0 = all, the protocol
 
     def validate(self) -> None:
+        check(self.min_length >= MIN_LENGTH, f"min_length must be at least {MIN_LENGTH} (a training, a validation "
+                                             f"and a test item), got {self.min_length}")
         check(self.max_history >= 1, f"max_history must be at least 1, got {self.max_history}")
         check(self.max_users >= 0, f"max_users must be 0 (all users) or a positive count, got {self.max_users}")
         check(self.on_error in ("raise", "drop"), f"on_error must be raise or drop, got {self.on_error!r}")
 
 
 def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:
-    data = load_dataset(cfg.dataset, on_error=cfg.on_error)
+    data = load_dataset(cfg.dataset, on_error=cfg.on_error, min_length=cfg.min_length, table=cfg.table)
     if cfg.max_users:
         data = replace(data, user_ids=data.user_ids[: cfg.max_users], sequences=data.sequences[: cfg.max_users])
     return data, leave_one_out(data, cfg.max_history)

@@ -1,0 +1,127 @@
+"""Tables on disk (CSV, TSV, Parquet, JSON lines, RecBole atomic files) or in memory (`datasets.Dataset`),
+read through `datasets` into one Arrow table.
+
+`datasets` parses a file in chunks into a memory-mapped Arrow cache, so a 10M-row file never passes
+through a Python loop; everything downstream works on whole columns. Identifier columns are read as
+text, so `007` stays `007` and an id column with a gap does not turn into floats.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from genrec.data.validation import DataValidationError, read_text
+from genrec.errors import MissingFileError
+
+# file suffix -> format; a `.json` that is not LC-Rec's `*.inter.json` is read as JSON lines
+SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
+            ".jsonl": "jsonl", ".json": "jsonl", ".inter": "recbole", ".item": "recbole"}
+FORMATS = ("csv", "tsv", "parquet", "jsonl", "recbole")
+SEPARATORS = {"csv": ",", "tsv": "\t", "recbole": "\t"}
+
+
+def table_format(path: Path) -> str | None:
+    """The table format a file's suffix names (`None`: not a table file)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes = suffixes[:-1]
+    return SUFFIXES.get(suffixes[-1]) if suffixes else None
+
+
+def recbole_header(path: Path, sep: str = "\t") -> dict[str, tuple[str, str]]:
+    """RecBole atomic files name each column `name:type` (token, token_seq, float, float_seq):
+    {name: (header as written, type)}."""
+    first = read_text(path).split("\n", 1)[0].rstrip("\r")
+    columns = {}
+    for raw in first.split(sep):
+        name, _, kind = raw.strip().partition(":")
+        if not kind:
+            raise DataValidationError(f"{path}:1: malformed_header: column {raw!r} has no ':type' "
+                                      "(RecBole atomic files write e.g. 'user_id:token')")
+        columns[name] = (raw, kind)
+    return columns
+
+
+def _header(path: Path, sep: str) -> list[str]:
+    text = read_text(path)
+    first = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep), [])
+    if not first or not any(first):
+        raise DataValidationError(f"{path}: the file is empty or has no header line; the first line must name "
+                                  "the columns")
+    return first
+
+
+NAME_COLUMNS = "data.table.columns (e.g. data.table.columns.user=userId)"
+
+
+def read_table(source: Any, fmt: str = "auto", *, sep: str = "", columns: Sequence[str] = (),
+               setting: str = NAME_COLUMNS) -> tuple[pa.Table, str]:
+    """`source` (a path or a `datasets.Dataset`) as an Arrow table, and the name to use for it in messages.
+    `columns`, if given, must all exist (else the error points at `setting`), and only they are kept. Delimited files are read all as text (ids
+    keep their leading zeros; times and ratings are parsed later, so a bad value can name its row)."""
+    import datasets
+
+    if isinstance(source, datasets.Dataset):
+        table = source.with_format("arrow")[:]  # honours a select/shuffle/filter done on the Dataset
+        return _keep(table, columns, "the in-memory Dataset", setting), "the in-memory Dataset"
+    path = Path(source)
+    if not path.is_file():
+        raise MissingFileError(f"data file not found: {path}")
+    fmt = table_format(path) if fmt == "auto" else fmt
+    if fmt not in FORMATS:
+        raise DataValidationError(f"{path}: cannot tell the table format from the name; set data.format to one of "
+                                  f"{', '.join(FORMATS)}")
+    with _quiet(datasets):
+        if fmt in ("csv", "tsv", "recbole"):
+            table = _read_delimited(path, fmt, sep or SEPARATORS[fmt], columns, setting)
+        elif fmt == "parquet":
+            table = datasets.Dataset.from_parquet(str(path)).data.table
+        else:
+            table = datasets.Dataset.from_json(str(path)).data.table
+    return _keep(table, columns, str(path), setting), str(path)
+
+
+def _read_delimited(path: Path, fmt: str, sep: str, columns: Sequence[str], setting: str) -> pa.Table:
+    import datasets
+
+    names = list(recbole_header(path, sep)) if fmt == "recbole" else _header(path, sep)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataValidationError(f"{path}: no column(s) {missing}; the file has {names}. Name the columns "
+                                  f"with {setting}")
+    wanted = list(columns) or names
+    features = datasets.Features({c: datasets.Value("string") for c in wanted})
+    read = datasets.Dataset.from_csv(str(path), sep=sep, header=0, names=names, usecols=wanted, features=features,
+                                     keep_default_na=False, na_values=[""])
+    return read.data.table
+
+
+def _keep(table: pa.Table, columns: Sequence[str], where: str, setting: str) -> pa.Table:
+    if not columns:
+        return table
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise DataValidationError(f"{where}: no column(s) {missing}; it has {table.column_names}. Name the "
+                                  f"columns with {setting}")
+    return table.select(list(columns))
+
+
+class _quiet:
+    """`datasets` draws a progress bar per file it converts; off a terminal that is noise in a log."""
+
+    def __init__(self, datasets_module: Any) -> None:
+        self.datasets = datasets_module
+
+    def __enter__(self) -> None:
+        from genrec.console import interactive
+
+        self.was_enabled = self.datasets.is_progress_bar_enabled()
+        if not interactive():
+            self.datasets.disable_progress_bars()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.was_enabled:
+            self.datasets.enable_progress_bars()
