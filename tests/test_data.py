@@ -66,7 +66,7 @@ def test_drop_mode_counts_and_reports_every_dropped_row(tmp_path, capsys):
     seq, items = write_p5(tmp_path, ["1 1 2 3", "2 1 99 3", "3 1 2", "4 1 2 3 4", "4 5 6 7"])
     data = load_p5(seq, items, on_error="drop")
     assert data.user_ids == ["1", "4"]
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "3 problem(s)" in out and "'unknown_item': 1" in out and "'too_short': 1" in out and "'duplicate_user': 1" in out
 
 

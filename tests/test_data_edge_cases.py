@@ -38,13 +38,13 @@ def test_an_empty_sequence_file_is_named(tmp_path):
 def test_blank_lines_are_skipped_and_counted(tmp_path, capsys):
     seq, items = p5(tmp_path, b"1 1 2 3\n\n2 4 5 6\n   \n")
     assert load_p5(seq, items).user_ids == ["1", "2"]
-    assert "skipped 2 blank line(s) in sequence file" in capsys.readouterr().out
+    assert "skipped 2 blank line(s) in sequence file" in capsys.readouterr().err
 
 
 def test_dropped_rows_are_reported_once_and_kept_with_the_data(tmp_path, capsys):
     seq, items = p5(tmp_path, b"1 1 2 3\n2 1 2\n3 4 5 99\n")
     data = load_p5(seq, items, on_error="drop")
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert out.count("dropped rows from sequence file") == 1
     assert data.dropped == {"too_short": 1, "unknown_item": 1} and data.stats()["dropped_rows"] == data.dropped
 

@@ -8,6 +8,7 @@ appearance. Every filter's before/after counts end up in `SequenceData.filtering
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def load_interactions(source: Any, table: InteractionTable | None = None, *, nam
     data = SequenceData(name=name or _name(source), catalog=catalog, user_ids=kept_users, sequences=sequences,
                         dropped=dropped, filtering=filtering)
     print(f"[genrec] {where}: {rows_read:,} rows -> {data.num_users:,} users, {data.num_items:,} items, "
-          f"{data.num_interactions:,} interactions ({_describe(filtering)})", flush=True)
+          f"{data.num_interactions:,} interactions ({_describe(filtering)})", file=sys.stderr, flush=True)
     return data
 
 

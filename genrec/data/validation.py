@@ -1,6 +1,7 @@
 """Input problems are collected with their location, then either raised or (explicitly) dropped and counted."""
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,7 @@ class ProblemLog:
     def finish(self, what: str) -> dict[str, int]:
         if self.blank_lines:
             shown = ", ".join(map(str, self.blank_lines[:5])) + (" ..." if len(self.blank_lines) > 5 else "")
-            print(f"[genrec] note: skipped {len(self.blank_lines)} blank line(s) in {what} (line {shown})")
+            print(f"[genrec] note: skipped {len(self.blank_lines)} blank line(s) in {what} (line {shown})", file=sys.stderr)
         if not self._counts:
             return {}
         if self.on_error == "raise":
@@ -79,7 +80,7 @@ class ProblemLog:
                 f"invalid {what}: {self.summary()}\n"
                 "Fix the input, or pass on_error='drop' (CLI: data.on_error=drop) to drop these rows with a report."
             )
-        print(f"[genrec] WARNING: dropped rows from {what}: {self.summary()}", flush=True)
+        print(f"[genrec] WARNING: dropped rows from {what}: {self.summary()}", file=sys.stderr, flush=True)
         return self.counts()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from genrec.config import load_config
-from genrec.errors import MissingFileError
+from genrec.errors import MissingFileError, RunFolderError
 from genrec.data import LeaveOneOut, SequenceData
 from genrec.experiments.harness import load_data
 from genrec.experiments.seq.config import SeqRunConfig
@@ -33,7 +33,12 @@ class SavedRun:
             raise MissingFileError(f"{folder} is not a finished run (no run_config.yaml); point at runs/<name>/seed_<s>")
         cfg = load_config(SeqRunConfig, folder / "run_config.yaml")
         data, splits = load_data(cfg.data)
-        return cls(cfg, data, splits, GenerativeRecommender.from_pretrained(folder / "model", device), folder)
+        model = GenerativeRecommender.from_pretrained(folder / "model", device)
+        if model.item_ids != data.catalog.original_ids:  # the data file changed since training
+            raise RunFolderError(f"{folder}: the model's {len(model.item_ids)} item ids (model/items.json) differ from "
+                                 f"the {data.num_items} of dataset {cfg.data.dataset!r} as read now; the data changed "
+                                 "since this run trained. Recommend with --history (raw item ids) or retrain")
+        return cls(cfg, data, splits, model, folder)
 
     def task(self, accelerator) -> GenerativeTask:
         """The task that trained this model, holding the saved weights (e.g. `task.evaluate(...)`)."""
