@@ -8,14 +8,15 @@ it is given, so `test_generation.py` checks it against `model.decoder` (the plai
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    return x.unflatten(-1, (n_heads, -1)).transpose(-3, -2)  # [..., t, h*d] -> [..., h, t, d]
+    return rearrange(x, "... t (h d) -> ... h t d", h=n_heads)
 
 
 def _merge(x: torch.Tensor) -> torch.Tensor:
-    return x.transpose(-3, -2).flatten(-2)
+    return rearrange(x, "... h t d -> ... t (h d)")
 
 
 class SharedCrossDecoder:
@@ -52,10 +53,9 @@ class SharedCrossDecoder:
             x = x + sa.o(_merge(self._attend(q, k, v, self_bias)))
             ca = block.layer[1].EncDecAttention
             h = block.layer[1].layer_norm(x)
-            q = _heads(ca.q(h), self.n_heads)  # [B, W, h, t, d] -> [B, h, W*t, d]: one bmm per user, no K/V copies
-            beams, t_len = q.shape[1], q.shape[3]
-            q = q.permute(0, 2, 1, 3, 4).flatten(2, 3)
-            out = self._attend(q, ck, cv, self.cross_bias).unflatten(2, (beams, t_len)).permute(0, 2, 1, 3, 4)
+            # beams folded into the query length: one bmm per user against its K/V, no copies per beam
+            q = rearrange(_heads(ca.q(h), self.n_heads), "b w h t d -> b h (w t) d")
+            out = rearrange(self._attend(q, ck, cv, self.cross_bias), "b h (w t) d -> b w h t d", w=x.shape[1])
             x = x + ca.o(_merge(out))
             ff = block.layer[2]
             x = x + ff.DenseReluDense(ff.layer_norm(x))

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, reduce
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
@@ -152,10 +153,11 @@ class GenerativeRecommender(nn.Module):
         decoder_ids = torch.cat([torch.full_like(tokens[:, :1], PAD), tokens[:, :-1]], dim=-1)
         out = self.t5.decoder(input_ids=decoder_ids, encoder_hidden_states=hidden[rows], encoder_attention_mask=sees)
         logits = self.t5.lm_head(out.last_hidden_state * output_scale(self.t5))
-        code_loss = F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten(), reduction="none")
+        code_loss = F.cross_entropy(rearrange(logits.float(), "n l v -> (n l) v"), rearrange(tokens, "n l -> (n l)"),
+                                    reduction="none")
         states = hidden[rows, positions + offset]  # [n, d]
         dense = states @ self.items.table().T  # the autocast precision of training; evaluation scores in fp32
-        return code_loss.view(len(rows), -1).mean(-1), dense.float()
+        return reduce(code_loss, "(n l) -> n", "mean", l=tokens.shape[1]), dense.float()
 
     def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
                 live: bool = False, align_temperature: float = 1.0, every_position: bool = False) -> dict[str, torch.Tensor]:
