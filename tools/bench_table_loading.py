@@ -62,6 +62,7 @@ def main() -> None:
         os.environ["HF_DATASETS_CACHE"] = str(Path(tmp) / "hf_cache")  # a cold cache, removed afterwards
         import datasets
 
+        datasets.disable_progress_bars()
         from genrec.data import Columns, InteractionTable, load_interactions
         from genrec.experiments.harness import hardware
 

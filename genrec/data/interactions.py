@@ -166,27 +166,32 @@ def _missing(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(null, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
 def _numbers(column: pa.ChunkedArray, dates: bool) -> tuple[np.ndarray, np.ndarray]:
     """(float64 values, mask of rows that did not parse). Text columns: numbers, or (`dates`) ISO-8601 dates
-    as seconds since 1970 when the column is not numeric."""
-    import pandas as pd
-
+    as seconds since 1970 when the column is not all numbers."""
     array = column.combine_chunks()
     if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
         values = pc.cast(pc.cast(array, pa.timestamp("s")), pa.int64()).to_numpy(zero_copy_only=False)
-        values = values.astype(np.float64)
-        return values, np.asarray(pc.is_null(array).to_numpy(zero_copy_only=False), dtype=bool)
-    if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_boolean(array.type):
+        return values.astype(np.float64), np.asarray(pc.is_null(array).to_numpy(zero_copy_only=False), dtype=bool)
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
         return values, np.isnan(values)
-    text = pd.Series(array.to_pandas(), copy=False)
-    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-    if dates and np.isnan(values).sum() > text.isna().sum():  # not all numbers: are they dates?
-        stamps = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    text = pc.utf8_trim_whitespace(array)
+    numeric = pc.fill_null(pc.match_substring_regex(text, NUMBER), False)
+    values = pc.cast(pc.if_else(numeric, text, None), pa.float64()).to_numpy(zero_copy_only=False)
+    unparsed = np.isnan(values)
+    present = ~np.asarray(pc.fill_null(pc.equal(text, ""), True).to_numpy(zero_copy_only=False), dtype=bool)
+    if dates and (unparsed & present).any():  # not all numbers: are they dates?
+        import pandas as pd
+
+        stamps = pd.to_datetime(pd.Series(text.to_pandas()), errors="coerce", utc=True, format="ISO8601")
         seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
-        if np.isnan(seconds).sum() < np.isnan(values).sum():
-            values = seconds
-    return values, np.isnan(values)
+        if np.isnan(seconds).sum() < unparsed.sum():
+            values, unparsed = seconds, np.isnan(seconds)
+    return values, unparsed
 
 
 def _encode(ids: pa.Array) -> tuple[np.ndarray, list[str]]:
