@@ -2,6 +2,9 @@
 
     python tools/prepare_data.py --dataset beauty --stats
     python tools/prepare_data.py --dataset beauty --embed      # fills the embedding cache
+    python tools/prepare_data.py --dataset ratings.csv table.columns.user=userId table.min_rating=4 --stats
+
+Overrides are the run config's `data.*` keys without the `data.` prefix (`table.*`, `min_length`, `on_error`).
 """
 from __future__ import annotations
 
@@ -12,8 +15,11 @@ from pathlib import Path
 
 import torch
 
+from genrec.config import load_config
 from genrec.data import item_embeddings, load_dataset
 from genrec.data.embeddings import cache_dir
+from genrec.errors import cli
+from genrec.experiments.harness import DataConfig
 
 
 def main() -> None:
@@ -24,9 +30,11 @@ def main() -> None:
     parser.add_argument("--refresh", action="store_true", help="recompute embeddings even if cached")
     parser.add_argument("--on-error", default="raise", choices=["raise", "drop"])
     parser.add_argument("--out", default=None, help="also write the embedding timing JSON here")
+    parser.add_argument("overrides", nargs="*", help="data config keys, e.g. table.columns.user=userId")
     args = parser.parse_args()
 
-    data = load_dataset(args.dataset, on_error=args.on_error)
+    cfg = load_config(DataConfig, None, [f"dataset={args.dataset}", f"on_error={args.on_error}", *args.overrides])
+    data = load_dataset(cfg.dataset, on_error=cfg.on_error, min_length=cfg.min_length, table=cfg.table)
     if args.stats or not args.embed:
         print(json.dumps(data.stats(), indent=2))
     if args.embed:
@@ -41,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)
