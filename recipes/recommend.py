@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(args.run)
-    history, user_index = list(args.history), None
+    history = list(args.history)
     if args.user is not None:
         from genrec.experiments.seq import SavedRun
 
@@ -36,8 +36,7 @@ def main() -> None:
         if str(args.user) not in run.data.user_ids:
             raise GenrecError(f"user {args.user!r} is not in the run's dataset {run.cfg.data.dataset!r} "
                               f"({run.data.num_users} users)")
-        user_index = run.data.user_ids.index(str(args.user))
-        seq = run.data.sequences[user_index]
+        seq = run.data.sequences[run.data.user_ids.index(str(args.user))]
         history = [run.data.catalog.original_ids[i] for i in seq[:-1]]
         print(json.dumps({"user": args.user, "held_out_next_item": run.data.catalog.original_ids[seq[-1]],
                           "history_titles": [run.data.catalog.title(i) for i in seq[:-1]][-5:]}))
@@ -45,7 +44,7 @@ def main() -> None:
         model = GenerativeRecommender.from_pretrained(folder if (folder / "config.json").exists() else folder / "model")
     if not history:
         parser.error("give --history item ids or --user")
-    for row in model.recommend(history, k=args.k, beam=args.beam, user=user_index):
+    for row in model.recommend(history, k=args.k, beam=args.beam, user=args.user):
         print(json.dumps(row))
 
 

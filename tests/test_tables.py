@@ -252,6 +252,12 @@ def test_a_run_on_a_table_recommends_raw_ids_with_titles(tmp_path, beauty_slice,
     assert first["user"] == user and first["held_out_next_item"].startswith("sku-")
     assert len(recs) == 5 and all(r["item_id"].startswith("sku-") and r["title"] for r in recs)
 
+    model = SavedRun.load(folder).model  # raw user ids saved with a model that has user tokens
+    assert model.user_ids == [f"user-{u}" for u in p5.user_ids]
+    assert model.recommend([f"sku-{ids[0]}"], k=3, user=user)[0]["item_id"].startswith("sku-")
+    with pytest.raises(KeyError, match="user 'nobody' is not among this model's 150 training users"):
+        model.recommend([f"sku-{ids[0]}"], user="nobody")
+
     # the data file changing under a finished run is caught, not silently mis-mapped
     (tmp_path / "ratings.csv").write_text("\n".join(lines[:-40]) + "\n")
     with pytest.raises(RunFolderError, match="the data changed since this run trained"):

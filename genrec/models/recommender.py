@@ -59,10 +59,11 @@ def architecture(cfg: TokenizerConfig) -> dict[str, Any]:
 class GenerativeRecommender(nn.Module):
     def __init__(self, codes: torch.Tensor, level_sizes: list[int], seq2seq: Seq2SeqConfig, max_history: int,
                  items: ItemEmbedding | None = None, item_ids: list[str] | None = None,
-                 titles: list[str] | None = None, causal: bool = False):
+                 titles: list[str] | None = None, causal: bool = False, user_ids: list[str] | None = None):
         """`items` is built before the T5 (the order parameters are drawn from the seed). `causal`: the
         encoder attends only to earlier positions, so one pass yields a state per history position
-        (every-position training) and the item table scores every item from each state (the dense head)."""
+        (every-position training) and the item table scores every item from each state (the dense head).
+        `item_ids`/`titles`: the raw catalogue; `user_ids`: the raw users, kept when the model has user tokens."""
         super().__init__()
         if causal and items is None:
             raise ValueError("a causal encoder with a dense head needs item vectors (`items`), not code tokens")
@@ -75,6 +76,8 @@ class GenerativeRecommender(nn.Module):
         self.item_ids = item_ids or [str(i) for i in range(len(codes))]
         self.titles = titles or [""] * len(codes)
         self._index = {item: i for i, item in enumerate(self.item_ids)}
+        self.user_ids = list(user_ids or []) if seq2seq.user_buckets else []
+        self._user_index = {user: i for i, user in enumerate(self.user_ids)}
 
     # ------------------------------------------------------------------ codes
     def _set_decoding(self, codes: torch.Tensor) -> None:
@@ -224,10 +227,15 @@ class GenerativeRecommender(nn.Module):
             raise UnknownItemError(f"item {item_id!r} is not in this model's catalogue ({self.num_items} items)")
         return self._index[str(item_id)]
 
+    def user_index(self, user_id: str) -> int:
+        if str(user_id) not in self._user_index:
+            raise UnknownItemError(f"user {user_id!r} is not among this model's {len(self.user_ids)} training users")
+        return self._user_index[str(user_id)]
+
     @torch.no_grad()
-    def recommend(self, history: list[str], k: int = 10, beam: int = 20, user: int | None = None) -> list[dict[str, Any]]:
+    def recommend(self, history: list[str], k: int = 10, beam: int = 20, user: str | None = None) -> list[dict[str, Any]]:
         """The next k items after a history of raw item ids (oldest first): item id, title, score (the
-        sequence log-probability). `user` is a dataset user index, for models trained with user tokens."""
+        sequence log-probability). `user`, a raw user id, matters only to a model trained with user tokens."""
         if k < 1:
             raise GenrecError(f"k must be at least 1, got {k}")
         if not history:
@@ -236,7 +244,7 @@ class GenerativeRecommender(nn.Module):
         self.eval()
         device = self.item_codes.device
         index = [self.item_index(i) for i in history][-self.max_history:]
-        users = torch.tensor([user], device=device) if user is not None else None
+        users = torch.tensor([self.user_index(user)], device=device) if user is not None and self.user_ids else None
         items, scores = self.generate(torch.tensor([index], device=device), users, beam=max(beam, k), topk=k)
         self.train(was)
         return [{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(s)}
@@ -258,7 +266,8 @@ class GenerativeRecommender(nn.Module):
         """Write the model folder whole (staged, then swapped in)."""
         def fill(staged: Path) -> None:
             (staged / "config.json").write_text(json.dumps(self.config(), indent=1))
-            (staged / "items.json").write_text(json.dumps({"item_ids": self.item_ids, "titles": self.titles}))
+            ids = {"item_ids": self.item_ids, "titles": self.titles, **({"user_ids": self.user_ids} if self.user_ids else {})}
+            (staged / "items.json").write_text(json.dumps(ids))
             if self.items is not None and self.items.tokenizer is not None:
                 # the tokenizer's input is not a parameter, but refreshing or training the tokenizer needs it
                 save_file({"item_text": self.items.item_text.contiguous().cpu()}, str(staged / "item_text.safetensors"))
@@ -293,6 +302,6 @@ class GenerativeRecommender(nn.Module):
             codes = weights.get_tensor("item_codes")
         model = cls(codes, cfg["level_sizes"],
                     Seq2SeqConfig(**cfg["seq2seq"]), cfg["max_history"], items, catalog["item_ids"], catalog["titles"],
-                    cfg.get("causal", False))
+                    cfg.get("causal", False), catalog.get("user_ids"))
         load_model(model, str(folder / "model.safetensors"), device="cpu")
         return model.to(device).eval()

@@ -42,7 +42,7 @@ class SeedContext:
         catalog = self.data.catalog
         return GenerativeRecommender(codes, level_sizes, self.cfg.model, self.cfg.data.max_history, items,
                                      list(catalog.original_ids), [catalog.title(i) for i in range(len(catalog))],
-                                     causal=self.every_position)
+                                     causal=self.every_position, user_ids=self.data.user_ids)
 
     def objective(self) -> dict:
         """The task's training-example settings: every-position rows and the dense head's weight."""

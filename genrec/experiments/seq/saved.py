@@ -34,9 +34,11 @@ class SavedRun:
         cfg = load_config(SeqRunConfig, folder / "run_config.yaml")
         data, splits = load_data(cfg.data)
         model = GenerativeRecommender.from_pretrained(folder / "model", device)
-        if model.item_ids != data.catalog.original_ids:  # the data file changed since training
-            raise RunFolderError(f"{folder}: the model's {len(model.item_ids)} item ids (model/items.json) differ from "
-                                 f"the {data.num_items} of dataset {cfg.data.dataset!r} as read now; the data changed "
+        if model.item_ids != data.catalog.original_ids or (model.user_ids and model.user_ids != data.user_ids):
+            # the data file changed since training: its ids would map to other rows of the model's tables
+            raise RunFolderError(f"{folder}: the model's item or user ids (model/items.json: {len(model.item_ids)} "
+                                 f"items) differ from dataset {cfg.data.dataset!r} as read now ({data.num_items} "
+                                 "items); the data changed "
                                  "since this run trained. Recommend with --history (raw item ids) or retrain")
         return cls(cfg, data, splits, model, folder)
 
