@@ -10,6 +10,7 @@ from genrec.config import ConfigError, load_config
 from genrec.data import (Columns, DataValidationError, InteractionTable, ItemTable, k_core, leave_one_out,
                          load_dataset, load_interactions)
 from genrec.data.embeddings import item_texts
+from genrec.experiments.harness import DataConfig
 
 # user, item, time, rating: u1 ties at time 2 (file order kept), u2 is out of order in the file
 ROWS = [("u1", "007", 5, 4.0), ("u2", "b", 9, 5.0), ("u1", "a", 2, 3.0), ("u1", "b", 2, 5.0),
@@ -146,7 +147,6 @@ def test_missing_columns_and_unknown_formats_say_what_to_set(tmp_path):
     with pytest.raises(DataValidationError, match="data.format"):
         load_interactions(tmp_path / "r.dat")
     with pytest.raises(ConfigError, match="format must be"):
-        from genrec.experiments.harness import DataConfig
         load_config(DataConfig, overrides=["table.format=xlsx"])
 
 
@@ -235,7 +235,6 @@ def test_a_run_on_a_table_recommends_raw_ids_with_titles(tmp_path, beauty_slice,
     table = [f"data.dataset={tmp_path / 'ratings.csv'}", "data.table.columns.user=userId",
              "data.table.columns.item=movieId", "data.table.min_rating=4", f"data.table.items.path={tmp_path / 'movies.csv'}",
              "data.table.items.id=movieId", "data.table.items.text=[title,genres]"]
-    from genrec.config import load_config
     from genrec.experiments.seq import SeqRunConfig
 
     cfg = load_config(SeqRunConfig, overrides=[*tiny_seq_overrides, *table, "name=table", "train.epochs=1"])

@@ -70,23 +70,56 @@ def load_interactions(source: Any, table: InteractionTable | None = None, *, nam
     wanted = [cols.user, cols.item] + ([cols.time] if cols.time else []) + (
         [cols.rating] if table.min_rating is not None else [])
     raw, where = read_table(source, table.format, sep=table.sep, columns=wanted)
-    rows_read = raw.num_rows
-    if not rows_read:
+    if not raw.num_rows:
         raise DataValidationError(f"{where}: the table holds no rows")
+    users, items, times, ratings, bad, dropped = _checked_columns(raw, table, where, on_error)
 
+    keep = ~bad
+    filtering: dict[str, Any] = {"rows_read": raw.num_rows}
+    if dropped:
+        filtering["rows_dropped_as_invalid"] = int(bad.sum())
+    if ratings is not None:
+        low = keep & (ratings < table.min_rating)
+        filtering[f"rows_rated_below_{table.min_rating:g}"] = int(low.sum())
+        keep &= ~low
+    if not keep.any():
+        raise DataValidationError(f"{where}: no rows left after the checks and filters ({filtering})")
+
+    user_codes, user_ids = _encode(users.filter(pa.array(keep)))
+    item_codes, item_ids = _encode(items.filter(pa.array(keep)))
+    times = times[keep]
+    if table.k_core:
+        core = k_core(user_codes, item_codes, table.k_core)
+        filtering["k_core"] = {"k": table.k_core, "rounds": core.rounds, "before": _counts(user_codes, item_codes),
+                               "after": _counts(user_codes[core.keep], item_codes[core.keep])}
+        user_codes, item_codes, times = user_codes[core.keep], item_codes[core.keep], times[core.keep]
+
+    user_codes, item_codes = _by_user_in_time_order(user_codes, item_codes, times, min_length, filtering, where)
+    starts = np.flatnonzero(np.r_[True, user_codes[1:] != user_codes[:-1]])
+    catalog, index_of_code = _catalog(item_ids, np.unique(item_codes), table, source, on_error, filtering)
+    data = SequenceData(name=name or _name(source), catalog=catalog, user_ids=[user_ids[c] for c in user_codes[starts]],
+                        sequences=np.split(index_of_code[item_codes], starts[1:]), dropped=dropped, filtering=filtering)
+    print(f"[genrec] {where}: {raw.num_rows:,} rows -> {data.num_users:,} users, {data.num_items:,} items, "
+          f"{data.num_interactions:,} interactions ({_describe(filtering)})", file=sys.stderr, flush=True)
+    return data
+
+
+def _checked_columns(raw: pa.Table, table: InteractionTable, where: str, on_error: OnError):
+    """Ids as text, times and ratings as float64, and the rows that fail a check (raised, or dropped and
+    counted: the dict of counts by kind)."""
+    cols = table.columns
     log = ProblemLog(on_error)
     users, items = _ids(raw[cols.user]), _ids(raw[cols.item])
-    bad = np.zeros(rows_read, dtype=bool)
+    bad = np.zeros(raw.num_rows, dtype=bool)
 
     def who(row: int) -> str:
         return f"user {users[row].as_py()!r} item {items[row].as_py()!r}"
 
-    for kind, column in (("missing_user", users), ("missing_item", items)):
+    for kind, column, column_name in (("missing_user", users, cols.user), ("missing_item", items, cols.item)):
         missing = _missing(column)
-        log.add_rows(kind, where, np.flatnonzero(missing), lambda r, c=cols.user if kind == "missing_user"
-                     else cols.item: f"{who(r)}: no value in column {c!r}")
+        log.add_rows(kind, where, np.flatnonzero(missing), lambda r, c=column_name: f"{who(r)}: no value in column {c!r}")
         bad |= missing
-    times = np.arange(rows_read, dtype=np.float64)
+    times = np.arange(raw.num_rows, dtype=np.float64)  # no time column: file order
     if cols.time:
         times, unparsed = _numbers(raw[cols.time], dates=True)
         nulls = _missing(raw[cols.time])
@@ -102,29 +135,14 @@ def load_interactions(source: Any, table: InteractionTable | None = None, *, nam
         log.add_rows("bad_rating", where, np.flatnonzero(unparsed & ~nulls & ~bad), lambda r:
                      f"{who(r)}: rating {raw[cols.rating][r].as_py()!r} is not a number")
         bad |= unparsed
-    dropped = log.finish(f"interaction table {where}")
+    return users, items, times, ratings, bad, log.finish(f"interaction table {where}")
 
-    keep = ~bad
-    filtering: dict[str, Any] = {"rows_read": rows_read}
-    if dropped:
-        filtering["rows_dropped_as_invalid"] = int(bad.sum())
-    if ratings is not None:
-        low = keep & (ratings < table.min_rating)
-        filtering[f"rows_rated_below_{table.min_rating:g}"] = int(low.sum())
-        keep &= ~low
-    if not keep.any():
-        raise DataValidationError(f"{where}: no rows left after the checks and filters ({filtering})")
 
-    user_codes, user_ids = _encode(users.filter(pa.array(keep)))
-    item_codes, item_ids = _encode(items.filter(pa.array(keep)))
-    times = times[keep]
-    if table.k_core:
-        core = k_core(user_codes, item_codes, table.k_core)
-        filtering["k_core"] = {"k": table.k_core, "rounds": core.rounds,
-                               "before": _counts(user_codes, item_codes), "after": _counts(user_codes[core.keep], item_codes[core.keep])}
-        user_codes, item_codes, times = user_codes[core.keep], item_codes[core.keep], times[core.keep]
-
-    order = np.lexsort((times, user_codes))  # stable: equal times keep file order
+def _by_user_in_time_order(user_codes: np.ndarray, item_codes: np.ndarray, times: np.ndarray, min_length: int,
+                           filtering: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by user (in code order), each user's in time order with ties in file order, users with
+    fewer than `min_length` rows left out."""
+    order = np.lexsort((times, user_codes))  # a stable sort: equal times keep file order
     user_codes, item_codes = user_codes[order], item_codes[order]
     starts = np.flatnonzero(np.r_[True, user_codes[1:] != user_codes[:-1]])
     lengths = np.diff(np.r_[starts, len(user_codes)])
@@ -133,18 +151,8 @@ def load_interactions(source: Any, table: InteractionTable | None = None, *, nam
     if not long_enough.any():
         raise DataValidationError(f"{where}: no user has {min_length} or more interactions after filtering "
                                   f"({filtering}); leave-one-out needs a training item, a validation and a test item")
-    row_keep = np.repeat(long_enough, lengths)
-    user_codes, item_codes = user_codes[row_keep], item_codes[row_keep]
-    starts = np.flatnonzero(np.r_[True, user_codes[1:] != user_codes[:-1]])
-
-    catalog, index_of_code = _catalog(item_ids, np.unique(item_codes), table, source, on_error, filtering)
-    sequences = np.split(index_of_code[item_codes], starts[1:])
-    kept_users = [user_ids[c] for c in user_codes[starts]]
-    data = SequenceData(name=name or _name(source), catalog=catalog, user_ids=kept_users, sequences=sequences,
-                        dropped=dropped, filtering=filtering)
-    print(f"[genrec] {where}: {rows_read:,} rows -> {data.num_users:,} users, {data.num_items:,} items, "
-          f"{data.num_interactions:,} interactions ({_describe(filtering)})", file=sys.stderr, flush=True)
-    return data
+    rows = np.repeat(long_enough, lengths)
+    return user_codes[rows], item_codes[rows]
 
 
 # --------------------------------------------------------------------------- columns
