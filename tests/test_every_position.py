@@ -73,18 +73,6 @@ def test_training_step_through_forward_reaches_codes_dense_head_and_item_embeddi
     assert (model.items.ids.weight.grad.abs().sum(1) > 0).all()
 
 
-def test_hybrid_rerank_mixes_sequence_and_dense_log_probabilities():
-    from genrec.experiments.seq.tasks import hybrid_rerank
-
-    items = torch.tensor([[3, 1, 2, -1]])
-    sequence = torch.tensor([[-1.0, -2.0, -3.0, float("-inf")]])
-    dense = torch.log_softmax(torch.tensor([[0.0, 5.0, 1.0, -5.0]]), -1)  # item 1 best, item 3 worst
-    assert hybrid_rerank(items, sequence, dense, 1.0).tolist() == [[3, 1, 2, -1]]  # the beam's own order
-    assert hybrid_rerank(items, sequence, dense, 0.0).tolist() == [[1, 2, 3, -1]]  # the dense head's order
-    # alpha 0.5: scores 0.5 * (seq + dense); item 3: -1 - 10 = -11 -> -5.5; item 1: -2 + ~0 -> ~-1.0
-    assert hybrid_rerank(items, sequence, dense, 0.5)[0, 0].item() == 1
-
-
 def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validation():
     from accelerate import Accelerator
 
@@ -99,6 +87,10 @@ def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validat
     test = task.evaluate(task.model, "test", accelerator)
     assert {"recall@5", "dense_recall@5", "hybrid_recall@5", "hybrid_alpha"} <= set(test)
     assert test["hybrid_alpha"] in (0.0, 0.5, 1.0)
-    valid = task.evaluate(task.model, "valid", accelerator)  # the mix is the validation's best, not the test's
+    valid = task.evaluate(task.model, "valid", accelerator, mixes=[0.0, 0.5, 1.0])  # the validation's best, not the test's
     assert valid["hybrid_alpha"] == test["hybrid_alpha"]
     assert valid["hybrid_ndcg@5"] >= 0 and test["invalid_rate"] == 0.0
+    assert "hybrid_alpha" not in task.evaluate(task.model, "valid", accelerator)  # an epoch's validation: no mixes
+    # alpha 1 is the plain beam: the hybrid at 1 has the beam's own metrics
+    one = task.evaluate(task.model, "test", accelerator, mixes=[1.0])
+    assert one["hybrid_alpha"] == 1.0 and one["hybrid_ndcg@5"] == one["ndcg@5"] and one["hybrid_recall@5"] == one["recall@5"]

@@ -118,3 +118,33 @@ def test_shared_cross_decoder_equals_the_plain_decoder_step():
                          mask.repeat_interleave(beams, 0)).view(3, beams, -1)
     assert fast.shape == plain.shape
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_guided_search_with_a_full_beam_ranks_items_by_the_mixed_score():
+    """With a beam wide enough to keep every prefix, guided search must return exactly the items ranked by
+    alpha * sequence log-prob + (1 - alpha) * prior log-prob (brute force over the whole catalogue)."""
+    rng = np.random.default_rng(1)
+    codes = np.unique(rng.integers(0, 3, size=(20, 3)), axis=0)
+    n = len(codes)
+    vocab, model, ids, mask = tiny_setup(codes, [3, 3, 3])
+    trie = TensorTrie(codes, [3, 3, 3])
+    prior_logp = torch.log_softmax(torch.randn(ids.shape[0], n) * 2, dim=-1)
+    every = reference_beam_search(model, vocab, python_trie(codes), ids, mask, beam=n, topk=n)
+    for alpha in (0.0, 0.3, 1.0):
+        items, scores = constrained_beam_search(model, vocab, trie, ids, mask, beam=n, topk=5,
+                                                prior=trie.prefix_log_mass(prior_logp), alpha=alpha)
+        for row in range(ids.shape[0]):
+            mixed = {i: alpha * s + (1 - alpha) * prior_logp[row, i].item() for i, s in every[row]}
+            best = sorted(mixed, key=lambda i: -mixed[i])[:5]
+            assert items[row].tolist() == best, alpha
+            assert np.allclose(scores[row].numpy(), [mixed[i] for i in best], atol=1e-4)
+
+
+def test_prefix_log_mass_sums_item_probabilities_under_each_node():
+    codes = np.array([[0, 1], [0, 0], [1, 1]])
+    trie = TensorTrie(codes, [2, 2])
+    probs = torch.tensor([[0.5, 0.2, 0.3]])
+    mass = trie.prefix_log_mass(probs.log()).exp()[0]
+    first = trie.prefix_nodes[0]
+    assert mass[0, first].tolist() == pytest.approx([0.7, 0.7, 0.3])  # items 0 and 1 share code 0
+    assert mass[1, trie.prefix_nodes[1]].tolist() == pytest.approx([0.5, 0.2, 0.3])  # leaves: the items

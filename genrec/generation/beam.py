@@ -16,11 +16,18 @@ from genrec.models.seq2seq import PAD, CodeVocab, decoder_step, level_logits
 def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids: torch.Tensor | None,
                             attention_mask: torch.Tensor, beam: int = 20, topk: int = 10,
                             inputs_embeds: torch.Tensor | None = None,
-                            encoder_hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                            encoder_hidden: torch.Tensor | None = None, prior: torch.Tensor | None = None,
+                            alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched: every (user, beam) row advances together; masking is a gather into `trie.children`,
     and cross-attention keys/values are computed once per user (see `fast_decoder`). The encoder reads
     `input_ids`, or `inputs_embeds` when given (item vectors); `encoder_hidden` skips it (states the
-    caller computed, e.g. with a causal encoder), and `attention_mask` [B, S] then masks cross-attention."""
+    caller computed, e.g. with a causal encoder), and `attention_mask` [B, S] then masks cross-attention.
+
+    Guided search: with `prior` [B, depth, nodes] (`trie.prefix_log_mass` of another model's item
+    distribution), a prefix scores `alpha` * its decoder log-probability + (1 - alpha) * its prior log-mass,
+    so the other model steers which prefixes survive, not only the order of what the decoder found; a
+    finished item's score is the same mix of its sequence log-probability and its log-probability under
+    the prior. `alpha=1` (or no prior) is the plain search."""
     if topk > beam:
         raise ValueError(f"topk ({topk}) cannot exceed the beam width ({beam})")
     batch = attention_mask.shape[0]
@@ -30,16 +37,24 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
                                        inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
     decoder = SharedCrossDecoder(model, encoder_hidden, attention_mask)
     nodes = torch.zeros(batch, 1, dtype=torch.long, device=device)  # start: one beam at the root
-    scores = torch.zeros(batch, 1, device=device)
+    scores = torch.zeros(batch, 1, device=device)  # what ranks the beams
+    sequence_logp = scores  # the decoder's part of it (the same without a prior)
     tokens = torch.full((batch, 1, 1), PAD, dtype=torch.long, device=device)
     for level, size in enumerate(vocab.level_sizes):
         width = nodes.shape[1]
         hidden = decoder.last_hidden(tokens)
         logp = level_logits(model, hidden, vocab.level_offsets[level], size).view(batch, width, size)
         valid = trie.valid_mask(nodes, level)
-        candidate = (scores.unsqueeze(-1) + logp).masked_fill(~valid, float("-inf"))
+        extended = sequence_logp.unsqueeze(-1) + logp
+        candidate = extended
+        if prior is not None and alpha != 1.0:
+            child = trie.children[nodes, :size].clamp_min(0).view(batch, -1)
+            mass = prior[:, level].gather(1, child).view(batch, width, size)
+            candidate = alpha * extended + (1 - alpha) * mass
+        candidate = candidate.masked_fill(~valid | ~torch.isfinite(scores).unsqueeze(-1), float("-inf"))
         k = min(beam, width * size)
         scores, flat = candidate.view(batch, -1).topk(k, dim=-1)
+        sequence_logp = extended.view(batch, -1).gather(1, flat)
         parent, code = flat // size, flat % size
         nodes = trie.step(nodes.gather(1, parent), code)
         nodes = torch.where(torch.isfinite(scores), nodes, torch.zeros_like(nodes))  # dead beams park at root

@@ -35,9 +35,28 @@ class TensorTrie:
             item[leaf] = i
         self.children = torch.from_numpy(children)
         self.item = torch.from_numpy(item)
+        # [depth, n]: the node each item's first l+1 codes lead to (its leaf at the last level)
+        prefix = np.zeros((depth, n), dtype=np.int64)
+        for level in range(depth):
+            prefix[level] = children[prefix[level - 1] if level else np.zeros(n, dtype=np.int64), codes[:, level]]
+        self.prefix_nodes = torch.from_numpy(prefix)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.item)
+
+    def prefix_log_mass(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """[B, depth, nodes]: for a distribution over items [B, n], the log of the probability mass under each
+        node at each level (a leaf's mass is its item's probability)."""
+        probs = log_probs.float().exp()
+        mass = probs.new_zeros(probs.shape[0], self.depth, self.num_nodes)
+        for level in range(self.depth):
+            mass[:, level].index_add_(1, self.prefix_nodes[level], probs)
+        return mass.clamp_min(torch.finfo(torch.float32).tiny).log()
 
     def to(self, device: torch.device | str) -> "TensorTrie":
         self.children, self.item = self.children.to(device), self.item.to(device)
+        self.prefix_nodes = self.prefix_nodes.to(device)
         return self
 
     def valid_mask(self, nodes: torch.Tensor, level: int) -> torch.Tensor:

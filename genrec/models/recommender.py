@@ -204,13 +204,22 @@ class GenerativeRecommender(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20, topk: int = 10,
-                 encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 encoded: tuple[torch.Tensor, torch.Tensor] | None = None, alpha: float = 1.0,
+                 dense_logp: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities.
-        `encoded`: this batch's `encode(history, users)`, when the caller already has it."""
+        `encoded`: this batch's `encode(history, users)`, when the caller already has it. `alpha` < 1 (a model
+        with a dense head): the search is guided by the dense head, every prefix scored alpha * its sequence
+        log-prob + (1 - alpha) * the dense head's log-mass under it (`dense_logp`: its scores, if at hand)."""
         self.codes_on(history.device)
         hidden, valid = self.encode(history, users) if encoded is None else encoded
+        prior = None
+        if alpha != 1.0:
+            if not self.has_dense_head:
+                raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
+            dense_logp = self.dense_scores(history, users, None, (hidden, valid)) if dense_logp is None else dense_logp
+            prior = self.trie.prefix_log_mass(dense_logp)
         return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
-                                       encoder_hidden=hidden)
+                                       encoder_hidden=hidden, prior=prior, alpha=alpha)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,
@@ -233,9 +242,11 @@ class GenerativeRecommender(nn.Module):
         return self._user_index[str(user_id)]
 
     @torch.no_grad()
-    def recommend(self, history: list[str], k: int = 10, beam: int = 20, user: str | None = None) -> list[dict[str, Any]]:
+    def recommend(self, history: list[str], k: int = 10, beam: int = 20, user: str | None = None,
+                  alpha: float = 1.0) -> list[dict[str, Any]]:
         """The next k items after a history of raw item ids (oldest first): item id, title, score (the
-        sequence log-probability). `user`, a raw user id, matters only to a model trained with user tokens."""
+        sequence log-probability; with `alpha` < 1, the search guided by the dense head, as `generate`).
+        `user`, a raw user id, matters only to a model trained with user tokens."""
         if k < 1:
             raise GenrecError(f"k must be at least 1, got {k}")
         if not history:
@@ -245,7 +256,7 @@ class GenerativeRecommender(nn.Module):
         device = self.item_codes.device
         index = [self.item_index(i) for i in history][-self.max_history:]
         users = torch.tensor([self.user_index(user)], device=device) if user is not None and self.user_ids else None
-        items, scores = self.generate(torch.tensor([index], device=device), users, beam=max(beam, k), topk=k)
+        items, scores = self.generate(torch.tensor([index], device=device), users, beam=max(beam, k), topk=k, alpha=alpha)
         self.train(was)
         return [{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(s)}
                 for i, s in zip(items[0].tolist(), scores[0].tolist()) if i >= 0]

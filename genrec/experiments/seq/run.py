@@ -14,6 +14,10 @@ from genrec.experiments.seq.config import SeqRunConfig
 from genrec.experiments.seq.modes import SeedContext, build_task
 from genrec.training import make_accelerator
 
+# how the hybrid ranking is made, recorded in each result (fits before this definition re-scored the plain beam's
+# candidates instead)
+HYBRID = "; hybrid: beam search guided by the dense head (prefix log-mass), alpha chosen on validation"
+
 
 def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
@@ -42,7 +46,8 @@ def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> d
         "mode": cfg.mode,
         "dataset": {k: v for k, v in data.stats().items() if k != "sequence_length"},
         "protocol": "leave-one-out, history<=%d, full ranking over %d items, beam=%d, top-%d" % (
-            cfg.data.max_history, data.num_items, cfg.decode.beam, cfg.decode.topk),
+            cfg.data.max_history, data.num_items, cfg.decode.beam, cfg.decode.topk) + (
+            HYBRID if cfg.objective.kind == "every_position" else ""),
         "metrics": mean,
         "metrics_std": std,
         "popularity": pop,

@@ -65,29 +65,33 @@ class GenerativeTask(Task):
         return self.combine(losses), {k: v.detach() for k, v in losses.items()}
 
     @torch.no_grad()
-    def evaluate(self, model: GenerativeRecommender, split: str, accelerator: Accelerator) -> dict[str, float]:
+    def evaluate(self, model: GenerativeRecommender, split: str, accelerator: Accelerator,
+                 mixes: list[float] | None = None) -> dict[str, float]:
         """Recall/NDCG of the beam's top-k, plus the share of top-k slots holding an invalid item (not in the
         catalogue), a duplicate, or nothing (`empty_rate`: the search found fewer than k items, as it must
-        when the catalogue is smaller than k). With a dense head,
-        also `dense_*` (full ranking by the dense head) and `hybrid_*` with its `hybrid_alpha`: chosen on
-        this split when it is "valid", and on the validation split first when it is not."""
-        if model.has_dense_head and split != "valid":
-            self.evaluate(model, "valid", accelerator)  # choose the hybrid mix for these weights, on validation only
+        when the catalogue is smaller than k). With a dense head also `dense_*` (full ranking by the dense
+        head) and, off the validation split, `hybrid_*`: beam search guided by the dense head (alpha *
+        sequence log-prob + (1 - alpha) * dense log-prob; `hybrid_alpha`), the mix chosen on validation
+        first. Each mix is one more search, so the epochs' validation leaves the hybrid out unless given `mixes`
+        (on validation: the mixes to choose from; elsewhere: the one mix to report)."""
+        dense = model.has_dense_head
+        if dense and split != "valid" and mixes is None:
+            self.evaluate(model, "valid", accelerator, mixes=self.decode.hybrid_alphas)  # sets self.alpha
+            mixes = [self.alpha]
+        mixes = list(mixes or []) if dense else []
         model.eval()
         model.sync_codes()
-        dense = model.has_dense_head
-        alphas = self.decode.hybrid_alphas if dense else []
-        candidates = max(self.decode.beam, self.decode.topk) if dense else self.decode.topk
         table = model.items.table() if dense else None
-        ranks: dict[str, list[torch.Tensor]] = {"beam": [], "dense": [], **{a: [] for a in alphas}}
+        ranks: dict[str, list[torch.Tensor]] = {"beam": [], "dense": [], **{a: [] for a in mixes}}
         invalid, dupes, empty = [], [], []
         for batch in eval_batches(self, split, self.decode.batch_size, accelerator):
+            history, users, target = batch["history"], batch["user"], batch["target"]
             with accelerator.autocast():
-                encoded = model.encode(batch["history"], batch["user"])  # once for both heads
-                pool, pool_scores = model.generate(batch["history"], batch["user"], self.decode.beam, candidates, encoded)
-                dense_logp = model.dense_scores(batch["history"], batch["user"], table, encoded) if dense else None
-            target = batch["target"]
-            items = pool[:, : self.decode.topk]
+                encoded = model.encode(history, users)  # once for every ranking
+                items, _ = model.generate(history, users, self.decode.beam, self.decode.topk, encoded)
+                dense_logp = model.dense_scores(history, users, table, encoded) if dense else None
+                guided = {a: model.generate(history, users, self.decode.beam, self.decode.topk, encoded,
+                                            alpha=a, dense_logp=dense_logp)[0] for a in mixes}
             ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
             invalid.append(accelerator.gather_for_metrics((items >= model.num_items).sum(1)))
             empty.append(accelerator.gather_for_metrics((items < 0).sum(1)))
@@ -95,9 +99,8 @@ class GenerativeTask(Task):
             dupes.append(accelerator.gather_for_metrics(((sorted_items[:, 1:] == sorted_items[:, :-1]) & (sorted_items[:, 1:] >= 0)).sum(1)))
             if dense:
                 ranks["dense"].append(accelerator.gather_for_metrics(target_ranks_from_scores(dense_logp, target)))
-                for alpha in alphas:
-                    reranked = hybrid_rerank(pool, pool_scores, dense_logp, alpha)[:, : self.decode.topk]
-                    ranks[alpha].append(accelerator.gather_for_metrics(target_ranks_from_topk(reranked, target)))
+            for alpha, found in guided.items():
+                ranks[alpha].append(accelerator.gather_for_metrics(target_ranks_from_topk(found, target)))
         model.train()
         metrics = metrics_from_ranks(torch.cat(ranks["beam"]))
         slots = len(torch.cat(ranks["beam"])) * self.decode.topk
@@ -106,19 +109,13 @@ class GenerativeTask(Task):
         metrics["empty_rate"] = torch.cat(empty).sum().item() / slots
         if dense:
             metrics.update({f"dense_{k}": v for k, v in metrics_from_ranks(torch.cat(ranks["dense"])).items()})
-            by_alpha = {a: metrics_from_ranks(torch.cat(ranks[a])) for a in alphas}
+        if mixes:
+            by_alpha = {a: metrics_from_ranks(torch.cat(ranks[a])) for a in mixes}
             if split == "valid":
-                self.alpha = max(alphas, key=lambda a: (by_alpha[a]["ndcg@10"], a))  # ties: the more generative mix
-            metrics.update({f"hybrid_{k}": v for k, v in by_alpha[self.alpha].items()}, hybrid_alpha=self.alpha)
+                self.alpha = max(mixes, key=lambda a: (by_alpha[a]["ndcg@10"], a))  # ties: the more generative mix
+            chosen = self.alpha if split == "valid" else mixes[0]
+            metrics.update({f"hybrid_{k}": v for k, v in by_alpha[chosen].items()}, hybrid_alpha=chosen)
         return metrics
-
-
-def hybrid_rerank(items: torch.Tensor, sequence_logp: torch.Tensor, dense_logp: torch.Tensor, alpha: float) -> torch.Tensor:
-    """The beam's candidates [B, C] ordered by alpha * sequence log-prob + (1 - alpha) * dense log-prob;
-    empty slots (-1) stay last."""
-    dense = dense_logp.gather(1, items.clamp_min(0))
-    mixed = (alpha * sequence_logp + (1 - alpha) * dense).masked_fill(items < 0, float("-inf"))
-    return items.gather(1, mixed.argsort(dim=1, descending=True, stable=True))
 
 
 def joint_level_sizes(tok_cfg: TokenizerConfig, suffix_slots: int = 0) -> list[int]:

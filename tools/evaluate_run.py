@@ -1,0 +1,59 @@
+"""Evaluate a finished generative run again with the current decoding: beam, dense and hybrid rankings on the
+test users, the hybrid mix chosen on validation, through the task its mode builds.
+
+    python tools/evaluate_run.py --run runs/budget/budget_beauty_genrec_every_position_20min_s3/seed_3 \
+        --mixes 0.1 0.3 0.5 0.7 0.9 --out results/reevaluated/beauty_every_position_s3.json
+
+Useful when decoding changes after a model was trained (e.g. the dense-guided hybrid search); training is
+untouched. `--valid-users` overrides the number of validation users the mix is chosen on (0 = all), `--mixes`
+the mixes it is chosen from.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from genrec.errors import cli
+from genrec.experiments.harness import format_metrics, hardware
+from genrec.experiments.seq import SavedRun
+from genrec.experiments.seq.run import HYBRID
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="runs/<name>/seed_<s>")
+    parser.add_argument("--valid-users", type=int, default=None)
+    parser.add_argument("--mixes", type=float, nargs="+", default=None,
+                        help="hybrid mixes to choose from on validation (default: the run's decode.hybrid_alphas)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    run = SavedRun.load(args.run)
+    if args.valid_users is not None:
+        run.cfg.decode.valid_users = args.valid_users
+    if args.mixes is not None:
+        run.cfg.decode.hybrid_alphas = args.mixes
+    accelerator = Accelerator(cpu=True)
+    task = run.task(accelerator)
+    test = task.evaluate(run.model, "test", accelerator)
+    print(f"{args.run}: {format_metrics(test)}")
+    if args.out:
+        result = {"name": Path(args.out).stem, "command": "python tools/evaluate_run.py " + " ".join(sys.argv[1:]),
+                  "run": args.run, "hardware": hardware(), "seconds": round(time.perf_counter() - start, 1),
+                  "protocol": f"leave-one-out, history<={run.cfg.data.max_history}, all test users, "
+                              f"beam={run.cfg.decode.beam}, top-{run.cfg.decode.topk}{HYBRID} "
+                              f"({run.cfg.decode.valid_users or 'all'} validation users, mixes {run.cfg.decode.hybrid_alphas})",
+                  "test": test}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    cli(main)
