@@ -212,14 +212,12 @@ class GenerativeRecommender(nn.Module):
         log-prob + (1 - alpha) * the dense head's log-mass under it (`dense_logp`: its scores, if at hand)."""
         self.codes_on(history.device)
         hidden, valid = self.encode(history, users) if encoded is None else encoded
-        prior = None
-        if alpha != 1.0:
+        if alpha != 1.0 and dense_logp is None:
             if not self.has_dense_head:
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
-            dense_logp = self.dense_scores(history, users, None, (hidden, valid)) if dense_logp is None else dense_logp
-            prior = self.trie.prefix_log_mass(dense_logp)
+            dense_logp = self.dense_scores(history, users, None, (hidden, valid))
         return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
-                                       encoder_hidden=hidden, prior=prior, alpha=alpha)
+                                       encoder_hidden=hidden, prior=dense_logp if alpha != 1.0 else None, alpha=alpha)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,
