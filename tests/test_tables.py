@@ -61,6 +61,14 @@ def test_every_format_loads_the_same_sequences_in_time_order(tmp_path, fmt):
     assert data.filtering["users_shorter_than_3"] == 1
 
 
+def test_a_gzipped_csv_with_a_byte_order_mark_loads(tmp_path):
+    import gzip
+
+    path = tmp_path / "ratings.csv.gz"
+    path.write_bytes(gzip.compress(b"\xef\xbb\xbfuser_id,item_id,timestamp\na,x,2\na,y,1\na,z,3\n"))
+    assert sequences(load_interactions(path)) == {"a": ["y", "x", "z"]}
+
+
 def test_a_filtered_or_shuffled_dataset_is_read_as_it_stands():
     data = load_interactions(as_dataset().shuffle(seed=3).filter(lambda r: r["user_id"] != "u2"),
                              min_length=1)

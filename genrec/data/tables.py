@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from genrec.data.validation import DataValidationError, read_text
+from genrec.data.validation import DataValidationError
 from genrec.errors import MissingFileError
 
 # file suffix -> format; a `.json` that is not LC-Rec's `*.inter.json` is read as JSON lines
@@ -34,9 +34,8 @@ def table_format(path: Path) -> str | None:
 def recbole_header(path: Path, sep: str = "\t") -> dict[str, tuple[str, str]]:
     """RecBole atomic files name each column `name:type` (token, token_seq, float, float_seq):
     {name: (header as written, type)}."""
-    first = read_text(path).split("\n", 1)[0].rstrip("\r")
     columns = {}
-    for raw in first.split(sep):
+    for raw in _first_line(path).split(sep):
         name, _, kind = raw.strip().partition(":")
         if not kind:
             raise DataValidationError(f"{path}:1: malformed_header: column {raw!r} has no ':type' "
@@ -45,9 +44,22 @@ def recbole_header(path: Path, sep: str = "\t") -> dict[str, tuple[str, str]]:
     return columns
 
 
+def _first_line(path: Path) -> str:
+    """The header line alone (a 10 GB file is not read to find it), without a byte-order mark."""
+    import gzip
+
+    if not path.is_file():
+        raise MissingFileError(f"data file not found: {path}")
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+        raw = f.readline().removeprefix(b"\xef\xbb\xbf")
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        raise DataValidationError(f"{path}:1: bad_encoding: the header is not UTF-8 (byte {err.start})") from None
+
+
 def _header(path: Path, sep: str) -> list[str]:
-    text = read_text(path)
-    first = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep), [])
+    first = next(csv.reader([_first_line(path)], delimiter=sep), [])
     if not first or not any(first):
         raise DataValidationError(f"{path}: the file is empty or has no header line; the first line must name "
                                   "the columns")
