@@ -212,6 +212,11 @@ def test_beauty_as_a_csv_table_loads_to_the_p5_sequences_and_splits(tmp_path):
     assert table.catalog.original_ids == ids
     assert len(table.sequences) == len(p5.sequences)
     assert all(np.array_equal(a, b) for a, b in zip(table.sequences, p5.sequences))
+    # Beauty is a 5-core set: 5-core filtering finds nothing to drop, in one round
+    cored = load_dataset(str(inter), table=InteractionTable(k_core=5))
+    assert cored.filtering["k_core"]["rounds"] == 1
+    assert cored.filtering["k_core"]["before"] == cored.filtering["k_core"]["after"] == {
+        "users": p5.num_users, "items": p5.num_items, "interactions": p5.num_interactions}
     split_table, split_p5 = leave_one_out(table, 20), leave_one_out(p5, 20)
     for name in ("train", "valid", "test"):
         a, b = getattr(split_table, name), getattr(split_p5, name)
