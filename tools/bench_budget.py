@@ -35,6 +35,8 @@ MODELS = {
 }
 # the every-position fit reports three rankings; each becomes a row of the benchmark
 RANKINGS = {"genrec_beam": "", "genrec_hybrid": "hybrid_", "genrec_dense": "dense_"}
+HYBRIDS = {"re-scored": "the plain beam's 20 candidates re-scored by the mix",
+           "guided": "beam search guided by the dense head's prefix mass"}
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 
 
@@ -69,7 +71,7 @@ def rows_of(model: str, result: dict) -> dict[str, dict]:
     if model == "sasrec_id":
         entry = result["models"]["sasrec_id"]["per_seed"][0]
         return {"sasrec_id": {**entry, "test": {k: entry["test"][k] for k in METRICS}}}
-    record = result["per_seed"][0]
+    record = {**result["per_seed"][0], "protocol": result.get("protocol", "")}
     if model == "genrec_window":
         return {"genrec_window": {**record, "test": {k: record["test"][k] for k in METRICS}}}
     rows = {row: {**record, "test": {k: record["test"][prefix + k] for k in METRICS}} for row, prefix in RANKINGS.items()}
@@ -106,6 +108,9 @@ def collect(args: argparse.Namespace) -> dict:
         entry["best_epoch"] = [r["best_epoch"] for r in per_seed]
         if row == "genrec_hybrid":
             entry["hybrid_alpha"] = [r["hybrid_alpha"] for r in per_seed]
+            # fits record how their hybrid was made; before the guided search it re-scored the beam's candidates
+            entry["definition"] = sorted({HYBRIDS["guided" if "guided" in r.get("protocol", "") else "re-scored"]
+                                          for r in per_seed})
         prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
         entry["precision"] = next(s.split("=")[1].strip("'") for s in MODELS[entry["fit"]] if s.startswith("train.mixed_precision"))
@@ -119,7 +124,8 @@ def collect(args: argparse.Namespace) -> dict:
         "schedule": f"{args.jobs} fit(s) side by side, one thread each",
         "seeds": args.seeds,
         "protocol": "leave-one-out, history<=20, full ranking over every item, all test users; generative "
-                    "models: beam 20, top-10; hybrid: the beam's 20 candidates re-scored, mix chosen on validation",
+                    "models: beam 20, top-10; hybrid: alpha * sequence log-prob + (1 - alpha) * dense log-prob, "
+                    "alpha chosen on validation (how the candidates were found: models.genrec_hybrid.definition)",
         "models": models,
         "missing_fits": missing,
         **({"note": args.note} if args.note else {}),
