@@ -41,15 +41,17 @@ def main() -> None:
         run.cfg.decode.hybrid_alphas = args.mixes
     accelerator = Accelerator(cpu=True)
     task = run.task(accelerator)
-    test = task.evaluate(run.model, "test", accelerator)
-    print(f"{args.run}: {format_metrics(test)}")
+    valid = task.evaluate(run.model, "valid", accelerator, mixes=run.cfg.decode.hybrid_alphas)  # chooses the mix
+    test = task.evaluate(run.model, "test", accelerator, mixes=[task.alpha])
+    print(f"{args.run} valid: {format_metrics(valid)}\n{args.run} test: {format_metrics(test)}")
     if args.out:
         result = {"name": Path(args.out).stem, "command": "python tools/evaluate_run.py " + " ".join(sys.argv[1:]),
                   "run": args.run, "hardware": hardware(), "seconds": round(time.perf_counter() - start, 1),
                   "protocol": f"leave-one-out, history<={run.cfg.data.max_history}, all test users, "
                               f"beam={run.cfg.decode.beam}, top-{run.cfg.decode.topk}{HYBRID} "
                               f"({run.cfg.decode.valid_users or 'all'} validation users, mixes {run.cfg.decode.hybrid_alphas})",
-                  "test": test}
+                  "valid": valid, "test": test,
+                  "valid_by_mix": {str(a): m for a, m in task.mix_metrics.items()}}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))
         print(f"wrote {args.out}")

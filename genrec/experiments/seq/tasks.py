@@ -39,6 +39,7 @@ class GenerativeTask(Task):
             pick = np.random.default_rng(seed).choice(len(splits.valid), decode.valid_users, replace=False)
             self.data.select("valid", torch.from_numpy(np.sort(pick)))
         self.alpha: float | None = None  # the hybrid mix chosen on validation
+        self.mix_metrics: dict[float, dict[str, float]] = {}  # validation metrics of every mix tried
         self.row_targets = torch.from_numpy((rows.target >= 0).sum(1)) if rows is not None else None
 
     def targets_in(self, indices: torch.Tensor) -> int:
@@ -113,6 +114,7 @@ class GenerativeTask(Task):
             by_alpha = {a: metrics_from_ranks(torch.cat(ranks[a])) for a in mixes}
             if split == "valid":
                 self.alpha = max(mixes, key=lambda a: (by_alpha[a]["ndcg@10"], a))  # ties: the more generative mix
+                self.mix_metrics = by_alpha  # what the choice saw, for reports
             chosen = self.alpha if split == "valid" else mixes[0]
             metrics.update({f"hybrid_{k}": v for k, v in by_alpha[chosen].items()}, hybrid_alpha=chosen)
         return metrics
