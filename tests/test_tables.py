@@ -152,7 +152,7 @@ def test_missing_columns_and_unknown_formats_say_what_to_set(tmp_path):
     with pytest.raises(DataValidationError, match=r"no column\(s\) \['user_id', 'item_id'\].*userId.*data.table.columns"):
         load_interactions(path)
     (tmp_path / "r.dat").write_text("1::2::3\n")
-    with pytest.raises(DataValidationError, match="data.format"):
+    with pytest.raises(DataValidationError, match="data.table.format"):
         load_interactions(tmp_path / "r.dat")
     with pytest.raises(ConfigError, match="format must be"):
         load_config(DataConfig, overrides=["table.format=xlsx"])

@@ -72,8 +72,9 @@ NAME_COLUMNS = "data.table.columns (e.g. data.table.columns.user=userId)"
 def read_table(source: Any, fmt: str = "auto", *, sep: str = "", columns: Sequence[str] = (),
                setting: str = NAME_COLUMNS) -> tuple[pa.Table, str]:
     """`source` (a path or a `datasets.Dataset`) as an Arrow table, and the name to use for it in messages.
-    `columns`, if given, must all exist (else the error points at `setting`), and only they are kept. Delimited files are read all as text (ids
-    keep their leading zeros; times and ratings are parsed later, so a bad value can name its row)."""
+    `columns`, if given, must all exist (else the error points at `setting`), and only they are kept.
+    Delimited files are read all as text: ids keep their leading zeros, and times and ratings are parsed
+    later, so a bad value can name its row."""
     import datasets
 
     if isinstance(source, datasets.Dataset):
@@ -84,7 +85,7 @@ def read_table(source: Any, fmt: str = "auto", *, sep: str = "", columns: Sequen
         raise MissingFileError(f"data file not found: {path}")
     fmt = table_format(path) if fmt == "auto" else fmt
     if fmt not in FORMATS:
-        raise DataValidationError(f"{path}: cannot tell the table format from the name; set data.format to one of "
+        raise DataValidationError(f"{path}: cannot tell the table format from the name; set data.table.format to one of "
                                   f"{', '.join(FORMATS)}")
     with _quiet(datasets):
         if fmt in ("csv", "tsv", "recbole"):
