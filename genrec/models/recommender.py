@@ -32,8 +32,8 @@ FORMAT = 1  # bump when the saved layout changes; from_pretrained refuses other 
 FORMAT_COMMIT = "the restructure of issue 15"  # where the format began: older run folders hold best_model.pt only
 
 
-class UnknownItemError(GenrecError, KeyError):
-    """An item id that the model's catalogue does not hold."""
+class UnknownIdError(GenrecError, KeyError):
+    """An item (or user) id that the model does not know."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -231,12 +231,12 @@ class GenerativeRecommender(nn.Module):
 
     def item_index(self, item_id: str) -> int:
         if str(item_id) not in self._index:
-            raise UnknownItemError(f"item {item_id!r} is not in this model's catalogue ({self.num_items} items)")
+            raise UnknownIdError(f"item {item_id!r} is not in this model's catalogue ({self.num_items} items)")
         return self._index[str(item_id)]
 
     def user_index(self, user_id: str) -> int:
         if str(user_id) not in self._user_index:
-            raise UnknownItemError(f"user {user_id!r} is not among this model's {len(self.user_ids)} training users")
+            raise UnknownIdError(f"user {user_id!r} is not among this model's {len(self.user_ids)} training users")
         return self._user_index[str(user_id)]
 
     @torch.no_grad()
