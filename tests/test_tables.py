@@ -176,8 +176,12 @@ def test_item_table_text_order_and_counted_fallback(tmp_path):
 def test_item_table_duplicates_are_errors(tmp_path):
     items = tmp_path / "items.csv"
     items.write_text("item_id,title\na,A\nb,B\na,A again\n")
+    table = InteractionTable(items=ItemTable(path=str(items)))
     with pytest.raises(DataValidationError, match=r"row 3: duplicate_item: item 'a' is already on row 1"):
-        load_interactions(write_delimited(tmp_path / "r.csv", ","), InteractionTable(items=ItemTable(path=str(items))))
+        load_interactions(write_delimited(tmp_path / "r.csv", ","), table)
+    data = load_interactions(tmp_path / "r.csv", table, on_error="drop")  # the first row of 'a' is kept
+    assert data.filtering["item_table_rows_dropped_as_invalid"] == {"duplicate_item": 1}
+    assert data.catalog.title(data.catalog.index_of("a")) == "A"
 
 
 def test_recbole_folder_with_item_file(tmp_path):

@@ -242,6 +242,8 @@ def _describe(filtering: dict[str, Any]) -> str:
             b, a = value["before"], value["after"]
             parts.append(f"{value['k']}-core in {value['rounds']} rounds: users {b['users']:,}->{a['users']:,}, "
                          f"items {b['items']:,}->{a['items']:,}, interactions {b['interactions']:,}->{a['interactions']:,}")
+        elif isinstance(value, dict):  # rows dropped by kind
+            parts.append(f"{key.replace('_', ' ')}: {value}")
         elif value:
             parts.append(f"{key.replace('_', ' ')}: {value:,}")
     return "; ".join(parts) or "nothing filtered"
@@ -271,7 +273,9 @@ def _catalog(item_ids: list[str], codes: np.ndarray, table: InteractionTable, so
     path = _item_table_path(source, table)
     text: dict[str, list[str]] = {}
     if path is not None:
-        rows, text = _item_rows(path, table.items, on_error)
+        rows, text, dropped = _item_rows(path, table.items, on_error)
+        if dropped:
+            filtering["item_table_rows_dropped_as_invalid"] = dropped
         position = np.array([rows.get(i, len(rows)) for i in ids])
         order = np.argsort(position, kind="stable")  # the item table's order; items it lacks last
         ids = [ids[j] for j in order]
@@ -287,8 +291,9 @@ def _catalog(item_ids: list[str], codes: np.ndarray, table: InteractionTable, so
     return Catalog(ids, text={k: v for k, v in text.items() if any(v)}), index_of_code
 
 
-def _item_rows(path: Path, spec: ItemTable, on_error: OnError) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """{item id: row} and {text column: value per row} of the item table; bad rows raised or dropped."""
+def _item_rows(path: Path, spec: ItemTable, on_error: OnError) -> tuple[dict[str, int], dict[str, list[str]], dict[str, int]]:
+    """{item id: row} and {text column: value per row} of the item table, and the rows dropped by kind (bad
+    rows are raised unless `on_error="drop"`)."""
     fmt = table_format(path) or "auto"
     columns = [spec.id, *spec.text] if spec.text else []
     if fmt == "recbole" and not spec.text:  # RecBole declares types: its text is the token/token_seq columns
@@ -308,9 +313,9 @@ def _item_rows(path: Path, spec: ItemTable, on_error: OnError) -> tuple[dict[str
     duplicate = (first_row[codes] != np.arange(len(codes))) & ~missing
     log.add_rows("duplicate_item", where, np.flatnonzero(duplicate),
                  lambda r: f"item {id_list[r]!r} is already on row {first_row[codes[r]] + 1}")
-    log.finish(f"item table {where}")
+    dropped = log.finish(f"item table {where}")
     good = ~(missing | duplicate)
     rows = {item: n for n, item in enumerate(i for i, g in zip(id_list, good) if g)}
     text_columns = [c for c in raw.column_names if c != spec.id]
     text = {c: [("" if v is None else str(v).strip()) for v, g in zip(raw[c].to_pylist(), good) if g] for c in text_columns}
-    return rows, text
+    return rows, text, dropped
