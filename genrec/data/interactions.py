@@ -119,22 +119,19 @@ def _checked_columns(raw: pa.Table, table: InteractionTable, where: str, on_erro
         missing = _missing(column)
         log.add_rows(kind, where, np.flatnonzero(missing), lambda r, c=column_name: f"{who(r)}: no value in column {c!r}")
         bad |= missing
-    times = np.arange(raw.num_rows, dtype=np.float64)  # no time column: file order
-    if cols.time:
-        times, unparsed = _numbers(raw[cols.time], dates=True)
-        nulls = _missing(raw[cols.time])
-        log.add_rows("missing_time", where, np.flatnonzero(nulls & ~bad), lambda r: f"{who(r)}: no time")
-        log.add_rows("bad_time", where, np.flatnonzero(unparsed & ~nulls & ~bad), lambda r:
-                     f"{who(r)}: time {raw[cols.time][r].as_py()!r} is neither a number nor an ISO date")
-        bad |= unparsed
-    ratings = None
-    if table.min_rating is not None:
-        ratings, unparsed = _numbers(raw[cols.rating], dates=False)
-        nulls = _missing(raw[cols.rating])
-        log.add_rows("missing_rating", where, np.flatnonzero(nulls & ~bad), lambda r: f"{who(r)}: no rating")
-        log.add_rows("bad_rating", where, np.flatnonzero(unparsed & ~nulls & ~bad), lambda r:
-                     f"{who(r)}: rating {raw[cols.rating][r].as_py()!r} is not a number")
-        bad |= unparsed
+    def parsed(name: str, column: str, dates: bool, expected: str) -> np.ndarray:
+        """The column as float64; its empty and unparseable rows logged as missing_/bad_<name> and marked bad."""
+        values, unparsed = _numbers(raw[column], dates=dates)
+        nulls = _missing(raw[column])
+        log.add_rows(f"missing_{name}", where, np.flatnonzero(nulls & ~bad), lambda r: f"{who(r)}: no {name}")
+        log.add_rows(f"bad_{name}", where, np.flatnonzero(unparsed & ~nulls & ~bad), lambda r:
+                     f"{who(r)}: {name} {raw[column][r].as_py()!r} is {expected}")
+        bad[:] |= unparsed
+        return values
+
+    times = parsed("time", cols.time, True, "neither a number nor an ISO date") if cols.time else (
+        np.arange(raw.num_rows, dtype=np.float64))  # no time column: file order
+    ratings = parsed("rating", cols.rating, False, "not a number") if table.min_rating is not None else None
     return users, items, times, ratings, bad, log.finish(f"interaction table {where}")
 
 

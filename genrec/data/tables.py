@@ -7,9 +7,10 @@ text, so `007` stays `007` and an id column with a gap does not turn into floats
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -122,19 +123,16 @@ def _keep(table: pa.Table, columns: Sequence[str], where: str, setting: str) -> 
     return table.select(list(columns))
 
 
-class _quiet:
+@contextlib.contextmanager
+def _quiet(datasets_module: Any) -> Iterator[None]:
     """`datasets` draws a progress bar per file it converts; off a terminal that is noise in a log."""
+    from genrec.console import interactive
 
-    def __init__(self, datasets_module: Any) -> None:
-        self.datasets = datasets_module
-
-    def __enter__(self) -> None:
-        from genrec.console import interactive
-
-        self.was_enabled = self.datasets.is_progress_bar_enabled()
-        if not interactive():
-            self.datasets.disable_progress_bars()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.was_enabled:
-            self.datasets.enable_progress_bars()
+    was_enabled = datasets_module.is_progress_bar_enabled()
+    if not interactive():
+        datasets_module.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets_module.enable_progress_bars()
