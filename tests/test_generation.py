@@ -132,7 +132,7 @@ def test_guided_search_with_a_full_beam_ranks_items_by_the_mixed_score():
     every = reference_beam_search(model, vocab, python_trie(codes), ids, mask, beam=n, topk=n)
     for alpha in (0.0, 0.3, 1.0):
         items, scores = constrained_beam_search(model, vocab, trie, ids, mask, beam=n, topk=5,
-                                                prior=prior_logp, alpha=alpha)
+                                                prior=trie.node_log_mass(prior_logp), alpha=alpha)
         for row in range(ids.shape[0]):
             mixed = {i: alpha * s + (1 - alpha) * prior_logp[row, i].item() for i, s in every[row]}
             best = sorted(mixed, key=lambda i: -mixed[i])[:5]
@@ -140,11 +140,12 @@ def test_guided_search_with_a_full_beam_ranks_items_by_the_mixed_score():
             assert np.allclose(scores[row].numpy(), [mixed[i] for i in best], atol=1e-4)
 
 
-def test_prefix_log_mass_sums_item_probabilities_under_each_node():
+def test_node_log_mass_sums_item_probabilities_under_each_node():
     codes = np.array([[0, 1], [0, 0], [1, 1]])
     trie = TensorTrie(codes, [2, 2])
     probs = torch.tensor([[0.5, 0.2, 0.3]])
-    first = trie.prefix_log_mass(probs.log(), 0).exp()[0, trie.prefix_nodes[0]]
+    mass = trie.node_log_mass(probs.log()).exp()[0]
+    first = mass[trie.prefix_nodes[0]]
     assert first.tolist() == pytest.approx([0.7, 0.7, 0.3])  # items 0 and 1 share code 0
-    leaves = trie.prefix_log_mass(probs.log(), 1).exp()[0, trie.prefix_nodes[1]]
+    leaves = mass[trie.prefix_nodes[1]]
     assert leaves.tolist() == pytest.approx([0.5, 0.2, 0.3])  # a leaf's mass is its item's probability

@@ -23,8 +23,9 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
     `input_ids`, or `inputs_embeds` when given (item vectors); `encoder_hidden` skips it (states the
     caller computed, e.g. with a causal encoder), and `attention_mask` [B, S] then masks cross-attention.
 
-    Guided search: with `prior` [B, items], another model's log-probabilities of the next item, a prefix
-    scores `alpha` * its decoder log-probability + (1 - alpha) * the log of the prior's mass under it,
+    Guided search: with `prior` [B, nodes] (`trie.node_log_mass` of another model's next-item
+    log-probabilities), a prefix scores `alpha` * its decoder log-probability + (1 - alpha) * the log of
+    the prior's mass under it,
     so the other model steers which prefixes survive, not only the order of what the decoder found; a
     finished item's score is the same mix of its sequence log-probability and its log-probability under
     the prior. `alpha=1` (or no prior) is the plain search."""
@@ -49,7 +50,7 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
         candidate = extended
         if prior is not None and alpha != 1.0:
             child = trie.children[nodes, :size].clamp_min(0).view(batch, -1)
-            mass = trie.prefix_log_mass(prior, level).gather(1, child).view(batch, width, size)
+            mass = prior.gather(1, child).view(batch, width, size)
             candidate = alpha * extended + (1 - alpha) * mass
         candidate = candidate.masked_fill(~valid | ~torch.isfinite(scores).unsqueeze(-1), float("-inf"))
         k = min(beam, width * size)

@@ -45,11 +45,14 @@ class TensorTrie:
     def num_nodes(self) -> int:
         return len(self.item)
 
-    def prefix_log_mass(self, log_probs: torch.Tensor, level: int) -> torch.Tensor:
-        """[B, nodes]: for a distribution over items [B, n], the log of the probability mass under each node of
-        `level` (the nodes `level` + 1 codes lead to; a leaf's mass is its item's probability)."""
+    def node_log_mass(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """[B, nodes]: for a distribution over items [B, n], the log of the probability mass under every node
+        (a leaf's mass is its item's probability). Node ids are unique across levels, so one tensor holds
+        every level; a guided search computes it once per batch, whatever the number of mixes."""
         probs = log_probs.float().exp()
-        mass = probs.new_zeros(probs.shape[0], self.num_nodes).index_add_(1, self.prefix_nodes[level], probs)
+        mass = probs.new_zeros(probs.shape[0], self.num_nodes)
+        for level in range(self.depth):
+            mass.index_add_(1, self.prefix_nodes[level], probs)
         return mass.clamp_min(torch.finfo(torch.float32).tiny).log()
 
     def to(self, device: torch.device | str) -> "TensorTrie":

@@ -205,19 +205,20 @@ class GenerativeRecommender(nn.Module):
     @torch.no_grad()
     def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20, topk: int = 10,
                  encoded: tuple[torch.Tensor, torch.Tensor] | None = None, alpha: float = 1.0,
-                 dense_logp: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities.
         `encoded`: this batch's `encode(history, users)`, when the caller already has it. `alpha` < 1 (a model
         with a dense head): the search is guided by the dense head, every prefix scored alpha * its sequence
-        log-prob + (1 - alpha) * the dense head's log-mass under it (`dense_logp`: its scores, if at hand)."""
+        log-prob + (1 - alpha) * the dense head's log-mass under it (`guide`: `trie.node_log_mass` of the
+        dense scores, when the caller already has it, e.g. for several mixes)."""
         self.codes_on(history.device)
         hidden, valid = self.encode(history, users) if encoded is None else encoded
-        if alpha != 1.0 and dense_logp is None:
+        if alpha != 1.0 and guide is None:
             if not self.has_dense_head:
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
-            dense_logp = self.dense_scores(history, users, None, (hidden, valid))
+            guide = self.trie.node_log_mass(self.dense_scores(history, users, None, (hidden, valid)))
         return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
-                                       encoder_hidden=hidden, prior=dense_logp if alpha != 1.0 else None, alpha=alpha)
+                                       encoder_hidden=hidden, prior=guide if alpha != 1.0 else None, alpha=alpha)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,

@@ -91,8 +91,9 @@ class GenerativeTask(Task):
                 encoded = model.encode(history, users)  # once for every ranking
                 items, _ = model.generate(history, users, self.decode.beam, self.decode.topk, encoded)
                 dense_logp = model.dense_scores(history, users, table, encoded) if dense else None
+                guide = model.trie.node_log_mass(dense_logp) if mixes else None  # once for every mix
                 guided = {a: model.generate(history, users, self.decode.beam, self.decode.topk, encoded,
-                                            alpha=a, dense_logp=dense_logp)[0] for a in mixes}
+                                            alpha=a, guide=guide)[0] for a in mixes}
             ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
             invalid.append(accelerator.gather_for_metrics((items >= model.num_items).sum(1)))
             empty.append(accelerator.gather_for_metrics((items < 0).sum(1)))
