@@ -17,11 +17,11 @@ def toy_data(n_items=40, n_users=12, seed=0) -> SequenceData:
     return SequenceData("toy", Catalog([str(i) for i in range(n_items)]), [str(u) for u in range(n_users)], seqs)
 
 
-def toy_model(n_items=40, user_buckets=0, seed=0) -> GenerativeRecommender:
+def toy_model(n_items=40, user_buckets=0, seed=0, start_from_state=False) -> GenerativeRecommender:
     torch.manual_seed(seed)
     codes = torch.from_numpy(np.unique(np.random.default_rng(seed).integers(0, 6, size=(300, 3)), axis=0)[:n_items])
     cfg = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0,
-                        user_buckets=user_buckets)
+                        user_buckets=user_buckets, start_from_state=start_from_state)
     items = ItemEmbedding(torch.randn(n_items, 6), id_dim=4, d_model=16)
     return GenerativeRecommender(codes, [6, 6, 6], cfg, max_history=8, items=items, causal=True).eval()
 
@@ -38,12 +38,13 @@ def test_rows_hold_every_training_target_once_with_history_from_its_row():
         assert np.array_equal(h[real][1:], t[real][:-1])
 
 
-def test_one_pass_loss_equals_sliding_window_loss_at_every_position():
+@pytest.mark.parametrize("start_from_state", [False, True])
+def test_one_pass_loss_equals_sliding_window_loss_at_every_position(start_from_state):
     """Without a user token: with one, the window's left padding moves the user token's relative distance
     to the items (T5 biases attention by distance), so the two formulations see different inputs."""
     data = toy_data()
     rows = training_rows(data, max_history=8)
-    model = toy_model()
+    model = toy_model(start_from_state=start_from_state)
     history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
     labels = model.vocab.item_tokens[target]
     with torch.no_grad():
@@ -94,3 +95,21 @@ def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validat
     # alpha 1 is the plain beam: the hybrid at 1 has the beam's own metrics
     one = task.evaluate(task.model, "test", accelerator, mixes=[1.0])
     assert one["hybrid_alpha"] == 1.0 and one["hybrid_ndcg@5"] == one["ndcg@5"] and one["hybrid_recall@5"] == one["recall@5"]
+
+
+@pytest.mark.parametrize("start_from_state", [False, True])
+def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(start_from_state):
+    """Decoding (shared cross-attention K/V, start token from the last state) scores an item exactly as the
+    teacher-forced training pass does: the sum of its code tokens' log-probabilities."""
+    model = toy_model(start_from_state=start_from_state)
+    history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9], [2, 4, 6, 8, 10, 12, 14, 16]])
+    items, scores = model.generate(history, beam=8, topk=5)
+    with torch.no_grad():
+        hidden, valid = model.encode(history, None)
+        for row in range(2):
+            tokens = model.vocab.item_tokens[items[row]]  # [5, L]
+            n = len(tokens)
+            logits = model.code_logits(hidden[row : row + 1].expand(n, -1, -1), valid[row : row + 1].expand(n, -1),
+                                       tokens, hidden[row, -1].expand(n, -1))
+            logp = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(-1)
+            assert torch.allclose(logp, scores[row], atol=1e-4)

@@ -96,9 +96,11 @@ def test_hf_generate_with_prefix_fn_agrees_with_ours():
     assert theirs.tolist() == ours.tolist()
 
 
-def test_shared_cross_decoder_equals_the_plain_decoder_step():
+@pytest.mark.parametrize("with_start", [False, True])
+def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start):
     """The fast path (cross-attention K/V once per user, beams folded into the query) against HF's decoder
-    on the same rows repeated per beam, in fp32, with a padded encoder input and two layers."""
+    on the same rows repeated per beam, in fp32, with a padded encoder input and two layers; `with_start`:
+    a vector added to each user's start-token embedding (a decoder started from the encoder state)."""
     from genrec.generation.fast_decoder import SharedCrossDecoder
     from genrec.models.seq2seq import decoder_step
 
@@ -113,9 +115,16 @@ def test_shared_cross_decoder_equals_the_plain_decoder_step():
     beams, length = 4, 3
     tokens = torch.randint(2, 20, (3, beams, length))
     tokens[..., 0] = 0  # decoder start
-    fast = SharedCrossDecoder(model, encoder_hidden, mask).last_hidden(tokens)  # [B, W, d]
-    plain = decoder_step(model, tokens.flatten(0, 1), encoder_hidden.repeat_interleave(beams, 0),
-                         mask.repeat_interleave(beams, 0)).view(3, beams, -1)
+    start = torch.randn(3, 16) if with_start else None
+    fast = SharedCrossDecoder(model, encoder_hidden, mask, start).last_hidden(tokens)  # [B, W, d]
+    if with_start:
+        embeds = model.decoder.embed_tokens(tokens)
+        embeds[..., 0, :] += start[:, None]
+        plain = model.decoder(inputs_embeds=embeds.flatten(0, 1), encoder_hidden_states=encoder_hidden.repeat_interleave(beams, 0),
+                              encoder_attention_mask=mask.repeat_interleave(beams, 0)).last_hidden_state[:, -1].view(3, beams, -1)
+    else:
+        plain = decoder_step(model, tokens.flatten(0, 1), encoder_hidden.repeat_interleave(beams, 0),
+                             mask.repeat_interleave(beams, 0)).view(3, beams, -1)
     assert fast.shape == plain.shape
     assert torch.allclose(fast, plain, atol=1e-5)
 

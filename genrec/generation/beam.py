@@ -17,7 +17,7 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
                             attention_mask: torch.Tensor, beam: int = 20, topk: int = 10,
                             inputs_embeds: torch.Tensor | None = None,
                             encoder_hidden: torch.Tensor | None = None, prior: torch.Tensor | None = None,
-                            alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                            alpha: float = 1.0, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched: every (user, beam) row advances together; masking is a gather into `trie.children`,
     and cross-attention keys/values are computed once per user (see `fast_decoder`). The encoder reads
     `input_ids`, or `inputs_embeds` when given (item vectors); `encoder_hidden` skips it (states the
@@ -28,7 +28,8 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
     the prior's mass under it,
     so the other model steers which prefixes survive, not only the order of what the decoder found; a
     finished item's score is the same mix of its sequence log-probability and its log-probability under
-    the prior. `alpha=1` (or no prior) is the plain search."""
+    the prior. `alpha=1` (or no prior) is the plain search. `start` [B, d]: added to the decoder's start
+    token embedding (a model whose decoder starts from the encoder state)."""
     if topk > beam:
         raise ValueError(f"topk ({topk}) cannot exceed the beam width ({beam})")
     batch = attention_mask.shape[0]
@@ -36,7 +37,7 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
     if encoder_hidden is None:
         encoder_hidden = model.encoder(input_ids=None if inputs_embeds is not None else input_ids,
                                        inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
-    decoder = SharedCrossDecoder(model, encoder_hidden, attention_mask)
+    decoder = SharedCrossDecoder(model, encoder_hidden, attention_mask, start)
     nodes = torch.zeros(batch, 1, dtype=torch.long, device=device)  # start: one beam at the root
     scores = torch.zeros(batch, 1, device=device)  # what ranks the beams
     sequence_logp = scores  # the decoder's part of it (the same without a prior)

@@ -20,10 +20,12 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
 
 
 class SharedCrossDecoder:
-    """Encode cross-attention K/V for [B, S] once; then `last_hidden(tokens [B, W, t])` -> [B, W, d]."""
+    """Encode cross-attention K/V for [B, S] once; then `last_hidden(tokens [B, W, t])` -> [B, W, d].
+    `start` [B, d]: added to each row's start-token embedding (a decoder started from the encoder state)."""
 
-    def __init__(self, model, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor):
+    def __init__(self, model, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor, start: torch.Tensor | None = None):
         self.decoder = model.decoder
+        self.start = start
         blocks = self.decoder.block
         self.n_heads = blocks[0].layer[1].EncDecAttention.n_heads
         # [B, h, S, d], once per user; beams are folded into the query length when attending
@@ -43,6 +45,8 @@ class SharedCrossDecoder:
     def last_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         t = tokens.shape[-1]
         x = self.decoder.embed_tokens(tokens)  # [B, W, t, d]
+        if self.start is not None:
+            x[..., 0, :] += self.start[:, None].to(x.dtype)
         first = self.decoder.block[0].layer[0].SelfAttention
         causal = torch.full((t, t), torch.finfo(torch.float32).min, device=x.device).triu(1)
         self_bias = first.compute_bias(t, t, device=x.device).float() + causal  # [1, h, t, t]

@@ -67,6 +67,9 @@ class GenerativeRecommender(nn.Module):
         super().__init__()
         if causal and items is None:
             raise ValueError("a causal encoder with a dense head needs item vectors (`items`), not code tokens")
+        if seq2seq.start_from_state and not causal:
+            raise ValueError("start_from_state needs a causal encoder (objective.kind=every_position): only its "
+                             "state at a position summarises the history up to it")
         self.seq2seq, self.max_history, self.level_sizes = seq2seq, max_history, list(level_sizes)
         self.causal = causal
         self.register_buffer("item_codes", codes.long().clone())  # a checkpoint pairs weights with their codes
@@ -138,6 +141,20 @@ class GenerativeRecommender(nn.Module):
         return self.causal
 
     # ------------------------------------------------------------------ training
+    def decoder_start(self, states: torch.Tensor) -> torch.Tensor | None:
+        """What the decoder's start token adds: the encoder state at the target's position [n, d], or nothing."""
+        return states if self.seq2seq.start_from_state else None
+
+    def code_logits(self, hidden: torch.Tensor, sees: torch.Tensor, tokens: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits [n, L, vocab] of the code tokens [n, L], the decoder cross-attending to
+        `hidden` [n, S, d] where `sees` [n, S]; `states` [n, d] are the encoder states at the targets' positions."""
+        embeds = self.t5.decoder.embed_tokens(torch.cat([torch.full_like(tokens[:, :1], PAD), tokens[:, :-1]], dim=-1))
+        start = self.decoder_start(states)
+        if start is not None:
+            embeds = torch.cat([embeds[:, :1] + start.unsqueeze(1).to(embeds.dtype), embeds[:, 1:]], dim=1)
+        out = self.t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden, encoder_attention_mask=sees)
+        return self.t5.lm_head(out.last_hidden_state * output_scale(self.t5))
+
     def every_position(self, history: torch.Tensor, users: torch.Tensor, target: torch.Tensor,
                        labels: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor] | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,12 +170,10 @@ class GenerativeRecommender(nn.Module):
         keys = torch.arange(hidden.shape[1], device=history.device)
         sees = (keys[None, :] <= positions[:, None] + offset) & valid[rows].bool()
         tokens = labels[rows, positions]  # [n, L]
-        decoder_ids = torch.cat([torch.full_like(tokens[:, :1], PAD), tokens[:, :-1]], dim=-1)
-        out = self.t5.decoder(input_ids=decoder_ids, encoder_hidden_states=hidden[rows], encoder_attention_mask=sees)
-        logits = self.t5.lm_head(out.last_hidden_state * output_scale(self.t5))
+        states = hidden[rows, positions + offset]  # [n, d]
+        logits = self.code_logits(hidden[rows], sees, tokens, states)
         code_loss = F.cross_entropy(rearrange(logits.float(), "n l v -> (n l) v"), rearrange(tokens, "n l -> (n l)"),
                                     reduction="none")
-        states = hidden[rows, positions + offset]  # [n, d]
         dense = states @ self.items.table().T  # the autocast precision of training; evaluation scores in fp32
         return reduce(code_loss, "(n l) -> n", "mean", l=tokens.shape[1]), dense.float()
 
@@ -186,17 +201,17 @@ class GenerativeRecommender(nn.Module):
             return losses
         if self.causal:
             hidden, valid = self.encode(history, users, live_semantic)
-            out = self.t5(encoder_outputs=(hidden,), attention_mask=valid, labels=labels)
+            logits = self.code_logits(hidden, valid, labels, hidden[:, -1])
         else:
-            out = self.t5(**self.encoder_inputs(history, users, live_semantic), labels=labels)
-        losses["rec"] = out.loss
+            logits = self.t5(**self.encoder_inputs(history, users, live_semantic), labels=labels).logits
+        losses["rec"] = F.cross_entropy(rearrange(logits.float(), "b l v -> (b l) v"), rearrange(labels, "b l -> (b l)"))
         if live:
             tokenizer = self.items.tokenizer
             soft = tokenizer.quantizer.soft_assignments(tokenizer.encode(self.items.item_text[target]), align_temperature)
             align = 0.0
             for level, log_q in enumerate(soft):  # the dedup suffix level has no soft assignment
                 offset, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
-                predicted = F.softmax(out.logits[:, level, offset : offset + size].detach().float(), dim=-1)
+                predicted = F.softmax(logits[:, level, offset : offset + size].detach().float(), dim=-1)
                 align = align - (predicted * log_q).sum(-1).mean()
             losses["align"] = align
         return losses
@@ -218,7 +233,8 @@ class GenerativeRecommender(nn.Module):
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
             guide = self.trie.node_log_mass(self.dense_scores(history, users, None, (hidden, valid)))
         return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
-                                       encoder_hidden=hidden, prior=guide if alpha != 1.0 else None, alpha=alpha)
+                                       encoder_hidden=hidden, prior=guide if alpha != 1.0 else None, alpha=alpha,
+                                       start=self.decoder_start(hidden[:, -1]))
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,

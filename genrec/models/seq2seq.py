@@ -23,6 +23,10 @@ class Seq2SeqConfig:
     d_ff: int = 1024
     dropout: float = 0.1
     user_buckets: int = 2000  # hashed user token prepended to the history; 0 disables it
+    # a causal encoder only: the decoder's start token adds the encoder state at the target's position (the
+    # state the dense head scores from), so the decoder reads its query directly instead of having to find
+    # the most recent position by cross-attention (which carries no position information in T5)
+    start_from_state: bool = False
 
 
 def user_token(users: torch.Tensor, offset: int, buckets: int) -> torch.Tensor:
