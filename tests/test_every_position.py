@@ -17,13 +17,17 @@ def toy_data(n_items=40, n_users=12, seed=0) -> SequenceData:
     return SequenceData("toy", Catalog([str(i) for i in range(n_items)]), [str(u) for u in range(n_users)], seqs)
 
 
-def toy_model(n_items=40, user_buckets=0, seed=0, start_from_state=False) -> GenerativeRecommender:
+def toy_model(n_items=40, user_buckets=0, seed=0, start_from_state=False, node_head=False) -> GenerativeRecommender:
     torch.manual_seed(seed)
     codes = torch.from_numpy(np.unique(np.random.default_rng(seed).integers(0, 6, size=(300, 3)), axis=0)[:n_items])
     cfg = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0,
-                        user_buckets=user_buckets, start_from_state=start_from_state)
+                        user_buckets=user_buckets, start_from_state=start_from_state,
+                        node_head=node_head)
     items = ItemEmbedding(torch.randn(n_items, 6), id_dim=4, d_model=16)
-    return GenerativeRecommender(codes, [6, 6, 6], cfg, max_history=8, items=items, causal=True).eval()
+    model = GenerativeRecommender(codes, [6, 6, 6], cfg, max_history=8, items=items, causal=True).eval()
+    if node_head:  # away from its zero start, so the node term counts in every check
+        torch.nn.init.normal_(model.node_proj.weight, std=0.3)
+    return model
 
 
 def test_rows_hold_every_training_target_once_with_history_from_its_row():
@@ -38,13 +42,16 @@ def test_rows_hold_every_training_target_once_with_history_from_its_row():
         assert np.array_equal(h[real][1:], t[real][:-1])
 
 
-@pytest.mark.parametrize("start_from_state", [False, True])
-def test_one_pass_loss_equals_sliding_window_loss_at_every_position(start_from_state):
+DECODERS = [{}, {"start_from_state": True}, {"node_head": True}, {"start_from_state": True, "node_head": True}]
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_one_pass_loss_equals_sliding_window_loss_at_every_position(decoder):
     """Without a user token: with one, the window's left padding moves the user token's relative distance
     to the items (T5 biases attention by distance), so the two formulations see different inputs."""
     data = toy_data()
     rows = training_rows(data, max_history=8)
-    model = toy_model(start_from_state=start_from_state)
+    model = toy_model(**decoder)
     history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
     labels = model.vocab.item_tokens[target]
     with torch.no_grad():
@@ -97,11 +104,11 @@ def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validat
     assert one["hybrid_alpha"] == 1.0 and one["hybrid_ndcg@5"] == one["ndcg@5"] and one["hybrid_recall@5"] == one["recall@5"]
 
 
-@pytest.mark.parametrize("start_from_state", [False, True])
-def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(start_from_state):
-    """Decoding (shared cross-attention K/V, start token from the last state) scores an item exactly as the
-    teacher-forced training pass does: the sum of its code tokens' log-probabilities."""
-    model = toy_model(start_from_state=start_from_state)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(decoder):
+    """Decoding (shared cross-attention K/V, start token from the last state, node head) scores an item
+    exactly as the teacher-forced training pass does: the sum of its code tokens' log-probabilities."""
+    model = toy_model(**decoder)
     history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9], [2, 4, 6, 8, 10, 12, 14, 16]])
     items, scores = model.generate(history, beam=8, topk=5)
     with torch.no_grad():
@@ -109,7 +116,17 @@ def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(start
         for row in range(2):
             tokens = model.vocab.item_tokens[items[row]]  # [5, L]
             n = len(tokens)
-            logits = model.code_logits(hidden[row : row + 1].expand(n, -1, -1), valid[row : row + 1].expand(n, -1),
-                                       tokens, hidden[row, -1].expand(n, -1))
-            logp = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(-1)
-            assert torch.allclose(logp, scores[row], atol=1e-4)
+            states = model.decoder_states(hidden[row : row + 1].expand(n, -1, -1), valid[row : row + 1].expand(n, -1),
+                                          tokens, hidden[row, -1].expand(n, -1))
+            loss, _ = model.code_loss(states, tokens)
+            assert torch.allclose(-loss * tokens.shape[1], scores[row], atol=1e-4)
+
+
+def test_node_head_normalises_over_the_valid_children_only():
+    model = toy_model(node_head=True)
+    hidden = torch.randn(5, 16)
+    parents = model.trie.prefix_nodes[0][:5]  # level-2 choices under five items' first codes
+    with torch.no_grad():
+        logp = model.level_log_probs(hidden, parents, 1)
+    valid = model.trie.children[parents, :6] >= 0
+    assert torch.isneginf(logp[~valid]).all() and torch.allclose(logp.exp().sum(-1), torch.ones(5))

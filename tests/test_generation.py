@@ -158,3 +158,16 @@ def test_node_log_mass_sums_item_probabilities_under_each_node():
     assert first.tolist() == pytest.approx([0.7, 0.7, 0.3])  # items 0 and 1 share code 0
     leaves = mass[trie.prefix_nodes[1]]
     assert leaves.tolist() == pytest.approx([0.5, 0.2, 0.3])  # a leaf's mass is its item's probability
+
+
+def test_node_means_average_the_items_under_each_prefix_and_parents_follow_the_codes():
+    codes = np.array([[0, 1], [0, 0], [1, 1]])
+    trie = TensorTrie(codes, [2, 2])
+    vectors = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0]])
+    means = trie.node_means(vectors)
+    first = trie.prefix_nodes[0]  # the nodes of prefixes (0,) (0,) (1,)
+    assert torch.allclose(means[0], vectors.mean(0))
+    assert torch.allclose(means[first[0]], torch.tensor([2.0, 1.0])) and torch.allclose(means[first[2]], vectors[2])
+    assert torch.equal(means[trie.prefix_nodes[1]], vectors)  # a leaf's vector is its item's
+    parents = trie.parents(torch.from_numpy(codes))
+    assert parents[:, 0].tolist() == [0, 0, 0] and torch.equal(parents[:, 1], first)

@@ -5,6 +5,8 @@ Slots that cannot be filled (fewer valid items than `topk`) hold item -1 and sco
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from genrec.generation.fast_decoder import SharedCrossDecoder
@@ -17,7 +19,9 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
                             attention_mask: torch.Tensor, beam: int = 20, topk: int = 10,
                             inputs_embeds: torch.Tensor | None = None,
                             encoder_hidden: torch.Tensor | None = None, prior: torch.Tensor | None = None,
-                            alpha: float = 1.0, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                            alpha: float = 1.0, start: torch.Tensor | None = None,
+                            scorer: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched: every (user, beam) row advances together; masking is a gather into `trie.children`,
     and cross-attention keys/values are computed once per user (see `fast_decoder`). The encoder reads
     `input_ids`, or `inputs_embeds` when given (item vectors); `encoder_hidden` skips it (states the
@@ -29,7 +33,8 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
     so the other model steers which prefixes survive, not only the order of what the decoder found; a
     finished item's score is the same mix of its sequence log-probability and its log-probability under
     the prior. `alpha=1` (or no prior) is the plain search. `start` [B, d]: added to the decoder's start
-    token embedding (a model whose decoder starts from the encoder state)."""
+    token embedding (a model whose decoder starts from the encoder state). `scorer(hidden [B, W, d], parent
+    nodes [B, W], level)` -> code log-probabilities [B, W, size] replaces the T5 LM head's (a node head)."""
     if topk > beam:
         raise ValueError(f"topk ({topk}) cannot exceed the beam width ({beam})")
     batch = attention_mask.shape[0]
@@ -45,7 +50,10 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
     for level, size in enumerate(vocab.level_sizes):
         width = nodes.shape[1]
         hidden = decoder.last_hidden(tokens)
-        logp = level_logits(model, hidden, vocab.level_offsets[level], size).view(batch, width, size)
+        if scorer is None:
+            logp = level_logits(model, hidden, vocab.level_offsets[level], size).view(batch, width, size)
+        else:
+            logp = scorer(hidden, nodes, level)
         valid = trie.valid_mask(nodes, level)
         extended = sequence_logp.unsqueeze(-1) + logp
         candidate = extended

@@ -55,6 +55,26 @@ class TensorTrie:
             mass.index_add_(1, self.prefix_nodes[level], probs)
         return mass.clamp_min(torch.finfo(torch.float32).tiny).log()
 
+    def node_means(self, vectors: torch.Tensor) -> torch.Tensor:
+        """[nodes, d]: for per-item vectors [n, d], the mean vector of the items under every node (a leaf's
+        is its item's; the root's, row 0, the mean of all)."""
+        total = vectors.new_zeros(self.num_nodes, vectors.shape[1])
+        count = vectors.new_zeros(self.num_nodes)
+        ones = vectors.new_ones(vectors.shape[0])
+        for level in range(self.depth):
+            total = total.index_add(0, self.prefix_nodes[level], vectors)
+            count = count.index_add(0, self.prefix_nodes[level], ones)
+        total = total.index_add(0, torch.zeros_like(self.prefix_nodes[0]), vectors)
+        count[0] = vectors.shape[0]
+        return total / count.clamp_min(1).unsqueeze(1)
+
+    def parents(self, codes: torch.Tensor) -> torch.Tensor:
+        """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""
+        nodes = [torch.zeros_like(codes[..., 0])]
+        for level in range(self.depth - 1):
+            nodes.append(self.step(nodes[-1], codes[..., level]))
+        return torch.stack(nodes, dim=-1)
+
     def to(self, device: torch.device | str) -> "TensorTrie":
         self.children, self.item = self.children.to(device), self.item.to(device)
         self.prefix_nodes = self.prefix_nodes.to(device)

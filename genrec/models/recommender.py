@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, reduce
+from einops import einsum
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
@@ -67,15 +67,20 @@ class GenerativeRecommender(nn.Module):
         super().__init__()
         if causal and items is None:
             raise ValueError("a causal encoder with a dense head needs item vectors (`items`), not code tokens")
-        if seq2seq.start_from_state and not causal:
-            raise ValueError("start_from_state needs a causal encoder (objective.kind=every_position): only its "
-                             "state at a position summarises the history up to it")
+        for option in ("start_from_state", "node_head"):
+            if getattr(seq2seq, option) and not causal:
+                raise ValueError(f"{option} needs a causal encoder (objective.kind=every_position): the decoder "
+                                 "reads the encoder state at the target's position and the dense head's item table")
         self.seq2seq, self.max_history, self.level_sizes = seq2seq, max_history, list(level_sizes)
         self.causal = causal
         self.register_buffer("item_codes", codes.long().clone())  # a checkpoint pairs weights with their codes
         self.items = items
         self._set_decoding(codes)
         self.t5 = build_model(seq2seq, self.vocab.size)
+        # zero-initialised: a node-head model starts as the plain decoder and learns how much to use the item table
+        self.node_proj = nn.Linear(seq2seq.d_model, seq2seq.d_model, bias=False) if seq2seq.node_head else None
+        if self.node_proj is not None:
+            nn.init.zeros_(self.node_proj.weight)
         self.item_ids = item_ids or [str(i) for i in range(len(codes))]
         self.titles = titles or [""] * len(codes)
         self._index = {item: i for i, item in enumerate(self.item_ids)}
@@ -145,15 +150,55 @@ class GenerativeRecommender(nn.Module):
         """What the decoder's start token adds: the encoder state at the target's position [n, d], or nothing."""
         return states if self.seq2seq.start_from_state else None
 
-    def code_logits(self, hidden: torch.Tensor, sees: torch.Tensor, tokens: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits [n, L, vocab] of the code tokens [n, L], the decoder cross-attending to
-        `hidden` [n, S, d] where `sees` [n, S]; `states` [n, d] are the encoder states at the targets' positions."""
+    def decoder_states(self, hidden: torch.Tensor, sees: torch.Tensor, tokens: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced decoder states [n, L, d] for the code tokens [n, L] (state l predicts token l), the
+        decoder cross-attending to `hidden` [n, S, d] where `sees` [n, S]; `states` [n, d] are the encoder
+        states at the targets' positions."""
         embeds = self.t5.decoder.embed_tokens(torch.cat([torch.full_like(tokens[:, :1], PAD), tokens[:, :-1]], dim=-1))
         start = self.decoder_start(states)
         if start is not None:
             embeds = torch.cat([embeds[:, :1] + start.unsqueeze(1).to(embeds.dtype), embeds[:, 1:]], dim=1)
-        out = self.t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden, encoder_attention_mask=sees)
-        return self.t5.lm_head(out.last_hidden_state * output_scale(self.t5))
+        return self.t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden, encoder_attention_mask=sees).last_hidden_state
+
+    def node_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The node head's output vectors [trie nodes, d]: the mean item vector under each prefix (None without
+        a node head). `table`: `items.table()`, when the caller has it."""
+        if self.node_proj is None:
+            return None
+        return self.trie.node_means(self.items.table() if table is None else table)
+
+    def level_log_probs(self, hidden: torch.Tensor, parents: torch.Tensor, level: int,
+                        nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probabilities [..., size] of level `level`'s codes after the prefixes ending at trie nodes
+        `parents` [...], from decoder states `hidden` [..., d]. The plain decoder: T5's tied LM head, normalised
+        over the whole vocabulary (as TIGER trains). With a node head: plus the projected state against each
+        child's mean item vector (`nodes`, from `node_vectors`), normalised over the valid children only."""
+        offset, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
+        logits = self.t5.lm_head(hidden * output_scale(self.t5)).float()
+        if self.node_proj is None:
+            return torch.log_softmax(logits, dim=-1)[..., offset : offset + size]
+        nodes = self.node_vectors() if nodes is None else nodes
+        children = self.trie.children[parents, :size]
+        node_term = einsum(self.node_proj(hidden).float(), nodes[children.clamp_min(0)].float(), "... d, ... s d -> ... s")
+        logits = (logits[..., offset : offset + size] + node_term).masked_fill(children < 0, float("-inf"))
+        return torch.log_softmax(logits, dim=-1)
+
+    def code_log_probs(self, decoder_states: torch.Tensor, tokens: torch.Tensor,
+                       nodes: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per level, the full code distribution [n, size] (log) under each target's own prefix."""
+        self.codes_on(tokens.device)
+        codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
+        parents = self.trie.parents(codes)
+        return [self.level_log_probs(decoder_states[:, level], parents[:, level], level, nodes)
+                for level in range(tokens.shape[1])]
+
+    def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor,
+                  nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Cross-entropy [n] of each target's code tuple (mean over levels), and the distributions it came from."""
+        log_probs = self.code_log_probs(decoder_states, tokens, nodes)
+        codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
+        picked = torch.stack([lp.gather(-1, codes[:, level : level + 1]).squeeze(-1) for level, lp in enumerate(log_probs)], -1)
+        return -picked.mean(-1), log_probs
 
     def every_position(self, history: torch.Tensor, users: torch.Tensor, target: torch.Tensor,
                        labels: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -171,11 +216,10 @@ class GenerativeRecommender(nn.Module):
         sees = (keys[None, :] <= positions[:, None] + offset) & valid[rows].bool()
         tokens = labels[rows, positions]  # [n, L]
         states = hidden[rows, positions + offset]  # [n, d]
-        logits = self.code_logits(hidden[rows], sees, tokens, states)
-        code_loss = F.cross_entropy(rearrange(logits.float(), "n l v -> (n l) v"), rearrange(tokens, "n l -> (n l)"),
-                                    reduction="none")
-        dense = states @ self.items.table().T  # the autocast precision of training; evaluation scores in fp32
-        return reduce(code_loss, "(n l) -> n", "mean", l=tokens.shape[1]), dense.float()
+        table = self.items.table()
+        code_loss, _ = self.code_loss(self.decoder_states(hidden[rows], sees, tokens, states), tokens, self.node_vectors(table))
+        dense = states @ table.T  # the autocast precision of training; evaluation scores in fp32
+        return code_loss, dense.float()
 
     def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
                 live: bool = False, align_temperature: float = 1.0, every_position: bool = False) -> dict[str, torch.Tensor]:
@@ -199,19 +243,15 @@ class GenerativeRecommender(nn.Module):
             losses["rec"] = code_loss.mean()
             losses["dense"] = F.cross_entropy(dense, target[target >= 0])
             return losses
-        if self.causal:
-            hidden, valid = self.encode(history, users, live_semantic)
-            logits = self.code_logits(hidden, valid, labels, hidden[:, -1])
-        else:
-            logits = self.t5(**self.encoder_inputs(history, users, live_semantic), labels=labels).logits
-        losses["rec"] = F.cross_entropy(rearrange(logits.float(), "b l v -> (b l) v"), rearrange(labels, "b l -> (b l)"))
+        hidden, valid = self.encode(history, users, live_semantic)
+        code_loss, log_probs = self.code_loss(self.decoder_states(hidden, valid, labels, hidden[:, -1]), labels)
+        losses["rec"] = code_loss.mean()
         if live:
             tokenizer = self.items.tokenizer
             soft = tokenizer.quantizer.soft_assignments(tokenizer.encode(self.items.item_text[target]), align_temperature)
             align = 0.0
             for level, log_q in enumerate(soft):  # the dedup suffix level has no soft assignment
-                offset, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
-                predicted = F.softmax(logits[:, level, offset : offset + size].detach().float(), dim=-1)
+                predicted = F.softmax(log_probs[level].detach(), dim=-1)  # over this level's codes
                 align = align - (predicted * log_q).sum(-1).mean()
             losses["align"] = align
         return losses
@@ -234,7 +274,15 @@ class GenerativeRecommender(nn.Module):
             guide = self.trie.node_log_mass(self.dense_scores(history, users, None, (hidden, valid)))
         return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
                                        encoder_hidden=hidden, prior=guide if alpha != 1.0 else None, alpha=alpha,
-                                       start=self.decoder_start(hidden[:, -1]))
+                                       start=self.decoder_start(hidden[:, -1]), scorer=self.beam_scorer())
+
+    def beam_scorer(self):
+        """The search's per-level scorer: `level_log_probs` with this batch's node vectors made once (None: the
+        search's own T5 LM-head scoring, the same thing for a plain decoder)."""
+        if self.node_proj is None:
+            return None
+        nodes = self.node_vectors()
+        return lambda hidden, parents, level: self.level_log_probs(hidden, parents, level, nodes)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,

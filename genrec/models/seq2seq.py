@@ -27,6 +27,11 @@ class Seq2SeqConfig:
     # state the dense head scores from), so the decoder reads its query directly instead of having to find
     # the most recent position by cross-attention (which carries no position information in T5)
     start_from_state: bool = False
+    # a causal encoder only: each level's code scores add the decoder state (projected) against the mean item
+    # vector under each child prefix (the item table the dense head trains), and the softmax runs over the
+    # trie's valid children; without it a code token's output embedding is shared by every prefix, so the
+    # decoder must learn which item a later-level code means under each prefix from scratch
+    node_head: bool = False
 
 
 def user_token(users: torch.Tensor, offset: int, buckets: int) -> torch.Tensor:
