@@ -171,3 +171,10 @@ def test_node_means_average_the_items_under_each_prefix_and_parents_follow_the_c
     assert torch.equal(means[trie.prefix_nodes[1]], vectors)  # a leaf's vector is its item's
     parents = trie.parents(torch.from_numpy(codes))
     assert parents[:, 0].tolist() == [0, 0, 0] and torch.equal(parents[:, 1], first)
+
+
+def test_each_levels_children_fill_one_node_id_range():
+    codes = np.unique(np.random.default_rng(3).integers(0, 4, size=(40, 3)), axis=0)
+    trie = TensorTrie(codes, [4, 4, 4])
+    for level, (first, end) in enumerate(trie.level_ranges):
+        assert torch.equal(torch.unique(trie.prefix_nodes[level]), torch.arange(first, end))

@@ -40,6 +40,9 @@ class TensorTrie:
         for level in range(depth):
             prefix[level] = children[prefix[level - 1] if level else np.zeros(n, dtype=np.int64), codes[:, level]]
         self.prefix_nodes = torch.from_numpy(prefix)
+        # nodes are numbered level by level, so the children chosen at level l fill one id range
+        starts = [1 + sum(len(np.unique(codes[:, :length], axis=0)) for length in range(1, l + 1)) for l in range(depth)]
+        self.level_ranges = [(starts[l], starts[l + 1] if l + 1 < depth else num_internal + n) for l in range(depth)]
 
     @property
     def num_nodes(self) -> int:

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from einops import einsum
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
@@ -165,7 +164,9 @@ class GenerativeRecommender(nn.Module):
         a node head). `table`: `items.table()`, when the caller has it."""
         if self.node_proj is None:
             return None
-        return self.trie.node_means(self.items.table() if table is None else table)
+        table = self.items.table() if table is None else table
+        self.codes_on(table.device)
+        return self.trie.node_means(table)
 
     def level_log_probs(self, hidden: torch.Tensor, parents: torch.Tensor, level: int,
                         nodes: torch.Tensor | None = None) -> torch.Tensor:
@@ -179,8 +180,16 @@ class GenerativeRecommender(nn.Module):
             return torch.log_softmax(logits, dim=-1)[..., offset : offset + size]
         nodes = self.node_vectors() if nodes is None else nodes
         children = self.trie.children[parents, :size]
-        node_term = einsum(self.node_proj(hidden).float(), nodes[children.clamp_min(0)].float(), "... d, ... s d -> ... s")
-        logits = (logits[..., offset : offset + size] + node_term).masked_fill(children < 0, float("-inf"))
+        valid = children >= 0
+        projected = self.node_proj(hidden).float()
+        first, end = self.trie.level_ranges[level]
+        if end - first <= size:  # a level with few nodes (the root's children): score them all in one matmul
+            node_term = (projected @ nodes[first:end].float().T).gather(-1, (children - first).clamp(0, end - first - 1))
+        else:  # score each row's valid children only: below the first level most prefixes have a few
+            where = valid.nonzero(as_tuple=True)
+            scores = (projected[where[:-1]] * nodes[children[where]].float()).sum(-1)
+            node_term = torch.zeros(children.shape, device=hidden.device).index_put(where, scores)
+        logits = (logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 
     def code_log_probs(self, decoder_states: torch.Tensor, tokens: torch.Tensor,

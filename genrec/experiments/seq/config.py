@@ -72,3 +72,9 @@ class SeqRunConfig(RunConfig):
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     joint: JointConfig = field(default_factory=JointConfig)  # mode=joint only
+
+    def validate(self) -> None:
+        super().validate()
+        for option in ("start_from_state", "node_head"):
+            check(not getattr(self.model, option) or self.objective.kind == "every_position",
+                  f"model.{option} needs objective.kind=every_position (a causal encoder and its item table)")
