@@ -8,8 +8,9 @@ import torch
 class TensorTrie:
     """`children[node, code]` is the child node id or -1; `item[node]` maps leaf nodes to item indices.
 
-    Node 0 is the root. Only internal nodes have rows in `children` (leaves are numbered after them),
-    so memory is (#prefixes of length < L) x max level size.
+    Node 0 is the root; the other nodes are numbered level by level (`level_ranges[l]`: the ids of the
+    children chosen at level l). Only internal nodes have rows in `children` (leaves are numbered after
+    them), so memory is (#prefixes of length < L) x max level size.
     """
 
     def __init__(self, codes: np.ndarray | torch.Tensor, level_sizes: list[int]):
@@ -20,10 +21,14 @@ class TensorTrie:
         self.depth, self.level_sizes = depth, list(level_sizes)
         width = max(level_sizes)
         node_of: dict[tuple, int] = {(): 0}
-        for length in range(1, depth):  # internal nodes, level by level
+        starts = []  # numbered level by level, the children chosen at level l fill one id range
+        for length in range(1, depth):  # internal nodes
+            starts.append(len(node_of))
             for prefix in map(tuple, np.unique(codes[:, :length], axis=0)):
                 node_of[prefix] = len(node_of)
         num_internal = len(node_of)
+        starts.append(num_internal)  # the leaves
+        self.level_ranges = list(zip(starts, starts[1:] + [num_internal + n]))
         children = np.full((num_internal, width), -1, dtype=np.int64)
         item = np.full(num_internal + n, -1, dtype=np.int64)
         for length in range(1, depth):
@@ -40,9 +45,6 @@ class TensorTrie:
         for level in range(depth):
             prefix[level] = children[prefix[level - 1] if level else np.zeros(n, dtype=np.int64), codes[:, level]]
         self.prefix_nodes = torch.from_numpy(prefix)
-        # nodes are numbered level by level, so the children chosen at level l fill one id range
-        starts = [1 + sum(len(np.unique(codes[:, :length], axis=0)) for length in range(1, l + 1)) for l in range(depth)]
-        self.level_ranges = [(starts[l], starts[l + 1] if l + 1 < depth else num_internal + n) for l in range(depth)]
 
     @property
     def num_nodes(self) -> int:
