@@ -166,7 +166,6 @@ def test_node_means_average_the_items_under_each_prefix_and_parents_follow_the_c
     vectors = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0]])
     means = trie.node_means(vectors)
     first = trie.prefix_nodes[0]  # the nodes of prefixes (0,) (0,) (1,)
-    assert torch.allclose(means[0], vectors.mean(0))
     assert torch.allclose(means[first[0]], torch.tensor([2.0, 1.0])) and torch.allclose(means[first[2]], vectors[2])
     assert torch.equal(means[trie.prefix_nodes[1]], vectors)  # a leaf's vector is its item's
     parents = trie.parents(torch.from_numpy(codes))

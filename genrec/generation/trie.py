@@ -45,6 +45,7 @@ class TensorTrie:
         for level in range(depth):
             prefix[level] = children[prefix[level - 1] if level else np.zeros(n, dtype=np.int64), codes[:, level]]
         self.prefix_nodes = torch.from_numpy(prefix)
+        self.items_under = torch.from_numpy(np.bincount(prefix.ravel(), minlength=num_internal + n))  # root: 0
 
     @property
     def num_nodes(self) -> int:
@@ -61,17 +62,12 @@ class TensorTrie:
         return mass.clamp_min(torch.finfo(torch.float32).tiny).log()
 
     def node_means(self, vectors: torch.Tensor) -> torch.Tensor:
-        """[nodes, d]: for per-item vectors [n, d], the mean vector of the items under every node (a leaf's
-        is its item's; the root's, row 0, the mean of all)."""
+        """[nodes, d]: for per-item vectors [n, d], the mean vector of the items under every node but the
+        root (a leaf's is its item's; the root's row, never a child, is 0)."""
         total = vectors.new_zeros(self.num_nodes, vectors.shape[1])
-        count = vectors.new_zeros(self.num_nodes)
-        ones = vectors.new_ones(vectors.shape[0])
         for level in range(self.depth):
             total = total.index_add(0, self.prefix_nodes[level], vectors)
-            count = count.index_add(0, self.prefix_nodes[level], ones)
-        total = total.index_add(0, torch.zeros_like(self.prefix_nodes[0]), vectors)
-        count[0] = vectors.shape[0]
-        return total / count.clamp_min(1).unsqueeze(1)
+        return total / self.items_under.to(vectors.dtype).clamp_min(1).unsqueeze(1)
 
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
         """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""
@@ -82,7 +78,7 @@ class TensorTrie:
 
     def to(self, device: torch.device | str) -> "TensorTrie":
         self.children, self.item = self.children.to(device), self.item.to(device)
-        self.prefix_nodes = self.prefix_nodes.to(device)
+        self.prefix_nodes, self.items_under = self.prefix_nodes.to(device), self.items_under.to(device)
         return self
 
     def valid_mask(self, nodes: torch.Tensor, level: int) -> torch.Tensor:
