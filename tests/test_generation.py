@@ -98,9 +98,10 @@ def test_hf_generate_with_prefix_fn_agrees_with_ours():
 
 @pytest.mark.parametrize("with_start", [False, True])
 def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start):
-    """The fast path (cross-attention K/V once per user, beams folded into the query) against HF's decoder
-    on the same rows repeated per beam, in fp32, with a padded encoder input and two layers; `with_start`:
-    a vector added to each user's start-token embedding (a decoder started from the encoder state)."""
+    """The fast path (cross-attention K/V once per user, beams folded into the query, self-attention K/V
+    cached and reordered to the surviving beams' parents) against HF's decoder re-run on each beam's whole
+    prefix, in fp32, with a padded encoder input and two layers; `with_start`: a vector added to each user's
+    start-token embedding (a decoder started from the encoder state)."""
     from genrec.generation.fast_decoder import SharedCrossDecoder
     from genrec.models.seq2seq import decoder_step
 
@@ -112,21 +113,29 @@ def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start):
     mask[0, :2] = False  # left padding, as histories are padded
     ids = torch.randint(2, 20, (3, 6)).masked_fill(~mask, 0)
     encoder_hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    beams, length = 4, 3
-    tokens = torch.randint(2, 20, (3, beams, length))
-    tokens[..., 0] = 0  # decoder start
     start = torch.randn(3, 16) if with_start else None
-    fast = SharedCrossDecoder(model, encoder_hidden, mask, start).last_hidden(tokens)  # [B, W, d]
-    if with_start:
-        embeds = model.decoder.embed_tokens(tokens)
+    fast = SharedCrossDecoder(model, encoder_hidden, mask, start)
+
+    def plain(prefixes: torch.Tensor) -> torch.Tensor:  # [B, W, t] -> [B, W, d], the whole prefix re-run
+        beams = prefixes.shape[1]
+        repeated = encoder_hidden.repeat_interleave(beams, 0), mask.repeat_interleave(beams, 0)
+        if start is None:
+            return decoder_step(model, prefixes.flatten(0, 1), *repeated).view(3, beams, -1)
+        embeds = model.decoder.embed_tokens(prefixes)
         embeds[..., 0, :] += start[:, None]
-        plain = model.decoder(inputs_embeds=embeds.flatten(0, 1), encoder_hidden_states=encoder_hidden.repeat_interleave(beams, 0),
-                              encoder_attention_mask=mask.repeat_interleave(beams, 0)).last_hidden_state[:, -1].view(3, beams, -1)
-    else:
-        plain = decoder_step(model, tokens.flatten(0, 1), encoder_hidden.repeat_interleave(beams, 0),
-                             mask.repeat_interleave(beams, 0)).view(3, beams, -1)
-    assert fast.shape == plain.shape
-    assert torch.allclose(fast, plain, atol=1e-5)
+        out = model.decoder(inputs_embeds=embeds.flatten(0, 1), encoder_hidden_states=repeated[0],
+                            encoder_attention_mask=repeated[1]).last_hidden_state[:, -1]
+        return out.view(3, beams, -1)
+
+    prefixes = torch.zeros(3, 1, 1, dtype=torch.long)  # the start token
+    assert torch.allclose(fast.step(prefixes[..., -1]), plain(prefixes), atol=1e-5)
+    for width in (4, 3, 5):  # beams come from any earlier beam, some twice, some dropped
+        parents = torch.randint(0, prefixes.shape[1], (3, width))
+        new = torch.randint(2, 20, (3, width))
+        prefixes = torch.cat([prefixes.gather(1, parents[..., None].expand(-1, -1, prefixes.shape[-1])), new[..., None]], -1)
+        out = fast.step(new, parents)
+        assert out.shape == (3, width, 16)
+        assert torch.allclose(out, plain(prefixes), atol=1e-5)
 
 
 def test_guided_search_with_a_full_beam_ranks_items_by_the_mixed_score():

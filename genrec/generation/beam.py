@@ -46,10 +46,11 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
     nodes = torch.zeros(batch, 1, dtype=torch.long, device=device)  # start: one beam at the root
     scores = torch.zeros(batch, 1, device=device)  # what ranks the beams
     sequence_logp = scores  # the decoder's part of it (the same without a prior)
-    tokens = torch.full((batch, 1, 1), PAD, dtype=torch.long, device=device)
+    tokens = torch.full((batch, 1), PAD, dtype=torch.long, device=device)  # each beam's newest token
+    parent = None
     for level, size in enumerate(vocab.level_sizes):
         width = nodes.shape[1]
-        hidden = decoder.last_hidden(tokens)
+        hidden = decoder.step(tokens, parent)
         if scorer is None:
             logp = level_logits(model, hidden, vocab.level_offsets[level], size).view(batch, width, size)
         else:
@@ -68,8 +69,7 @@ def constrained_beam_search(model, vocab: CodeVocab, trie: TensorTrie, input_ids
         parent, code = flat // size, flat % size
         nodes = trie.step(nodes.gather(1, parent), code)
         nodes = torch.where(torch.isfinite(scores), nodes, torch.zeros_like(nodes))  # dead beams park at root
-        tokens = torch.cat([tokens.gather(1, parent.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])),
-                            (code + vocab.level_offsets[level]).unsqueeze(-1)], dim=-1)
+        tokens = code + vocab.level_offsets[level]
     items = trie.item[nodes]
     items = torch.where(torch.isfinite(scores), items, torch.full_like(items, -1))
     return _pad_to(items[:, :topk], topk, -1), _pad_to(scores[:, :topk], topk, float("-inf"))

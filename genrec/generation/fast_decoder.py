@@ -1,9 +1,13 @@
-"""A decoding-only forward of HF's T5 decoder that shares cross-attention keys/values across beams.
+"""A decoding-only forward of HF's T5 decoder that shares cross-attention keys/values across beams and
+caches self-attention keys/values across steps.
 
 HF's decoder, given `batch*beam` rows, projects the (repeated) encoder output to keys and values in
 every layer at every step; with a history of 80 tokens and beam 20 that dominates decoding. Here the
-projections are made once per user and broadcast over beams. It reads the weights of the HF modules
-it is given, so `test_generation.py` checks it against `model.decoder` (the plain reference).
+projections are made once per user and broadcast over beams. Each step then runs the decoder on the one
+new token per beam, its self-attention reading the earlier tokens' keys/values from a cache that follows
+the beams (reordered to each survivor's parent), instead of re-running the whole prefix. It reads the
+weights of the HF modules it is given, so `test_generation.py` checks it against `model.decoder` (the
+plain reference).
 """
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
 
 
 class SharedCrossDecoder:
-    """Encode cross-attention K/V for [B, S] once; then `last_hidden(tokens [B, W, t])` -> [B, W, d].
-    `start` [B, d]: added to each row's start-token embedding (a decoder started from the encoder state)."""
+    """Encode cross-attention K/V for [B, S] once; then `step(tokens [B, W], parents [B, W])` -> [B, W, d]:
+    the decoder state after appending one token to each beam, beam w continuing the prefix that was beam
+    `parents[:, w]` at the previous step. `start` [B, d]: added to each row's start-token embedding (a
+    decoder started from the encoder state)."""
 
     def __init__(self, model, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor, start: torch.Tensor | None = None):
         self.decoder = model.decoder
@@ -36,24 +42,33 @@ class SharedCrossDecoder:
         ]
         neg = torch.finfo(torch.float32).min
         self.cross_bias = ((~encoder_mask.bool()).float() * neg)[:, None, None, :]  # [B, 1, 1, S]
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: self-attention K, V [B, W, h, t, d]
 
     def _attend(self, q, k, v, bias):
         scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) + bias  # T5 does not scale by sqrt(d)
         return torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
 
     @torch.no_grad()
-    def last_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
-        t = tokens.shape[-1]
-        x = self.decoder.embed_tokens(tokens)  # [B, W, t, d]
-        if self.start is not None:
-            x[..., 0, :] += self.start[:, None].to(x.dtype)
+    def step(self, tokens: torch.Tensor, parents: torch.Tensor | None = None) -> torch.Tensor:
+        """`tokens` [B, W]: each beam's newest token (the start token first, with `parents` None)."""
+        x = self.decoder.embed_tokens(tokens).unsqueeze(-2)  # [B, W, 1, d]
+        if not self.cache and self.start is not None:
+            x = x + self.start[:, None, None].to(x.dtype)
+        if parents is not None:  # the cache follows the surviving beams
+            index = parents[:, :, None, None, None]
+            self.cache = [(k.gather(1, index.expand(-1, -1, *k.shape[2:])), v.gather(1, index.expand(-1, -1, *v.shape[2:])))
+                          for k, v in self.cache]
+        t = self.cache[0][0].shape[-2] + 1 if self.cache else 1
         first = self.decoder.block[0].layer[0].SelfAttention
-        causal = torch.full((t, t), torch.finfo(torch.float32).min, device=x.device).triu(1)
-        self_bias = first.compute_bias(t, t, device=x.device).float() + causal  # [1, h, t, t]
-        for block, (ck, cv) in zip(self.decoder.block, self.cross):
+        self_bias = first.compute_bias(t, t, device=x.device).float()[:, :, -1:]  # [1, h, 1, t]: the new position's row
+        cache = []
+        for i, (block, (ck, cv)) in enumerate(zip(self.decoder.block, self.cross)):
             sa = block.layer[0].SelfAttention
             h = block.layer[0].layer_norm(x)
-            q, k, v = (_heads(proj(h), self.n_heads) for proj in (sa.q, sa.k, sa.v))
+            q, k, v = (_heads(proj(h), self.n_heads) for proj in (sa.q, sa.k, sa.v))  # [B, W, h, 1, d]
+            if self.cache:
+                k, v = torch.cat([self.cache[i][0], k], dim=-2), torch.cat([self.cache[i][1], v], dim=-2)
+            cache.append((k, v))
             x = x + sa.o(_merge(self._attend(q, k, v, self_bias)))
             ca = block.layer[1].EncDecAttention
             h = block.layer[1].layer_norm(x)
@@ -63,4 +78,5 @@ class SharedCrossDecoder:
             x = x + ca.o(_merge(out))
             ff = block.layer[2]
             x = x + ff.DenseReluDense(ff.layer_norm(x))
+        self.cache = cache
         return self.decoder.final_layer_norm(x[..., -1, :])
