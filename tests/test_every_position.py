@@ -130,3 +130,13 @@ def test_node_head_normalises_over_the_valid_children_only():
         logp = model.level_log_probs(hidden, parents, 1)
     valid = model.trie.children[parents, :6] >= 0
     assert torch.isneginf(logp[~valid]).all() and torch.allclose(logp.exp().sum(-1), torch.ones(5))
+
+
+def test_a_node_head_model_saves_and_loads_with_the_same_recommendations(tmp_path):
+    model = toy_model(start_from_state=True, node_head=True)
+    history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9]])
+    model.save_pretrained(tmp_path / "model")
+    loaded = GenerativeRecommender.from_pretrained(tmp_path / "model")
+    assert loaded.seq2seq.node_head and loaded.seq2seq.start_from_state
+    for a, b in zip(model.generate(history, beam=8, topk=5), loaded.generate(history, beam=8, topk=5)):
+        assert torch.equal(a, b)
