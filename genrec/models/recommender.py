@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -285,7 +285,7 @@ class GenerativeRecommender(nn.Module):
                                        encoder_hidden=hidden, prior=guide if alpha != 1.0 else None, alpha=alpha,
                                        start=self.decoder_start(hidden[:, -1]), scorer=self.beam_scorer())
 
-    def beam_scorer(self):
+    def beam_scorer(self) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None:
         """The search's per-level scorer: `level_log_probs` with this batch's node vectors made once (None: the
         search's own T5 LM-head scoring, the same thing for a plain decoder)."""
         if self.node_proj is None:
