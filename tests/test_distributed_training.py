@@ -1,6 +1,6 @@
 """Training under 2 CPU processes (gloo): the joint model freezes a part per epoch, which plain DDP
 would wait on forever; the run must form one process group, not two lone runs. Every-position rows,
-the dense head and a code refresh all go through it."""
+the dense head, the node head (its trie-dependent node vectors) and a code refresh all go through it."""
 import json
 import os
 
@@ -10,7 +10,7 @@ from genrec.config import load_config
 from genrec.experiments.seq import SeqRunConfig, run
 
 JOINT = ["mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1", "joint.suffix_slots=128",
-         "objective.kind=every_position"]
+         "objective.kind=every_position", "model.node_head=true", "model.start_from_state=true"]
 
 
 def _train(rank: int, world: int, port: int, overrides: list[str]) -> None:
