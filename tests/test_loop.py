@@ -46,3 +46,25 @@ def test_early_stopped_run_stays_stopped_when_resumed(tmp_path):
     patient = FlatTask()  # a larger patience continues the same run
     more = Trainer(TrainConfig(**{**vars(cfg), "patience": 3}), tmp_path).fit(patient)
     assert patient.steps == 4 and [h["epoch"] for h in more["history"]] == [1, 2, 3, 4]
+
+
+class SlowTask(FlatTask):
+    def loss(self, model, batch):
+        import time
+
+        time.sleep(0.05)
+        return super().loss(model, batch)
+
+
+def test_time_budget_stops_within_the_epoch_and_the_run_stays_stopped(tmp_path):
+    """The budget is checked after every step, not at epoch ends: the learning rate is already zero past
+    it, so finishing the epoch would only cost wall time."""
+    cfg = TrainConfig(epochs=10, batch_size=4, lr=1e-2, warmup_steps=0, eval_every=1, monitor="score",
+                      progress=False, resume=True, checkpoint_every=1, max_minutes=0.3 / 60)  # 0.3 s, 16 steps an epoch
+    task = SlowTask()
+    first = Trainer(cfg, tmp_path).fit(task)
+    assert [h["epoch"] for h in first["history"]] == [1]
+    assert 6 <= task.steps < 16 and first["history"][0]["steps"] == f"{task.steps}/16"
+    again = SlowTask()
+    Trainer(cfg, tmp_path).fit(again)
+    assert again.steps == 0  # resumed past its budget: nothing more is trained

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import torch
 from accelerate import Accelerator
 from accelerate.data_loader import prepare_data_loader
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, broadcast, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -291,8 +291,18 @@ class Trainer:
         if self.cfg.patience and state.bad_evals >= self.cfg.patience:
             return f"early stop: no {self.cfg.monitor} gain for {self.cfg.patience} evaluations"
         if self.cfg.max_minutes and state.training_seconds() > 60 * self.cfg.max_minutes:
-            return f"time budget of {self.cfg.max_minutes} min reached after epoch {state.epoch}"
+            return f"time budget of {self.cfg.max_minutes} min reached in epoch {state.epoch}"
         return None
+
+    def _out_of_time(self, state: _LoopState) -> bool:
+        """Past the training-time budget? With several processes the main process's clock decides for all,
+        so every process stops after the same step."""
+        if not self.cfg.max_minutes:
+            return False
+        over = state.training_seconds() > 60 * self.cfg.max_minutes
+        if self.accelerator.num_processes > 1:
+            over = bool(broadcast(torch.tensor([float(over)], device=self.accelerator.device)).item())
+        return over
 
     def _train_epoch(self, task: Task, model: nn.Module, optimizer, scheduler, loader, step_fn,
                      state: _LoopState) -> dict[str, Any]:
@@ -328,11 +338,15 @@ class Trainer:
             state.seen += task.targets_in(indices) * acc.num_processes
             if cfg.progress and batches % 50 == 0:
                 bar.set_postfix(loss=f"{running.item() / batches:.4f}")
+            if self._out_of_time(state):  # the learning rate is zero from here: the rest of the epoch is wasted
+                break
         state.train_seconds += time.perf_counter() - epoch_start
         state._epoch_start = None
         state.epoch += 1
         record: dict[str, Any] = {"epoch": state.epoch, "train_seconds": state.train_seconds,
                                   "train_loss": running.item() / max(1, batches)}
+        if batches < len(loader):
+            record["steps"] = f"{batches}/{len(loader)}"  # cut by the time budget
         record.update({f"train_{key}": value.item() / max(1, batches) for key, value in parts.items()})
         return record
 
