@@ -51,7 +51,8 @@ class TrainConfig:
     resume: bool = True
     checkpoint_every: int = 1  # epochs between resumable `last/` states; 0 = never
     # budget of training time (training steps only; validation is not counted, so models that are slow to
-    # evaluate get the same training time): stops after the epoch that crosses it, and the cosine schedule ends
+    # evaluate get the same training time): stops after the step that crosses it (that epoch is validated and
+    # checkpointed as usual), and the cosine schedule ends
     # there (its progress is the larger of steps/total steps and time/budget), so a cut run still anneals its LR
     max_minutes: float = 0.0
     seed: int = 42
