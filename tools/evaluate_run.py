@@ -6,7 +6,8 @@ test users, the hybrid mix chosen on validation, through the task its mode build
 
 Useful when decoding changes after a model was trained (e.g. the dense-guided hybrid search); training is
 untouched. `--valid-users` overrides the number of validation users the mix is chosen on (0 = all), `--mixes`
-the mixes it is chosen from.
+the mixes it is chosen from, `--beam` the beam width (is the search or the model the limit?), and
+`--valid-only` stops after validation.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--valid-users", type=int, default=None)
     parser.add_argument("--mixes", type=float, nargs="+", default=None,
                         help="hybrid mixes to choose from on validation (default: the run's decode.hybrid_alphas)")
+    parser.add_argument("--beam", type=int, default=None, help="beam width (default: the run's decode.beam)")
+    parser.add_argument("--valid-only", action="store_true", help="evaluate the validation users only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -39,11 +42,13 @@ def main() -> None:
         run.cfg.decode.valid_users = args.valid_users
     if args.mixes is not None:
         run.cfg.decode.hybrid_alphas = args.mixes
+    if args.beam is not None:
+        run.cfg.decode.beam = args.beam
     accelerator = Accelerator(cpu=True)
     task = run.task(accelerator)
     valid = task.evaluate(run.model, "valid", accelerator, mixes=run.cfg.decode.hybrid_alphas)  # chooses the mix
-    test = task.evaluate(run.model, "test", accelerator, mixes=[task.alpha])
-    print(f"{args.run} valid: {format_metrics(valid)}\n{args.run} test: {format_metrics(test)}")
+    test = None if args.valid_only else task.evaluate(run.model, "test", accelerator, mixes=[task.alpha])
+    print(f"{args.run} valid: {format_metrics(valid)}" + ("" if test is None else f"\n{args.run} test: {format_metrics(test)}"))
     if args.out:
         result = {"name": Path(args.out).stem, "command": "python tools/evaluate_run.py " + " ".join(sys.argv[1:]),
                   "run": args.run, "hardware": hardware(), "seconds": round(time.perf_counter() - start, 1),
