@@ -2,7 +2,9 @@
 
 History items enter the encoder either as code tokens (two-stage TIGER) or as one
 `[ID embedding ‖ quantized semantic vector]` vector each (`ItemEmbedding`, frozen or with a live
-tokenizer); the decoder emits the next item's code tuple, decoded by trie-constrained beam search.
+tokenizer); the decoder emits the next item's code tuple, decoded by trie-constrained beam search. With
+a causal encoder the decoder may also start from the encoder state and score codes against the item
+table (`Seq2SeqConfig.start_from_state`, `node_head`), so what the dense head learns reaches it at once.
 `save_pretrained` / `from_pretrained` keep every mode in one format: `config.json`,
 `model.safetensors` (no pickles) and `items.json` (raw item ids and titles, for `recommend`).
 """
