@@ -194,20 +194,15 @@ class GenerativeRecommender(nn.Module):
         logits = (logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 
-    def code_log_probs(self, decoder_states: torch.Tensor, tokens: torch.Tensor,
-                       nodes: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Per level, the full code distribution [n, size] (log) under each target's own prefix."""
+    def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor,
+                  nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Cross-entropy [n] of each target's code tuple (mean over levels), and the per-level code
+        distributions [n, size] (log) under each target's own prefix that it came from."""
         self.codes_on(tokens.device)
         codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
         parents = self.trie.parents(codes)
-        return [self.level_log_probs(decoder_states[:, level], parents[:, level], level, nodes)
-                for level in range(tokens.shape[1])]
-
-    def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor,
-                  nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Cross-entropy [n] of each target's code tuple (mean over levels), and the distributions it came from."""
-        log_probs = self.code_log_probs(decoder_states, tokens, nodes)
-        codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
+        log_probs = [self.level_log_probs(decoder_states[:, level], parents[:, level], level, nodes)
+                     for level in range(tokens.shape[1])]
         picked = torch.stack([lp.gather(-1, codes[:, level : level + 1]).squeeze(-1) for level, lp in enumerate(log_probs)], -1)
         return -picked.mean(-1), log_probs
 
