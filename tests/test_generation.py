@@ -173,10 +173,11 @@ def test_node_means_average_the_items_under_each_prefix_and_parents_follow_the_c
     codes = np.array([[0, 1], [0, 0], [1, 1]])
     trie = TensorTrie(codes, [2, 2])
     vectors = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0]])
-    means = trie.node_means(vectors)
+    means = trie.node_means(vectors)  # per level, rows = node ids from that level's first
     first = trie.prefix_nodes[0]  # the nodes of prefixes (0,) (0,) (1,)
-    assert torch.allclose(means[first[0]], torch.tensor([2.0, 1.0])) and torch.allclose(means[first[2]], vectors[2])
-    assert torch.equal(means[trie.prefix_nodes[1]], vectors)  # a leaf's vector is its item's
+    assert len(means[0]) == 2 and trie.level_ranges[0][0] == 1 and first.tolist() == [1, 1, 2]
+    assert torch.allclose(means[0], torch.tensor([[2.0, 1.0], [5.0, 4.0]]))
+    assert torch.equal(means[1][trie.prefix_nodes[1] - trie.level_ranges[1][0]], vectors)  # a leaf's is its item's
     parents = trie.parents(torch.from_numpy(codes))
     assert parents[:, 0].tolist() == [0, 0, 0] and torch.equal(parents[:, 1], first)
 

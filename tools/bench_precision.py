@@ -42,7 +42,9 @@ def tasks(data, batch: dict[str, int]) -> dict[str, tuple]:
     def generative(every_position: bool) -> GenerativeTask:
         torch.manual_seed(0)
         items = ItemEmbedding(torch.randn(n, 32), 16, CPU_T5.d_model)
-        cfg = CPU_T5 if every_position else Seq2SeqConfig(**{**CPU_T5.__dict__, "dropout": 0.1})
+        # the every-position model as recipes/configs/beauty_cpu.yaml trains it: state start and node head
+        extra = {"start_from_state": True, "node_head": True} if every_position else {"dropout": 0.1}
+        cfg = Seq2SeqConfig(**{**CPU_T5.__dict__, **extra})
         model = GenerativeRecommender(codes, [256] * 4, cfg, 20, items, causal=every_position)
         rows = training_rows(data, 20) if every_position else None
         return GenerativeTask(model, splits, DecodeConfig(), 0, rows)

@@ -61,13 +61,19 @@ class TensorTrie:
             mass.index_add_(1, self.prefix_nodes[level], probs)
         return mass.clamp_min(torch.finfo(torch.float32).tiny).log()
 
-    def node_means(self, vectors: torch.Tensor) -> torch.Tensor:
-        """[nodes, d]: for per-item vectors [n, d], the mean vector of the items under every node but the
-        root (a leaf's is its item's; the root's row, never a child, is 0)."""
-        total = vectors.new_zeros(self.num_nodes, vectors.shape[1])
-        for level in range(self.depth):
-            total = total.index_add(0, self.prefix_nodes[level], vectors)
-        return total / self.items_under.to(vectors.dtype).clamp_min(1).unsqueeze(1)
+    def node_means(self, vectors: torch.Tensor) -> list[torch.Tensor]:
+        """Per level l, [level_ranges[l] size, d]: for per-item vectors [n, d], the mean vector of the items under
+        each child chosen at level l (row = node id - the range's first id; a leaf's is its item's). One tensor
+        per level, so a gradient through one level's rows never fills a whole-trie-sized tensor."""
+        means = []
+        for level, (first, end) in enumerate(self.level_ranges):
+            if level == self.depth - 1:  # leaves are numbered in item order
+                means.append(vectors)
+                continue
+            nodes = self.prefix_nodes[level] - first
+            total = vectors.new_zeros(end - first, vectors.shape[1]).index_add_(0, nodes, vectors)
+            means.append(total / self.items_under[first:end].to(vectors.dtype).unsqueeze(1))
+        return means
 
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
         """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""

@@ -161,9 +161,9 @@ class GenerativeRecommender(nn.Module):
             embeds = torch.cat([embeds[:, :1] + start.unsqueeze(1).to(embeds.dtype), embeds[:, 1:]], dim=1)
         return self.t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden, encoder_attention_mask=sees).last_hidden_state
 
-    def node_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor | None:
-        """The node head's output vectors [trie nodes, d]: the mean item vector under each prefix (None without
-        a node head). `table`: `items.table()`, when the caller has it."""
+    def node_vectors(self, table: torch.Tensor | None = None) -> list[torch.Tensor] | None:
+        """The node head's output vectors, per level [that level's trie nodes, d]: the mean item vector under
+        each prefix (None without a node head). `table`: `items.table()`, when the caller has it."""
         if self.node_proj is None:
             return None
         table = self.items.table() if table is None else table
@@ -171,7 +171,7 @@ class GenerativeRecommender(nn.Module):
         return self.trie.node_means(table)
 
     def level_log_probs(self, hidden: torch.Tensor, parents: torch.Tensor, level: int,
-                        nodes: torch.Tensor | None = None) -> torch.Tensor:
+                        nodes: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Log-probabilities [..., size] of level `level`'s codes after the prefixes ending at trie nodes
         `parents` [...], from decoder states `hidden` [..., d]. The plain decoder: T5's tied LM head, normalised
         over the whole vocabulary (as TIGER trains). With a node head: plus the projected state against each
@@ -180,22 +180,22 @@ class GenerativeRecommender(nn.Module):
         logits = self.t5.lm_head(hidden * output_scale(self.t5)).float()
         if self.node_proj is None:
             return torch.log_softmax(logits, dim=-1)[..., offset : offset + size]
-        nodes = self.node_vectors() if nodes is None else nodes
+        vectors = (self.node_vectors() if nodes is None else nodes)[level]
+        first = self.trie.level_ranges[level][0]
         children = self.trie.children[parents, :size]
         valid = children >= 0
         projected = self.node_proj(hidden).float()
-        first, end = self.trie.level_ranges[level]
-        if end - first <= size:  # a level with few nodes (the root's children): score them all in one matmul
-            node_term = (projected @ nodes[first:end].float().T).gather(-1, (children - first).clamp(0, end - first - 1))
+        if len(vectors) <= size:  # a level with few nodes (the root's children): score them all in one matmul
+            node_term = (projected @ vectors.float().T).gather(-1, (children - first).clamp(0, len(vectors) - 1))
         else:  # score each row's valid children only: below the first level most prefixes have a few
             where = valid.nonzero(as_tuple=True)
-            scores = (projected[where[:-1]] * nodes[children[where]].float()).sum(-1)
+            scores = (projected[where[:-1]] * vectors[children[where] - first].float()).sum(-1)
             node_term = torch.zeros(children.shape, device=hidden.device).index_put(where, scores)
         logits = (logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 
     def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor,
-                  nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                  nodes: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Cross-entropy [n] of each target's code tuple (mean over levels), and the per-level code
         distributions [n, size] (log) under each target's own prefix that it came from."""
         self.codes_on(tokens.device)
