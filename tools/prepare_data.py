@@ -17,7 +17,7 @@ import torch
 
 from genrec.config import load_config
 from genrec.data import item_embeddings, load_dataset
-from genrec.data.embeddings import cache_dir
+from genrec.data.embeddings import cache_dir, resolve_precision
 from genrec.errors import cli
 from genrec.experiments.harness import DataConfig
 
@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--stats", action="store_true", help="print dataset statistics as JSON")
     parser.add_argument("--embed", action="store_true", help="compute (or reload) item text embeddings")
     parser.add_argument("--refresh", action="store_true", help="recompute embeddings even if cached")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="the text encoder's precision (auto: bf16 where the hardware has it natively)")
     parser.add_argument("--on-error", default="raise", choices=["raise", "drop"])
     parser.add_argument("--out", default=None, help="also write the embedding timing JSON here")
     parser.add_argument("overrides", nargs="*", help="data config keys, e.g. table.columns.user=userId")
@@ -39,8 +41,9 @@ def main() -> None:
         print(json.dumps(data.stats(), indent=2))
     if args.embed:
         start = time.perf_counter()
-        vectors = item_embeddings(data.catalog, refresh=args.refresh)
+        vectors = item_embeddings(data.catalog, refresh=args.refresh, precision=args.precision)
         report = {"dataset": args.dataset, "embeddings": list(vectors.shape), "refresh": args.refresh,
+                  "precision": resolve_precision(args.precision, "cuda" if torch.cuda.is_available() else "cpu"),
                   "seconds": round(time.perf_counter() - start, 2), "threads": torch.get_num_threads(),
                   "device": "cuda" if torch.cuda.is_available() else "cpu", "cache": str(cache_dir() / "embeddings")}
         print(json.dumps(report))
