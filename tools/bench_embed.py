@@ -25,8 +25,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="beauty")
     parser.add_argument("--items", type=int, default=2000, help="random items to embed (0 = all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     texts = item_texts(load_dataset(args.dataset).catalog)
     if args.items:
         texts = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(args.items, len(texts)), replace=False)]
@@ -39,9 +42,9 @@ def main() -> None:
         rows[precision] = {"seconds": round(seconds, 2), "items_per_second": round(len(texts) / seconds, 1)}
         print(f"{precision}: {seconds:6.1f} s  {len(texts) / seconds:6.1f} items/s", flush=True)
     cosine = (vectors["fp32"] * vectors["bf16"]).sum(1)
-    record = {"command": f"python tools/bench_embed.py --dataset {args.dataset} --items {args.items}"
+    record = {"command": f"python tools/bench_embed.py --dataset {args.dataset} --items {args.items} --threads {args.threads}"
                          + (f" --out {args.out}" if args.out else ""),
-              "hardware": hardware(), "dataset": args.dataset, "items": len(texts), "precisions": rows,
+              "hardware": hardware(), "threads": torch.get_num_threads(), "dataset": args.dataset, "items": len(texts), "precisions": rows,
               "speedup_bf16": round(rows["fp32"]["seconds"] / rows["bf16"]["seconds"], 2),
               "cosine_fp32_bf16": {"min": float(cosine.min()), "mean": float(cosine.mean())},
               "auto_picks": resolve_precision("auto", device)}
