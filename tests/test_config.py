@@ -53,6 +53,7 @@ def test_shipped_configs_load():
     ("decode.topk=30", "topk must be between 1 and the beam width 20"),
     ("objective.kind=sometimes", "kind must be window or every_position"),
     ("model.node_head=true", "model.node_head needs objective.kind=every_position"),
+    ("objective.distill_weight=1", "distill_weight needs the dense head"),
 ])
 def test_bad_values_fail_before_any_work_with_key_value_and_type(override, message):
     with pytest.raises(ConfigError, match=message):

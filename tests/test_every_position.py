@@ -55,7 +55,7 @@ def test_one_pass_loss_equals_sliding_window_loss_at_every_position(decoder):
     history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
     labels = model.vocab.item_tokens[target]
     with torch.no_grad():
-        code_loss, dense = model.every_position(history, users, target, labels)  # [n], [n, items]
+        code_loss, dense, _ = model.every_position(history, users, target, labels)  # [n], [n, items]
         checked = 0
         for r in range(len(rows)):
             for j in np.flatnonzero(rows.target[r] >= 0):  # row-major, as the one-pass outputs
@@ -118,8 +118,32 @@ def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(decod
             n = len(tokens)
             states = model.decoder_states(hidden[row : row + 1].expand(n, -1, -1), valid[row : row + 1].expand(n, -1),
                                           tokens, hidden[row, -1].expand(n, -1))
-            loss, _ = model.code_loss(states, tokens)
+            loss, _, _ = model.code_loss(states, tokens)
             assert torch.allclose(-loss * tokens.shape[1], scores[row], atol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", [{}, {"node_head": True}])
+def test_distilling_a_one_hot_teacher_is_the_hard_code_loss_and_a_spread_teacher_is_not(decoder):
+    data = toy_data()
+    rows = training_rows(data, max_history=8)
+    model = toy_model(**decoder)
+    history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
+    labels = model.vocab.item_tokens[target]
+    hidden, valid = model.encode(history, users)
+    rows_, positions = (target >= 0).nonzero(as_tuple=True)
+    tokens, states = labels[rows_, positions], hidden[rows_, positions]
+    keys = torch.arange(hidden.shape[1])
+    decoded = model.decoder_states(hidden[rows_], (keys[None] <= positions[:, None]) & valid[rows_].bool(), tokens, states)
+    one_hot = F.one_hot(target[target >= 0], model.num_items).float()
+    hard, _, soft = model.code_loss(decoded, tokens, model.node_vectors(), teacher=one_hot)
+    assert torch.allclose(soft, hard, atol=1e-5)
+    uniform = torch.full_like(one_hot, 1 / model.num_items)
+    _, _, spread = model.code_loss(decoded, tokens, model.node_vectors(), teacher=uniform)
+    assert torch.isfinite(spread).all() and not torch.allclose(spread, hard)
+    losses = model(history, users, labels, target, every_position=True, distill=True)
+    assert set(losses) == {"rec", "dense", "distill"}
+    losses["distill"].backward()  # the teacher is detached: only the decoder side (and what feeds it) learns
+    assert model.t5.decoder.block[0].layer[0].SelfAttention.q.weight.grad is not None
 
 
 def test_node_head_normalises_over_the_valid_children_only():

@@ -182,6 +182,17 @@ def test_node_means_average_the_items_under_each_prefix_and_parents_follow_the_c
     assert parents[:, 0].tolist() == [0, 0, 0] and torch.equal(parents[:, 1], first)
 
 
+def test_child_mass_sums_the_item_probabilities_under_each_child_of_a_prefix():
+    codes = np.array([[0, 1], [0, 0], [1, 1]])
+    trie = TensorTrie(codes, [2, 2])
+    probs = torch.tensor([[0.5, 0.2, 0.3]])
+    root = torch.zeros(1, dtype=torch.long)
+    assert trie.child_mass(probs, root, 0)[0].tolist() == pytest.approx([0.7, 0.3])
+    first = trie.prefix_nodes[0]  # the nodes of prefixes (0,) (0,) (1,)
+    assert trie.child_mass(probs, first[:1], 1)[0].tolist() == pytest.approx([0.2, 0.5])  # (0, 0) is item 1
+    assert trie.child_mass(probs, first[2:], 1)[0].tolist() == pytest.approx([0.0, 0.3])  # (1, 0) is no item
+
+
 def test_each_levels_children_fill_one_node_id_range():
     codes = np.unique(np.random.default_rng(3).integers(0, 4, size=(40, 3)), axis=0)
     trie = TensorTrie(codes, [4, 4, 4])

@@ -75,6 +75,18 @@ class TensorTrie:
             means.append(total / self.items_under[first:end].to(vectors.dtype).unsqueeze(1))
         return means
 
+    def child_mass(self, probs: torch.Tensor, parents: torch.Tensor, level: int) -> torch.Tensor:
+        """[n, level size]: for distributions over items `probs` [n, items], the probability mass under each
+        child of `parents` [n] chosen at `level` (0 where a code is not a valid child)."""
+        first, end = self.level_ranges[level]
+        if level == self.depth - 1:  # leaves are numbered in item order
+            mass = probs
+        else:
+            mass = probs.new_zeros(len(probs), end - first).index_add_(1, self.prefix_nodes[level] - first, probs)
+        children = self.children[parents, : self.level_sizes[level]]
+        valid = children >= 0
+        return mass.gather(1, (children - first).clamp(0, end - first - 1)) * valid
+
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
         """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""
         nodes = [torch.zeros_like(codes[..., 0])]

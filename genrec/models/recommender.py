@@ -194,25 +194,36 @@ class GenerativeRecommender(nn.Module):
         logits = (logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 
-    def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor,
-                  nodes: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Cross-entropy [n] of each target's code tuple (mean over levels), and the per-level code
-        distributions [n, size] (log) under each target's own prefix that it came from."""
+    def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor, nodes: list[torch.Tensor] | None = None,
+                  teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """Cross-entropy [n] of each target's code tuple (mean over levels); the per-level code distributions
+        [n, size] (log) under each target's own prefix that it came from; and, given `teacher` (distributions
+        over items [n, items]), the cross-entropy [n] of those distributions to soft targets: at each level
+        the teacher's probability mass under each child of the target's prefix, renormalised (None without)."""
         self.codes_on(tokens.device)
         codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
         parents = self.trie.parents(codes)
         log_probs = [self.level_log_probs(decoder_states[:, level], parents[:, level], level, nodes)
                      for level in range(tokens.shape[1])]
         picked = torch.stack([lp.gather(-1, codes[:, level : level + 1]).squeeze(-1) for level, lp in enumerate(log_probs)], -1)
-        return -picked.mean(-1), log_probs
+        if teacher is None:
+            return -picked.mean(-1), log_probs, None
+        soft = []
+        for level, lp in enumerate(log_probs):
+            mass = self.trie.child_mass(teacher, parents[:, level], level)
+            target = mass / mass.sum(-1, keepdim=True).clamp_min(torch.finfo(mass.dtype).tiny)
+            soft.append(-torch.where(target > 0, target * lp, torch.zeros_like(lp)).sum(-1))  # 0 * -inf off the trie
+        return -picked.mean(-1), log_probs, torch.stack(soft, -1).mean(-1)
 
     def every_position(self, history: torch.Tensor, users: torch.Tensor, target: torch.Tensor,
-                       labels: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+                       labels: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       distill: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One causal pass over rows: history [B, H], target [B, H] (the item after each position, -1 = none),
         labels [B, H, L] its code tokens. Returns, for the n positions with a target (row-major order), the
-        code losses [n] (mean over the L levels: the sliding-window loss of that prefix) and the dense head's
-        logits [n, items]. Heads run on those positions only: most of a left-padded row is padding."""
+        code losses [n] (mean over the L levels: the sliding-window loss of that prefix), the dense head's
+        logits [n, items], and with `distill` the decoder's cross-entropy [n] to the dense head's (detached)
+        distribution over each level's codes. Heads run on those positions only: most of a left-padded row
+        is padding."""
         length = history.shape[1]
         hidden, valid = self.encode(history, users, live)
         offset = hidden.shape[1] - length  # a user token sits before the items
@@ -223,17 +234,21 @@ class GenerativeRecommender(nn.Module):
         tokens = labels[rows, positions]  # [n, L]
         states = hidden[rows, positions + offset]  # [n, d]
         table = self.items.table()
-        code_loss, _ = self.code_loss(self.decoder_states(hidden[rows], sees, tokens, states), tokens, self.node_vectors(table))
-        dense = states @ table.T  # the autocast precision of training; evaluation scores in fp32
-        return code_loss, dense.float()
+        nodes = self.node_vectors(table)
+        dense = (states @ table.T).float()  # the autocast precision of training; evaluation scores in fp32
+        teacher = dense.detach().softmax(-1) if distill else None
+        code_loss, _, soft = self.code_loss(self.decoder_states(hidden[rows], sees, tokens, states), tokens, nodes, teacher)
+        return code_loss, dense, soft
 
     def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
-                live: bool = False, align_temperature: float = 1.0, every_position: bool = False) -> dict[str, torch.Tensor]:
+                live: bool = False, align_temperature: float = 1.0, every_position: bool = False,
+                distill: bool = False) -> dict[str, torch.Tensor]:
         """Losses of one batch (through `forward`, so DDP sees every step).
 
         Sliding window: history [B, H] -> one target per row, labels [B, L]. Every position (`every_position`,
         causal model): rows with target [B, H] and labels [B, H, L]; `rec` is the code loss over every real
-        position and `dense` the dense head's full-softmax cross-entropy. With `live` (a tokenizer that trains
+        position and `dense` the dense head's full-softmax cross-entropy; with `distill` also `distill`, the
+        code distributions' cross-entropy to the dense head's mass under each code (`every_position`). With `live` (a tokenizer that trains
         with the model), the inputs' semantic vectors come from the tokenizer with gradients and its RQ-VAE
         loss (`rq`) is added; in the sliding window also an alignment loss (`align`: cross-entropy from the
         recommender's per-level code distribution, held fixed, to the tokenizer's soft assignment of the target)."""
@@ -245,12 +260,14 @@ class GenerativeRecommender(nn.Module):
             live_semantic = (uniq, tok.quantized)
             losses["rq"] = tok.loss
         if every_position:
-            code_loss, dense = self.every_position(history, users, target, labels, live_semantic)
+            code_loss, dense, soft = self.every_position(history, users, target, labels, live_semantic, distill)
             losses["rec"] = code_loss.mean()
             losses["dense"] = F.cross_entropy(dense, target[target >= 0])
+            if soft is not None:
+                losses["distill"] = soft.mean()
             return losses
         hidden, valid = self.encode(history, users, live_semantic)
-        code_loss, log_probs = self.code_loss(self.decoder_states(hidden, valid, labels, hidden[:, -1]), labels)
+        code_loss, log_probs, _ = self.code_loss(self.decoder_states(hidden, valid, labels, hidden[:, -1]), labels)
         losses["rec"] = code_loss.mean()
         if live:
             tokenizer = self.items.tokenizer

@@ -29,10 +29,16 @@ class ObjectiveConfig:
 
     kind: str = "window"
     dense_weight: float = 1.0  # every_position: weight of the dense head's loss; 0 is the ablation
+    # every_position: weight of the decoder's cross-entropy to the dense head's (detached) probability mass
+    # under each code of each level (the dense head distilled into the decoder); 0 = off
+    distill_weight: float = 0.0
 
     def validate(self) -> None:
         check(self.kind in ("window", "every_position"), f"kind must be window or every_position, got {self.kind!r}")
         check(self.dense_weight >= 0, f"dense_weight must not be negative, got {self.dense_weight}")
+        check(self.distill_weight >= 0, f"distill_weight must not be negative, got {self.distill_weight}")
+        check(self.distill_weight == 0 or self.kind == "every_position",
+              "distill_weight needs the dense head of objective.kind=every_position")
 
 
 @dataclass

@@ -45,9 +45,10 @@ class SeedContext:
                                      causal=self.every_position, user_ids=self.data.user_ids)
 
     def objective(self) -> dict:
-        """The task's training-example settings: every-position rows and the dense head's weight."""
+        """The task's training-example settings: every-position rows and the dense head's and distillation's weights."""
         rows = training_rows(self.data, self.cfg.data.max_history) if self.every_position else None
-        return {"rows": rows, "dense_weight": self.cfg.objective.dense_weight}
+        return {"rows": rows, "dense_weight": self.cfg.objective.dense_weight,
+                "distill_weight": self.cfg.objective.distill_weight}
 
     def table(self) -> SemanticIdTable:
         """This seed's stage-one semantic-ID table (trained once per run folder), or `tokenizer_path`'s."""

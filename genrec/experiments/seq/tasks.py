@@ -22,18 +22,19 @@ from genrec.training import SplitTensors, Task, eval_batches
 
 class GenerativeTask(Task):
     """Trains on sliding windows (one example per history), or, given `rows` (`training_rows`) and a causal
-    model, on every position of each row in one pass with the dense head's loss weighted by `dense_weight`.
+    model, on every position of each row in one pass with the dense head's loss weighted by `dense_weight` (and,
+    with `distill_weight` > 0, the decoder also trained toward the dense head's mass under each code).
     Evaluation ranks by beam search; a model with a dense head is also ranked by the dense head alone
     (`dense_*`) and by the beam's candidates re-scored with it (`hybrid_*`, the mix chosen on validation)."""
 
     def __init__(self, model: GenerativeRecommender, splits: LeaveOneOut, decode: DecodeConfig, seed: int,
-                 rows: Rows | None = None, dense_weight: float = 1.0):
+                 rows: Rows | None = None, dense_weight: float = 1.0, distill_weight: float = 0.0):
         if rows is not None and not model.causal:
             raise ValueError("every-position training needs a causal model (objective.kind=every_position)")
         self.model = model
         self.decode = decode
         self.every_position = rows is not None
-        self.dense_weight = dense_weight
+        self.dense_weight, self.distill_weight = dense_weight, distill_weight
         self.data = SplitTensors({**splits.tensors(), **({"train": rows.tensors()} if rows is not None else {})})
         if decode.valid_users and decode.valid_users < len(splits.valid):
             pick = np.random.default_rng(seed).choice(len(splits.valid), decode.valid_users, replace=False)
@@ -56,10 +57,11 @@ class GenerativeTask(Task):
 
     def losses(self, model, batch, live: bool = False, align_temperature: float = 1.0) -> dict[str, torch.Tensor]:
         return model(batch["history"], batch["user"], batch["labels"], batch["target"], live, align_temperature,
-                     every_position=self.every_position)
+                     every_position=self.every_position, distill=self.every_position and self.distill_weight > 0)
 
     def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        return losses["rec"] + self.dense_weight * losses["dense"] if "dense" in losses else losses["rec"]
+        weights = {"rec": 1.0, "dense": self.dense_weight, "distill": self.distill_weight}
+        return sum(weights[name] * losses[name] for name in weights if name in losses)
 
     def loss(self, model, batch):
         losses = self.losses(model, batch)
@@ -173,8 +175,9 @@ class JointTask(GenerativeTask):
     find_unused_parameters = True  # a phase freezes the tokenizer or the recommender (DDP must not wait for them)
 
     def __init__(self, model: GenerativeRecommender, splits: LeaveOneOut, decode: DecodeConfig, seed: int,
-                 joint: JointConfig, epochs: int, rows: Rows | None = None, dense_weight: float = 1.0):
-        super().__init__(model, splits, decode, seed, rows, dense_weight)
+                 joint: JointConfig, epochs: int, rows: Rows | None = None, dense_weight: float = 1.0,
+                 distill_weight: float = 0.0):
+        super().__init__(model, splits, decode, seed, rows, dense_weight, distill_weight)
         if model.items is None or model.items.tokenizer is None:
             raise ValueError("joint training needs a model whose item embedding holds a live tokenizer")
         self.joint = joint
