@@ -182,15 +182,30 @@ def test_node_means_average_the_items_under_each_prefix_and_parents_follow_the_c
     assert parents[:, 0].tolist() == [0, 0, 0] and torch.equal(parents[:, 1], first)
 
 
-def test_child_mass_sums_the_item_probabilities_under_each_child_of_a_prefix():
+def test_child_masses_sum_the_item_probabilities_under_each_child_of_a_prefix():
     codes = np.array([[0, 1], [0, 0], [1, 1]])
     trie = TensorTrie(codes, [2, 2])
-    probs = torch.tensor([[0.5, 0.2, 0.3]])
-    root = torch.zeros(1, dtype=torch.long)
-    assert trie.child_mass(probs, root, 0)[0].tolist() == pytest.approx([0.7, 0.3])
+    probs = torch.tensor([[0.5, 0.2, 0.3]]).expand(2, 3)
     first = trie.prefix_nodes[0]  # the nodes of prefixes (0,) (0,) (1,)
-    assert trie.child_mass(probs, first[:1], 1)[0].tolist() == pytest.approx([0.2, 0.5])  # (0, 0) is item 1
-    assert trie.child_mass(probs, first[2:], 1)[0].tolist() == pytest.approx([0.0, 0.3])  # (1, 0) is no item
+    parents = torch.stack([torch.zeros(2, dtype=torch.long), first[[0, 2]]], 1)  # under (0,) and under (1,)
+    level1, level2 = trie.child_masses(probs, parents)
+    assert level1.tolist()[0] == pytest.approx([0.7, 0.3])
+    assert level2.tolist()[0] == pytest.approx([0.2, 0.5])  # (0, 0) is item 1, (0, 1) item 0
+    assert level2.tolist()[1] == pytest.approx([0.0, 0.3])  # (1, 0) is no item
+
+
+def test_child_masses_match_summing_each_nodes_items_on_a_random_trie():
+    codes = np.unique(np.random.default_rng(5).integers(0, 4, size=(50, 3)), axis=0)
+    trie = TensorTrie(codes, [4, 4, 4])
+    probs = torch.rand(3, len(codes)).softmax(-1)
+    items = torch.randint(0, len(codes), (3,))
+    parents = trie.parents(torch.from_numpy(codes)[items])
+    for level, mass in enumerate(trie.child_masses(probs, parents)):
+        for row in range(3):
+            for code in range(4):
+                child = int(trie.children[parents[row, level], code])
+                under = (trie.prefix_nodes[level] == child) if child >= 0 else torch.zeros(len(codes), dtype=torch.bool)
+                assert mass[row, code].item() == pytest.approx(probs[row, under].sum().item(), abs=1e-6)
 
 
 def test_each_levels_children_fill_one_node_id_range():

@@ -46,6 +46,14 @@ class TensorTrie:
             prefix[level] = children[prefix[level - 1] if level else np.zeros(n, dtype=np.int64), codes[:, level]]
         self.prefix_nodes = torch.from_numpy(prefix)
         self.items_under = torch.from_numpy(np.bincount(prefix.ravel(), minlength=num_internal + n))  # root: 0
+        # items sorted by code tuple: every node's items are then the run [run_start, run_end) of that order
+        self.code_order = torch.from_numpy(np.lexsort(codes.T[::-1]).copy())
+        run_start, run_end = np.zeros(num_internal + n, np.int64), np.full(num_internal + n, n, np.int64)  # root: all
+        for level in range(depth):
+            in_order = prefix[level][self.code_order.numpy()]
+            first = np.flatnonzero(np.diff(in_order, prepend=-1))  # where a new node's run begins
+            run_start[in_order[first]], run_end[in_order[first]] = first, np.append(first[1:], n)
+        self.run_start, self.run_end = torch.from_numpy(run_start), torch.from_numpy(run_end)
 
     @property
     def num_nodes(self) -> int:
@@ -75,17 +83,20 @@ class TensorTrie:
             means.append(total / self.items_under[first:end].to(vectors.dtype).unsqueeze(1))
         return means
 
-    def child_mass(self, probs: torch.Tensor, parents: torch.Tensor, level: int) -> torch.Tensor:
-        """[n, level size]: for distributions over items `probs` [n, items], the probability mass under each
-        child of `parents` [n] chosen at `level` (0 where a code is not a valid child)."""
-        first, end = self.level_ranges[level]
-        if level == self.depth - 1:  # leaves are numbered in item order
-            mass = probs
-        else:
-            mass = probs.new_zeros(len(probs), end - first).index_add_(1, self.prefix_nodes[level] - first, probs)
-        children = self.children[parents, : self.level_sizes[level]]
-        valid = children >= 0
-        return mass.gather(1, (children - first).clamp(0, end - first - 1)) * valid
+    def child_masses(self, probs: torch.Tensor, parents: torch.Tensor) -> list[torch.Tensor]:
+        """Per level l, [n, level size]: for distributions over items `probs` [n, items], the probability mass
+        under each child of `parents[:, l]` (0 where a code is not a valid child). One running sum over the
+        items in code order serves every node: a node's items are a contiguous run in that order."""
+        sums = probs.index_select(1, self.code_order).cumsum(-1)  # fp32: a mass is off by at most ~1e-6
+        masses = []
+        for level, size in enumerate(self.level_sizes):
+            children = self.children[parents[:, level], :size]
+            valid = children >= 0
+            nodes = children.clamp_min(0)
+            start, end = self.run_start[nodes], self.run_end[nodes]
+            before = sums.gather(1, (start - 1).clamp_min(0)) * (start > 0)
+            masses.append(((sums.gather(1, end - 1) - before).clamp_min(0)) * valid)
+        return masses
 
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
         """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""
@@ -97,6 +108,7 @@ class TensorTrie:
     def to(self, device: torch.device | str) -> "TensorTrie":
         self.children, self.item = self.children.to(device), self.item.to(device)
         self.prefix_nodes, self.items_under = self.prefix_nodes.to(device), self.items_under.to(device)
+        self.code_order, self.run_start, self.run_end = (t.to(device) for t in (self.code_order, self.run_start, self.run_end))
         return self
 
     def valid_mask(self, nodes: torch.Tensor, level: int) -> torch.Tensor:

@@ -209,8 +209,7 @@ class GenerativeRecommender(nn.Module):
         if teacher is None:
             return -picked.mean(-1), log_probs, None
         soft = []
-        for level, lp in enumerate(log_probs):
-            mass = self.trie.child_mass(teacher, parents[:, level], level)
+        for lp, mass in zip(log_probs, self.trie.child_masses(teacher, parents)):
             target = mass / mass.sum(-1, keepdim=True).clamp_min(torch.finfo(mass.dtype).tiny)
             soft.append(-torch.where(target > 0, target * lp, torch.zeros_like(lp)).sum(-1))  # 0 * -inf off the trie
         return -picked.mean(-1), log_probs, torch.stack(soft, -1).mean(-1)
