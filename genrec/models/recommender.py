@@ -247,9 +247,9 @@ class GenerativeRecommender(nn.Module):
         Sliding window: history [B, H] -> one target per row, labels [B, L]. Every position (`every_position`,
         causal model): rows with target [B, H] and labels [B, H, L]; `rec` is the code loss over every real
         position and `dense` the dense head's full-softmax cross-entropy; with `distill` also `distill`, the
-        code distributions' cross-entropy to the dense head's mass under each code (`every_position`). With `live` (a tokenizer that trains
-        with the model), the inputs' semantic vectors come from the tokenizer with gradients and its RQ-VAE
-        loss (`rq`) is added; in the sliding window also an alignment loss (`align`: cross-entropy from the
+        code distributions' cross-entropy to the dense head's mass under each code. With `live` (a tokenizer
+        that trains with the model), the inputs' semantic vectors come from the tokenizer with gradients and
+        its RQ-VAE loss (`rq`) is added; in the sliding window also an alignment loss (`align`: cross-entropy from the
         recommender's per-level code distribution, held fixed, to the tokenizer's soft assignment of the target)."""
         losses: dict[str, torch.Tensor] = {}
         live_semantic = None
