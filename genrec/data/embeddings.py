@@ -1,7 +1,7 @@
 """Item text -> sentence vectors with all-MiniLM-L6-v2, cached on disk by model, precision and text hash.
 
 Where the hardware has native bf16 (AMX / AVX-512 bf16 CPUs, CUDA) the encoder runs under bf16 autocast:
-2.7x faster on this project's CPU, with vectors at cosine >= 0.9999 to fp32's (tools/bench_embed.py).
+about 3x faster on this project's CPU, with vectors at cosine >= 0.9999 to fp32's (tools/bench_embed.py).
 Elsewhere, or with `precision="fp32"`, it runs in fp32."""
 from __future__ import annotations
 
