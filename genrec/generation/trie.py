@@ -45,7 +45,6 @@ class TensorTrie:
         for level in range(depth):
             prefix[level] = children[prefix[level - 1] if level else np.zeros(n, dtype=np.int64), codes[:, level]]
         self.prefix_nodes = torch.from_numpy(prefix)
-        self.items_under = torch.from_numpy(np.bincount(prefix.ravel(), minlength=num_internal + n))  # root: 0
         # items sorted by code tuple: every node's items are then the run [run_start, run_end) of that order
         self.code_order = torch.from_numpy(np.lexsort(codes.T[::-1]).copy())
         run_start, run_end = np.zeros(num_internal + n, np.int64), np.full(num_internal + n, n, np.int64)  # root: all
@@ -80,7 +79,8 @@ class TensorTrie:
                 continue
             nodes = self.prefix_nodes[level] - first
             total = vectors.new_zeros(end - first, vectors.shape[1]).index_add_(0, nodes, vectors)
-            means.append(total / self.items_under[first:end].to(vectors.dtype).unsqueeze(1))
+            count = (self.run_end - self.run_start)[first:end]  # items under each node
+            means.append(total / count.to(vectors.dtype).unsqueeze(1))
         return means
 
     def child_masses(self, probs: torch.Tensor, parents: torch.Tensor) -> list[torch.Tensor]:
@@ -107,7 +107,7 @@ class TensorTrie:
 
     def to(self, device: torch.device | str) -> "TensorTrie":
         self.children, self.item = self.children.to(device), self.item.to(device)
-        self.prefix_nodes, self.items_under = self.prefix_nodes.to(device), self.items_under.to(device)
+        self.prefix_nodes = self.prefix_nodes.to(device)
         self.code_order, self.run_start, self.run_end = (t.to(device) for t in (self.code_order, self.run_start, self.run_end))
         return self
 
