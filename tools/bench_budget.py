@@ -49,7 +49,21 @@ def fit_command(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     name = fit_name(args.dataset, model, seed, args.minutes)
     return [sys.executable, script, *settings, f"data.dataset={args.dataset}", f"seeds=[{seed}]", f"name={name}",
             f"output_dir={args.runs}", f"results_dir={args.fits}", f"train.max_minutes={args.minutes}",
-            "train.epochs=1000", "train.patience=0", "train.progress=false", *args.overrides]
+            "train.epochs=1000", "train.patience=0", "train.progress=false", *overrides_for(args.overrides, model)]
+
+
+def overrides_for(overrides: list[str], model: str) -> list[str]:
+    """`key=value` applies to every fit, `model:key=value` only to that model's (the configs differ)."""
+    picked = []
+    for override in overrides:
+        target, sep, setting = override.partition(":")
+        if not sep or "=" in target:
+            picked.append(override)
+        elif target not in MODELS:
+            raise SystemExit(f"override {override!r}: unknown model {target!r}; models are {sorted(MODELS)}")
+        elif target == model:
+            picked.append(setting)
+    return picked
 
 
 def run_fit(args: argparse.Namespace, model: str, seed: int) -> Path:
@@ -167,7 +181,8 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
     parser.add_argument("--results", default="results")
     parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
-    parser.add_argument("overrides", nargs="*", help="key=value for every fit, e.g. data.max_users=2000")
+    parser.add_argument("overrides", nargs="*", help="key=value for every fit (e.g. data.max_users=2000), or "
+                        "model:key=value for one model's fits (e.g. genrec_every_position:objective.distill_weight=1)")
     args = parser.parse_args()
 
     if not args.collect:
