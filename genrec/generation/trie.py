@@ -79,7 +79,7 @@ class TensorTrie:
                 continue
             nodes = self.prefix_nodes[level] - first
             total = vectors.new_zeros(end - first, vectors.shape[1]).index_add_(0, nodes, vectors)
-            count = (self.run_end - self.run_start)[first:end]  # items under each node
+            count = self.run_end[first:end] - self.run_start[first:end]  # items under each node
             means.append(total / count.to(vectors.dtype).unsqueeze(1))
         return means
 
