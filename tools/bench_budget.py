@@ -31,8 +31,8 @@ MODELS = {
     "sasrec_id": ["recipes/train_baseline.py", "models=[sasrec_id]", "train.mixed_precision=bf16"],
     "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "model.dropout=0.1", "train.batch_size=256",
                       "train.warmup_steps=200", "train.mixed_precision=no"],
-    # distillation pays in a 20-minute budget (all-users validation beam R@10 .0836 against .0802, 3 seeds) but
-    # not in the 5-minute main job, whose config this is, where its ~25% slower steps cost epochs (docs/results/budget.md)
+    # distillation on: it pays in a 20-minute budget (all-users validation beam R@10 .0836 against .0802, 3 seeds), not
+    # in the 5-minute main job this config is for, where its ~25% slower steps cost epochs (docs/results/budget.md)
     "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "objective.distill_weight=1",
                               "train.mixed_precision=no"],
 }
@@ -52,7 +52,7 @@ def fit_command(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     name = fit_name(args.dataset, model, seed, args.minutes)
     return [sys.executable, script, *settings, f"data.dataset={args.dataset}", f"seeds=[{seed}]", f"name={name}",
             f"output_dir={args.runs}", f"results_dir={args.fits}", f"train.max_minutes={args.minutes}",
-            "train.epochs=1000", "train.patience=0", "train.progress=false", *overrides_for(args.overrides, model)]
+            "train.epochs=1000", "train.patience=0", "train.progress=false", *args.fit_overrides[model]]
 
 
 def overrides_for(overrides: list[str], model: str) -> list[str]:
@@ -189,6 +189,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if not args.collect:
+        args.fit_overrides = {model: overrides_for(args.overrides, model) for model in args.models}  # refused before any fit
         fits = [(model, seed) for seed in args.seeds for model in args.models]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda fit: run_fit(args, *fit), fits))
