@@ -188,7 +188,7 @@ def test_child_masses_sum_the_item_probabilities_under_each_child_of_a_prefix():
     probs = torch.tensor([[0.5, 0.2, 0.3]]).expand(2, 3)
     first = trie.prefix_nodes[0]  # the nodes of prefixes (0,) (0,) (1,)
     parents = torch.stack([torch.zeros(2, dtype=torch.long), first[[0, 2]]], 1)  # under (0,) and under (1,)
-    level1, level2 = trie.child_masses(probs, parents)
+    level1, level2 = trie.child_masses(probs[:, trie.code_order], parents)
     assert level1.tolist()[0] == pytest.approx([0.7, 0.3])
     assert level2.tolist()[0] == pytest.approx([0.2, 0.5])  # (0, 0) is item 1, (0, 1) item 0
     assert level2.tolist()[1] == pytest.approx([0.0, 0.3])  # (1, 0) is no item
@@ -200,7 +200,7 @@ def test_child_masses_match_summing_each_nodes_items_on_a_random_trie():
     probs = torch.rand(3, len(codes)).softmax(-1)
     items = torch.randint(0, len(codes), (3,))
     parents = trie.parents(torch.from_numpy(codes)[items])
-    for level, mass in enumerate(trie.child_masses(probs, parents)):
+    for level, mass in enumerate(trie.child_masses(probs[:, trie.code_order], parents)):
         for row in range(3):
             for code in range(4):
                 child = int(trie.children[parents[row, level], code])

@@ -47,6 +47,8 @@ class TensorTrie:
         self.prefix_nodes = torch.from_numpy(prefix)
         # items sorted by code tuple: every node's items are then the run [run_start, run_end) of that order
         self.code_order = torch.from_numpy(np.lexsort(codes.T[::-1]).copy())
+        self.code_rank = torch.empty_like(self.code_order)  # item index -> its place in code order
+        self.code_rank[self.code_order] = torch.arange(n)
         run_start, run_end = np.zeros(num_internal + n, np.int64), np.full(num_internal + n, n, np.int64)  # root: all
         for level in range(depth):
             in_order = prefix[level][self.code_order.numpy()]
@@ -84,10 +86,11 @@ class TensorTrie:
         return means
 
     def child_masses(self, probs: torch.Tensor, parents: torch.Tensor) -> list[torch.Tensor]:
-        """Per level l, [n, level size]: for distributions over items `probs` [n, items], the probability mass
-        under each child of `parents[:, l]` (0 where a code is not a valid child). One running sum over the
-        items in code order serves every node: a node's items are a contiguous run in that order."""
-        sums = probs.index_select(1, self.code_order).cumsum(-1)  # fp32: a mass is off by at most ~1e-6
+        """Per level l, [n, level size]: for distributions over the items in code order `probs` [n, items]
+        (column j is item `code_order[j]`), the probability mass under each child of `parents[:, l]` (0 where a
+        code is not a valid child). One running sum serves every node: a node's items are a contiguous run in
+        that order, and a caller that scores items in that order gathers no [n, items] tensor."""
+        sums = probs.cumsum(-1)  # fp32: a mass is off by at most ~1e-6
         masses = []
         for level, size in enumerate(self.level_sizes):
             children = self.children[parents[:, level], :size]
@@ -108,7 +111,8 @@ class TensorTrie:
     def to(self, device: torch.device | str) -> "TensorTrie":
         self.children, self.item = self.children.to(device), self.item.to(device)
         self.prefix_nodes = self.prefix_nodes.to(device)
-        self.code_order, self.run_start, self.run_end = (t.to(device) for t in (self.code_order, self.run_start, self.run_end))
+        self.code_order, self.code_rank = self.code_order.to(device), self.code_rank.to(device)
+        self.run_start, self.run_end = self.run_start.to(device), self.run_end.to(device)
         return self
 
     def valid_mask(self, nodes: torch.Tensor, level: int) -> torch.Tensor:

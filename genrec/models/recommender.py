@@ -198,7 +198,7 @@ class GenerativeRecommender(nn.Module):
                   teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """Cross-entropy [n] of each target's code tuple (mean over levels); the per-level code distributions
         [n, size] (log) under each target's own prefix that it came from; and, given `teacher` (distributions
-        over items [n, items]), the cross-entropy [n] of those distributions to soft targets: at each level
+        over the items in code order [n, items], see `TensorTrie.child_masses`), the cross-entropy [n] of those distributions to soft targets: at each level
         the teacher's probability mass under each child of the target's prefix, renormalised (None without)."""
         self.codes_on(tokens.device)
         codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
@@ -220,9 +220,9 @@ class GenerativeRecommender(nn.Module):
         """One causal pass over rows: history [B, H], target [B, H] (the item after each position, -1 = none),
         labels [B, H, L] its code tokens. Returns, for the n positions with a target (row-major order), the
         code losses [n] (mean over the L levels: the sliding-window loss of that prefix), the dense head's
-        logits [n, items], and with `distill` the decoder's cross-entropy [n] to the dense head's (detached)
-        distribution over each level's codes. Heads run on those positions only: most of a left-padded row
-        is padding."""
+        full-softmax cross-entropies [n], and with `distill` the decoder's cross-entropy [n] to the dense head's
+        (detached) distribution over each level's codes. Heads run on those positions only: most of a
+        left-padded row is padding."""
         length = history.shape[1]
         hidden, valid = self.encode(history, users, live)
         offset = hidden.shape[1] - length  # a user token sits before the items
@@ -234,10 +234,13 @@ class GenerativeRecommender(nn.Module):
         states = hidden[rows, positions + offset]  # [n, d]
         table = self.items.table()
         nodes = self.node_vectors(table)
-        dense = (states @ table.T).float()  # the autocast precision of training; evaluation scores in fp32
-        teacher = dense.detach().softmax(-1) if distill else None
+        # the dense head scores the items in code order (a permutation: the same loss), so the teacher's mass
+        # under each trie node is a contiguous run, and one log-softmax serves both the loss and the teacher
+        log_probs = torch.log_softmax((states @ table.index_select(0, self.trie.code_order).T).float(), dim=-1)
+        dense_loss = -log_probs.gather(1, self.trie.code_rank[target[rows, positions]].unsqueeze(1)).squeeze(1)
+        teacher = log_probs.detach().exp() if distill else None
         code_loss, _, soft = self.code_loss(self.decoder_states(hidden[rows], sees, tokens, states), tokens, nodes, teacher)
-        return code_loss, dense, soft
+        return code_loss, dense_loss, soft
 
     def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
                 live: bool = False, align_temperature: float = 1.0, every_position: bool = False,
@@ -259,9 +262,9 @@ class GenerativeRecommender(nn.Module):
             live_semantic = (uniq, tok.quantized)
             losses["rq"] = tok.loss
         if every_position:
-            code_loss, dense, soft = self.every_position(history, users, target, labels, live_semantic, distill)
+            code_loss, dense_loss, soft = self.every_position(history, users, target, labels, live_semantic, distill)
             losses["rec"] = code_loss.mean()
-            losses["dense"] = F.cross_entropy(dense, target[target >= 0])
+            losses["dense"] = dense_loss.mean()
             if soft is not None:
                 losses["distill"] = soft.mean()
             return losses
