@@ -47,7 +47,8 @@ def tasks(data, batch: dict[str, int]) -> dict[str, tuple]:
         cfg = Seq2SeqConfig(**{**CPU_T5.__dict__, **extra})
         model = GenerativeRecommender(codes, [256] * 4, cfg, 20, items, causal=every_position)
         rows = training_rows(data, 20) if every_position else None
-        return GenerativeTask(model, splits, DecodeConfig(), 0, rows)
+        # and with the distillation loss tools/bench_budget.py trains it with
+        return GenerativeTask(model, splits, DecodeConfig(), 0, rows, distill_weight=1.0 if every_position else 0.0)
 
     torch.manual_seed(0)
     return {"sasrec_id": (SasRecTask(splits, n, SasRecConfig()), batch["sasrec_id"]),
