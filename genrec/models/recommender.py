@@ -198,8 +198,9 @@ class GenerativeRecommender(nn.Module):
                   teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """Cross-entropy [n] of each target's code tuple (mean over levels); the per-level code distributions
         [n, size] (log) under each target's own prefix that it came from; and, given `teacher` (distributions
-        over the items in code order [n, items], see `TensorTrie.child_masses`), the cross-entropy [n] of those distributions to soft targets: at each level
-        the teacher's probability mass under each child of the target's prefix, renormalised (None without)."""
+        over the items in code order [n, items], see `TensorTrie.child_masses`), the cross-entropy [n] of those
+        distributions to soft targets: at each level the teacher's probability mass under each child of the
+        target's prefix, renormalised (None without)."""
         self.codes_on(tokens.device)
         codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
         parents = self.trie.parents(codes)
