@@ -17,12 +17,13 @@ def toy_data(n_items=40, n_users=12, seed=0) -> SequenceData:
     return SequenceData("toy", Catalog([str(i) for i in range(n_items)]), [str(u) for u in range(n_users)], seqs)
 
 
-def toy_model(n_items=40, user_buckets=0, seed=0, start_from_state=False, node_head=False) -> GenerativeRecommender:
+def toy_model(n_items=40, user_buckets=0, seed=0, start_from_state=False, node_head=False,
+              node_score="mean") -> GenerativeRecommender:
     torch.manual_seed(seed)
     codes = torch.from_numpy(np.unique(np.random.default_rng(seed).integers(0, 6, size=(300, 3)), axis=0)[:n_items])
     cfg = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0,
                         user_buckets=user_buckets, start_from_state=start_from_state,
-                        node_head=node_head)
+                        node_head=node_head, node_score=node_score)
     items = ItemEmbedding(torch.randn(n_items, 6), id_dim=4, d_model=16)
     model = GenerativeRecommender(codes, [6, 6, 6], cfg, max_history=8, items=items, causal=True).eval()
     if node_head:  # away from its zero start, so the node term counts in every check
@@ -42,7 +43,8 @@ def test_rows_hold_every_training_target_once_with_history_from_its_row():
         assert np.array_equal(h[real][1:], t[real][:-1])
 
 
-DECODERS = [{}, {"start_from_state": True}, {"node_head": True}, {"start_from_state": True, "node_head": True}]
+DECODERS = [{}, {"start_from_state": True}, {"node_head": True}, {"start_from_state": True, "node_head": True},
+            {"start_from_state": True, "node_head": True, "node_score": "mass"}]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -122,7 +124,7 @@ def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(decod
             assert torch.allclose(-loss * tokens.shape[1], scores[row], atol=1e-4)
 
 
-@pytest.mark.parametrize("decoder", [{}, {"node_head": True}])
+@pytest.mark.parametrize("decoder", [{}, {"node_head": True}, {"node_head": True, "node_score": "mass"}])
 def test_distilling_a_one_hot_teacher_is_the_hard_code_loss_and_a_spread_teacher_is_not(decoder):
     data = toy_data()
     rows = training_rows(data, max_history=8)
@@ -146,8 +148,9 @@ def test_distilling_a_one_hot_teacher_is_the_hard_code_loss_and_a_spread_teacher
     assert model.t5.decoder.block[0].layer[0].SelfAttention.q.weight.grad is not None
 
 
-def test_node_head_normalises_over_the_valid_children_only():
-    model = toy_model(node_head=True)
+@pytest.mark.parametrize("node_score", ["mean", "mass"])
+def test_node_head_normalises_over_the_valid_children_only(node_score):
+    model = toy_model(node_head=True, node_score=node_score)
     hidden = torch.randn(5, 16)
     parents = model.trie.prefix_nodes[0][:5]  # level-2 choices under five items' first codes
     with torch.no_grad():
@@ -156,11 +159,12 @@ def test_node_head_normalises_over_the_valid_children_only():
     assert torch.isneginf(logp[~valid]).all() and torch.allclose(logp.exp().sum(-1), torch.ones(5))
 
 
-def test_a_node_head_model_saves_and_loads_with_the_same_recommendations(tmp_path):
-    model = toy_model(start_from_state=True, node_head=True)
+@pytest.mark.parametrize("node_score", ["mean", "mass"])
+def test_a_node_head_model_saves_and_loads_with_the_same_recommendations(tmp_path, node_score):
+    model = toy_model(start_from_state=True, node_head=True, node_score=node_score)
     history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9]])
     model.save_pretrained(tmp_path / "model")
     loaded = GenerativeRecommender.from_pretrained(tmp_path / "model")
-    assert loaded.seq2seq.node_head and loaded.seq2seq.start_from_state
+    assert loaded.seq2seq.node_head and loaded.seq2seq.start_from_state and loaded.seq2seq.node_score == node_score
     for a, b in zip(model.generate(history, beam=8, topk=5), loaded.generate(history, beam=8, topk=5)):
         assert torch.equal(a, b)

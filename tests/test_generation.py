@@ -208,6 +208,50 @@ def test_child_masses_match_summing_each_nodes_items_on_a_random_trie():
                 assert mass[row, code].item() == pytest.approx(probs[row, under].sum().item(), abs=1e-6)
 
 
+def test_child_log_mass_is_the_log_sum_of_exp_scores_of_each_childs_items():
+    codes = np.unique(np.random.default_rng(6).integers(0, 4, size=(50, 3)), axis=0)
+    trie = TensorTrie(codes, [4, 4, 4])
+    vectors = torch.randn(len(codes), 5)
+    queries = torch.randn(3, 5)
+    scores = queries @ vectors.T  # [3, items] in item order
+    parents = trie.parents(torch.from_numpy(codes)[torch.tensor([0, 17, 30])])
+    for level in range(3):
+        got = trie.child_log_mass(queries, vectors[trie.code_order], parents[:, level], level)
+        chunked = trie.child_log_mass(queries, vectors[trie.code_order], parents[:, level], level, chunk_floats=1)
+        assert torch.equal(got, chunked)  # one row per chunk: the same numbers
+        for row in range(3):
+            for code in range(4):
+                child = int(trie.children[parents[row, level], code])
+                if child < 0:
+                    assert got[row, code] == float("-inf")
+                    continue
+                under = trie.prefix_nodes[level] == child
+                assert got[row, code].item() == pytest.approx(scores[row, under].logsumexp(0).item(), abs=1e-5)
+
+
+def test_child_log_masses_chained_along_a_path_give_the_full_softmax_of_each_item():
+    """The "mass" node head's point: with one query at every level, the per-level code distributions multiply
+    out to the dense head's softmax over the items."""
+    codes = np.unique(np.random.default_rng(7).integers(0, 5, size=(80, 3)), axis=0)
+    trie = TensorTrie(codes, [5, 5, 5])
+    vectors, query = torch.randn(len(codes), 6), torch.randn(1, 6)
+    parents = trie.parents(torch.from_numpy(codes))  # [items, 3]
+    total = torch.zeros(len(codes))
+    for level in range(3):
+        log_mass = trie.child_log_mass(query.expand(len(codes), -1), vectors[trie.code_order], parents[:, level], level)
+        total += log_mass.log_softmax(-1).gather(1, torch.from_numpy(codes[:, level : level + 1])).squeeze(1)
+    assert torch.allclose(total, (query @ vectors.T).log_softmax(-1).squeeze(0), atol=1e-5)
+
+
+def test_child_log_mass_gives_every_item_a_gradient_only_through_its_own_child():
+    codes = np.array([[0, 0], [0, 1], [1, 0]])
+    trie = TensorTrie(codes, [2, 2])
+    vectors = torch.randn(3, 4, requires_grad=True)
+    parent = trie.prefix_nodes[0][[0]]  # under (0,): items 0 and 1
+    trie.child_log_mass(torch.randn(1, 4), vectors[trie.code_order], parent, 1)[0, 0].backward()
+    assert vectors.grad[0].abs().sum() > 0 and vectors.grad[1:].abs().sum() == 0
+
+
 def test_each_levels_children_fill_one_node_id_range():
     codes = np.unique(np.random.default_rng(3).integers(0, 4, size=(40, 3)), axis=0)
     trie = TensorTrie(codes, [4, 4, 4])

@@ -49,6 +49,7 @@ class TensorTrie:
         self.code_order = torch.from_numpy(np.lexsort(codes.T[::-1]).copy())
         self.code_rank = torch.empty_like(self.code_order)  # item index -> its place in code order
         self.code_rank[self.code_order] = torch.arange(n)
+        self.order_codes = torch.from_numpy(codes[self.code_order.numpy()])  # [n, depth]: the codes in that order
         run_start, run_end = np.zeros(num_internal + n, np.int64), np.full(num_internal + n, n, np.int64)  # root: all
         for level in range(depth):
             in_order = prefix[level][self.code_order.numpy()]
@@ -101,6 +102,34 @@ class TensorTrie:
             masses.append(((sums.gather(1, end - 1) - before).clamp_min(0)) * valid)
         return masses
 
+    def child_log_mass(self, queries: torch.Tensor, vectors: torch.Tensor, parents: torch.Tensor, level: int,
+                       chunk_floats: int = 2**22) -> torch.Tensor:
+        """[..., level size]: for queries [..., d] and per-item vectors in code order `vectors` [items, d], the
+        log of sum(exp(query . item)) over the items under each child of `parents` [...] at `level` (-inf where a
+        code is not a valid child). Chained over a path, the per-level log-softmaxes of these masses give the
+        items' full-softmax log-probabilities, so a decoder scoring codes this way is a factorised dense head.
+        Below the root a parent's items are one run in code order (at most a few hundred), so only those are
+        scored, in chunks of rows whose gathered vectors stay under `chunk_floats` numbers."""
+        size, dim = self.level_sizes[level], queries.shape[-1]
+        flat, nodes = queries.reshape(-1, dim), parents.reshape(-1)
+        if level == 0:  # every parent is the root: all items, one matmul
+            scores = flat @ vectors.T
+            codes = self.order_codes[:, 0].expand_as(scores)
+            return _scatter_log_sum_exp(scores, codes, size).view(*queries.shape[:-1], size)
+        start, end = self.run_start[nodes], self.run_end[nodes]
+        first, last = self.level_ranges[level - 1]
+        end = torch.where((nodes >= first) & (nodes < last), end, start + 1)  # a dead beam parked at the root
+        width = int((end - start).max()) if len(nodes) else 1
+        step = max(1, chunk_floats // (width * dim))
+        out = []
+        for rows in torch.arange(len(nodes), device=nodes.device).split(step):
+            where = start[rows, None] + torch.arange(width, device=nodes.device)
+            inside = where < end[rows, None]
+            where = where.clamp_max(len(vectors) - 1)
+            scores = torch.einsum("rd,rwd->rw", flat[rows], vectors[where]).masked_fill(~inside, float("-inf"))
+            out.append(_scatter_log_sum_exp(scores, self.order_codes[where, level], size))
+        return torch.cat(out).view(*queries.shape[:-1], size)
+
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
         """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""
         nodes = [torch.zeros_like(codes[..., 0])]
@@ -113,6 +142,7 @@ class TensorTrie:
         self.prefix_nodes = self.prefix_nodes.to(device)
         self.code_order, self.code_rank = self.code_order.to(device), self.code_rank.to(device)
         self.run_start, self.run_end = self.run_start.to(device), self.run_end.to(device)
+        self.order_codes = self.order_codes.to(device)
         return self
 
     def valid_mask(self, nodes: torch.Tensor, level: int) -> torch.Tensor:
@@ -121,6 +151,15 @@ class TensorTrie:
 
     def step(self, nodes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         return self.children[nodes, codes]
+
+
+def _scatter_log_sum_exp(scores: torch.Tensor, codes: torch.Tensor, size: int) -> torch.Tensor:
+    """[R, size]: log of sum(exp(scores)) over the entries of each row [R, W] that carry each code; -inf for a
+    code no entry carries. Shifted by the row's maximum (held constant: the gradient is the same)."""
+    top = scores.amax(-1, keepdim=True).detach()
+    sums = scores.new_zeros(scores.shape[0], size).scatter_add_(1, codes, (scores - top).exp())
+    empty = sums == 0  # log(0) would send an infinite gradient into the masked entries
+    return sums.masked_fill(empty, 1.0).log().masked_fill(empty, float("-inf")) + top
 
 
 def python_trie(codes: np.ndarray) -> dict:

@@ -162,12 +162,15 @@ class GenerativeRecommender(nn.Module):
         return self.t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden, encoder_attention_mask=sees).last_hidden_state
 
     def node_vectors(self, table: torch.Tensor | None = None) -> list[torch.Tensor] | None:
-        """The node head's output vectors, per level [that level's trie nodes, d]: the mean item vector under
-        each prefix (None without a node head). `table`: `items.table()`, when the caller has it."""
+        """The node head's item-side vectors per level (None without a node head): for `node_score` "mean", [that
+        level's trie nodes, d], the mean item vector under each prefix; for "mass", the item table in code order
+        [items, d] at every level. `table`: `items.table()`, when the caller has it."""
         if self.node_proj is None:
             return None
         table = self.items.table() if table is None else table
         self.codes_on(table.device)
+        if self.seq2seq.node_score == "mass":
+            return [table.index_select(0, self.trie.code_order)] * self.trie.depth
         return self.trie.node_means(table)
 
     def level_log_probs(self, hidden: torch.Tensor, parents: torch.Tensor, level: int,
@@ -175,7 +178,8 @@ class GenerativeRecommender(nn.Module):
         """Log-probabilities [..., size] of level `level`'s codes after the prefixes ending at trie nodes
         `parents` [...], from decoder states `hidden` [..., d]. The plain decoder: T5's tied LM head, normalised
         over the whole vocabulary (as TIGER trains). With a node head: plus the projected state against each
-        child's mean item vector (`nodes`, from `node_vectors`), normalised over the valid children only."""
+        child's mean item vector, or its items' summed exp-scores (`node_score`; `nodes`, from `node_vectors`),
+        normalised over the valid children only."""
         offset, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
         logits = self.t5.lm_head(hidden * output_scale(self.t5)).float()
         if self.node_proj is None:
@@ -185,7 +189,9 @@ class GenerativeRecommender(nn.Module):
         children = self.trie.children[parents, :size]
         valid = children >= 0
         projected = self.node_proj(hidden).float()
-        if len(vectors) <= size:  # a level with few nodes (the root's children): score them all in one matmul
+        if self.seq2seq.node_score == "mass":
+            node_term = self.trie.child_log_mass(projected, vectors.float(), parents, level)
+        elif len(vectors) <= size:  # a level with few nodes (the root's children): score them all in one matmul
             node_term = (projected @ vectors.float().T).gather(-1, (children - first).clamp(0, len(vectors) - 1))
         else:  # score each row's valid children only: below the first level most prefixes have a few
             where = valid.nonzero(as_tuple=True)

@@ -32,6 +32,10 @@ class Seq2SeqConfig:
     # trie's valid children; without it a code token's output embedding is shared by every prefix, so the
     # decoder must learn which item a later-level code means under each prefix from scratch
     node_head: bool = False
+    # how the node head scores a child: "mean", the projected state against the mean item vector under it; "mass",
+    # the log of the summed exp(projected state . item vector) over its items, so the code distributions chained
+    # along a path factorise a full softmax over the items (the decoder is a dense head refined level by level)
+    node_score: str = "mean"
 
 
 def user_token(users: torch.Tensor, offset: int, buckets: int) -> torch.Tensor:

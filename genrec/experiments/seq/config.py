@@ -84,3 +84,4 @@ class SeqRunConfig(RunConfig):
         for option in ("start_from_state", "node_head"):
             check(not getattr(self.model, option) or self.objective.kind == "every_position",
                   f"model.{option} needs objective.kind=every_position (a causal encoder and its item table)")
+        check(self.model.node_score in ("mean", "mass"), f"model.node_score must be mean or mass, got {self.model.node_score!r}")
