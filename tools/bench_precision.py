@@ -5,8 +5,13 @@
 Times `--steps` optimizer steps (after two warm-up steps) of SASRec-CE (`sasrec_id`), the sliding-window
 generative model and the every-position one, on the Beauty catalogue and its real training examples, with
 the settings `tools/bench_budget.py` uses. The item codes are a random unique assignment with the real
-level sizes: speed does not depend on which item holds which code. bf16 pays off only where matrices are
-large enough for the AMX units to beat the casts autocast adds.
+level sizes: speed does not depend on which item holds which code (nearly: the "mass" node head pads each
+prefix's items to the largest run, up to ~200 items under a first-level code on the real codes, ~60 here).
+bf16 pays off only where matrices are large enough for the AMX units to beat the casts autocast adds.
+`--models`, `--rows` (every-position rows per step) and `--node-score` time one setting of one model:
+
+    python tools/bench_precision.py --steps 20 --models genrec_every_position --rows 64 --node-score mass \
+        --out results/precision_cpu_rows64_mass.json
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ CPU_T5 = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=64, num_heads
                        user_buckets=0)
 
 
-def tasks(data, batch: dict[str, int]) -> dict[str, tuple]:
+def tasks(data, batch: dict[str, int], node_score: str = "mean") -> dict[str, tuple]:
     splits = leave_one_out(data, 20)
     n = data.num_items
     index = np.random.default_rng(0).permutation(n)  # a unique (level 1, level 2, suffix) per item
@@ -43,7 +48,7 @@ def tasks(data, batch: dict[str, int]) -> dict[str, tuple]:
         torch.manual_seed(0)
         items = ItemEmbedding(torch.randn(n, 32), 16, CPU_T5.d_model)
         # the every-position model as recipes/configs/beauty_cpu.yaml trains it: state start and node head
-        extra = {"start_from_state": True, "node_head": True} if every_position else {"dropout": 0.1}
+        extra = {"start_from_state": True, "node_head": True, "node_score": node_score} if every_position else {"dropout": 0.1}
         cfg = Seq2SeqConfig(**{**CPU_T5.__dict__, **extra})
         model = GenerativeRecommender(codes, [256] * 4, cfg, 20, items, causal=every_position)
         rows = training_rows(data, 20) if every_position else None
@@ -80,17 +85,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", default="results/precision_cpu.json")
+    parser.add_argument("--models", nargs="+", default=["sasrec_id", "genrec_window", "genrec_every_position"])
+    parser.add_argument("--rows", type=int, default=128, help="every-position rows per step (the benchmark's batch)")
+    parser.add_argument("--node-score", default="mean", choices=["mean", "mass"], help="the every-position node head")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": 128}
+    batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": args.rows}
     rows = {}
-    for name, (task, batch_size) in tasks(load_dataset("beauty"), batch).items():
+    for name, (task, batch_size) in tasks(load_dataset("beauty"), batch, args.node_score).items():
+        if name not in args.models:
+            continue
         rows[name] = {"batch_size": batch_size, "fp32": time_steps(task, batch_size, args.steps, False),
                       "bf16": time_steps(task, batch_size, args.steps, True)}
         fp32, bf16 = rows[name]["fp32"]["targets_per_second"], rows[name]["bf16"]["targets_per_second"]
         rows[name]["fastest"] = "bf16" if bf16 > fp32 else "fp32"
         print(f"{name:22s} fp32 {fp32:6.0f} targets/s  bf16 {bf16:6.0f} targets/s  -> {rows[name]['fastest']}", flush=True)
-    record = {"command": f"python tools/bench_precision.py --steps {args.steps} --out {args.out}",
+    command = f"python tools/bench_precision.py --steps {args.steps} --models {' '.join(args.models)} --rows {args.rows} "
+    record = {"command": command + f"--node-score {args.node_score} --out {args.out}",
               "hardware": hardware() + " (1 thread)", "dataset": "beauty", "models": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
