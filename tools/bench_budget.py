@@ -31,9 +31,11 @@ MODELS = {
     "sasrec_id": ["recipes/train_baseline.py", "models=[sasrec_id]", "train.mixed_precision=bf16"],
     "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "model.dropout=0.1", "train.batch_size=256",
                       "train.warmup_steps=200", "train.mixed_precision=no"],
-    # distillation on: it pays in a 20-minute budget (all-users validation beam R@10 .0836 against .0802, 3 seeds), not
-    # in the 5-minute main job this config is for, where its ~25% slower steps cost epochs (docs/results/budget.md)
+    # beyond the CPU config (all chosen on all-users validation, docs/results/budget.md): distillation (beam R@10 .0836
+    # against .0802, 3 seeds; in the 5-minute main job its slower steps cost more epochs than it gives back), the mass
+    # node head (.0949 against .0887, a pair), 64 rows a step and weight decay 0.2 (small leads, pairs)
     "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "objective.distill_weight=1",
+                              "model.node_score=mass", "train.batch_size=64", "train.weight_decay=0.2",
                               "train.mixed_precision=no"],
 }
 # the every-position fit reports three rankings; each becomes a row of the benchmark

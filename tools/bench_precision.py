@@ -10,8 +10,8 @@ prefix's items to the largest run, up to ~200 items under a first-level code on 
 bf16 pays off only where matrices are large enough for the AMX units to beat the casts autocast adds.
 `--models`, `--rows` (every-position rows per step) and `--node-score` time one setting of one model:
 
-    python tools/bench_precision.py --steps 20 --models genrec_every_position --rows 64 --node-score mass \
-        --out results/precision_cpu_rows64_mass.json
+    python tools/bench_precision.py --steps 20 --models genrec_every_position --rows 128 --node-score mean \
+        --out results/precision_cpu_rows128_mean.json
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def tasks(data, batch: dict[str, int], node_score: str = "mean") -> dict[str, tu
     def generative(every_position: bool) -> GenerativeTask:
         torch.manual_seed(0)
         items = ItemEmbedding(torch.randn(n, 32), 16, CPU_T5.d_model)
-        # the every-position model as recipes/configs/beauty_cpu.yaml trains it: state start and node head
+        # the every-position model as tools/bench_budget.py trains it: state start and node head
         extra = {"start_from_state": True, "node_head": True, "node_score": node_score} if every_position else {"dropout": 0.1}
         cfg = Seq2SeqConfig(**{**CPU_T5.__dict__, **extra})
         model = GenerativeRecommender(codes, [256] * 4, cfg, 20, items, causal=every_position)
@@ -86,8 +86,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", default="results/precision_cpu.json")
     parser.add_argument("--models", nargs="+", default=["sasrec_id", "genrec_window", "genrec_every_position"])
-    parser.add_argument("--rows", type=int, default=128, help="every-position rows per step (the benchmark's batch)")
-    parser.add_argument("--node-score", default="mean", choices=["mean", "mass"], help="the every-position node head")
+    parser.add_argument("--rows", type=int, default=64, help="every-position rows per step (the benchmark's batch)")
+    parser.add_argument("--node-score", default="mass", choices=["mean", "mass"], help="the every-position node head")
     args = parser.parse_args()
     torch.set_num_threads(1)
     batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": args.rows}
