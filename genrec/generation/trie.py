@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 class TensorTrie:
@@ -103,13 +104,14 @@ class TensorTrie:
         return masses
 
     def child_log_mass(self, queries: torch.Tensor, vectors: torch.Tensor, parents: torch.Tensor, level: int,
-                       chunk_floats: int = 2**22) -> torch.Tensor:
+                       rows_per_chunk: int = 64) -> torch.Tensor:
         """[..., level size]: for queries [..., d] and per-item vectors in code order `vectors` [items, d], the
         log of sum(exp(query . item)) over the items under each child of `parents` [...] at `level` (-inf where a
         code is not a valid child). Chained over a path, the per-level log-softmaxes of these masses give the
         items' full-softmax log-probabilities, so a decoder scoring codes this way is a factorised dense head.
-        Below the root a parent's items are one run in code order (at most a few hundred), so only those are
-        scored, in chunks of rows whose gathered vectors stay under `chunk_floats` numbers."""
+        Below the root a parent's items are one run in code order (from one to a few hundred items), so only
+        those are scored: rows sorted by run length, `rows_per_chunk` at a time, each chunk padded to its own
+        longest run (padding every row to the longest would gather ~3x more vectors on Beauty's codes)."""
         size, dim = self.level_sizes[level], queries.shape[-1]
         flat, nodes = queries.reshape(-1, dim), parents.reshape(-1)
         if level == 0:  # every parent is the root: all items, one matmul
@@ -119,16 +121,16 @@ class TensorTrie:
         start, end = self.run_start[nodes], self.run_end[nodes]
         first, last = self.level_ranges[level - 1]
         end = torch.where((nodes >= first) & (nodes < last), end, start + 1)  # a dead beam parked at the root
-        width = int((end - start).max()) if len(nodes) else 1
-        step = max(1, chunk_floats // (width * dim))
+        order = torch.argsort(end - start)
         out = []
-        for rows in torch.arange(len(nodes), device=nodes.device).split(step):
+        for rows in order.split(rows_per_chunk):
+            width = int((end[rows] - start[rows]).max())
             where = start[rows, None] + torch.arange(width, device=nodes.device)
             inside = where < end[rows, None]
             where = where.clamp_max(len(vectors) - 1)
-            scores = torch.einsum("rd,rwd->rw", flat[rows], vectors[where]).masked_fill(~inside, float("-inf"))
-            out.append(_scatter_log_sum_exp(scores, self.order_codes[where, level], size))
-        return torch.cat(out).view(*queries.shape[:-1], size)
+            scores = torch.bmm(F.embedding(where, vectors), flat[rows].unsqueeze(-1)).squeeze(-1)
+            out.append(_scatter_log_sum_exp(scores.masked_fill(~inside, float("-inf")), self.order_codes[where, level], size))
+        return torch.cat(out)[torch.argsort(order)].view(*queries.shape[:-1], size)
 
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
         """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""
