@@ -5,8 +5,8 @@
 Times `--steps` optimizer steps (after two warm-up steps) of SASRec-CE (`sasrec_id`), the sliding-window
 generative model and the every-position one, on the Beauty catalogue and its real training examples, with
 the settings `tools/bench_budget.py` uses. The item codes are a random unique assignment with the real
-level sizes: speed does not depend on which item holds which code (nearly: the "mass" node head pads each
-prefix's items to the largest run, up to ~200 items under a first-level code on the real codes, ~60 here).
+level sizes: speed does not depend on which item holds which code (nearly: below the root the "mass" node
+head scores the items under each prefix, up to ~200 under a first-level code on the real codes, ~60 here).
 bf16 pays off only where matrices are large enough for the AMX units to beat the casts autocast adds.
 `--models`, `--rows` (every-position rows per step) and `--node-score` time one setting of one model:
 
