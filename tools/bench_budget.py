@@ -31,9 +31,9 @@ MODELS = {
     "sasrec_id": ["recipes/train_baseline.py", "models=[sasrec_id]", "train.mixed_precision=bf16"],
     "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "model.dropout=0.1", "train.batch_size=256",
                       "train.warmup_steps=200", "train.mixed_precision=no"],
-    # beyond the CPU config (all chosen on all-users validation, docs/results/budget.md): distillation (beam R@10 .0836
-    # against .0802, 3 seeds; in the 5-minute main job its slower steps cost more epochs than it gives back), the mass
-    # node head (.0949 against .0887, a pair), 64 rows a step and weight decay 0.2 (small leads, pairs)
+    # chosen on all-users validation (docs/results/budget.md): the mass node head (beam R@10 .0949 against .0887, a pair;
+    # the CPU config has it too); beyond the CPU config, distillation (.0836 against .0802, 3 seeds; in the 5-minute main
+    # job its slower steps cost more epochs than it gives back), 64 rows a step and weight decay 0.2 (small leads, pairs)
     "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "objective.distill_weight=1",
                               "model.node_score=mass", "train.batch_size=64", "train.weight_decay=0.2",
                               "train.mixed_precision=no"],
