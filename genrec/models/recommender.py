@@ -161,16 +161,17 @@ class GenerativeRecommender(nn.Module):
             embeds = torch.cat([embeds[:, :1] + start.unsqueeze(1).to(embeds.dtype), embeds[:, 1:]], dim=1)
         return self.t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden, encoder_attention_mask=sees).last_hidden_state
 
-    def node_vectors(self, table: torch.Tensor | None = None) -> list[torch.Tensor] | None:
+    def node_vectors(self, table: torch.Tensor | None = None, ordered: torch.Tensor | None = None) -> list[torch.Tensor] | None:
         """The node head's item-side vectors per level (None without a node head): for `node_score` "mean", [that
         level's trie nodes, d], the mean item vector under each prefix; for "mass", the item table in code order
-        [items, d] at every level. `table`: `items.table()`, when the caller has it."""
+        [items, d] at every level. `table`: `items.table()`, and `ordered`: it in code order, when the caller has them."""
         if self.node_proj is None:
             return None
         table = self.items.table() if table is None else table
         self.codes_on(table.device)
         if self.seq2seq.node_score == "mass":
-            return [table.index_select(0, self.trie.code_order)] * self.trie.depth
+            ordered = table.index_select(0, self.trie.code_order) if ordered is None else ordered
+            return [ordered] * self.trie.depth
         return self.trie.node_means(table)
 
     def level_log_probs(self, hidden: torch.Tensor, parents: torch.Tensor, level: int,
@@ -240,10 +241,12 @@ class GenerativeRecommender(nn.Module):
         tokens = labels[rows, positions]  # [n, L]
         states = hidden[rows, positions + offset]  # [n, d]
         table = self.items.table()
-        nodes = self.node_vectors(table)
         # the dense head scores the items in code order (a permutation: the same loss), so the teacher's mass
         # under each trie node is a contiguous run, and one log-softmax serves both the loss and the teacher
-        log_probs = torch.log_softmax((states @ table.index_select(0, self.trie.code_order).T).float(), dim=-1)
+        self.codes_on(table.device)
+        ordered = table.index_select(0, self.trie.code_order)
+        nodes = self.node_vectors(table, ordered)
+        log_probs = torch.log_softmax((states @ ordered.T).float(), dim=-1)
         dense_loss = -log_probs.gather(1, self.trie.code_rank[target[rows, positions]].unsqueeze(1)).squeeze(1)
         teacher = log_probs.detach().exp() if distill else None
         code_loss, _, soft = self.code_loss(self.decoder_states(hidden[rows], sees, tokens, states), tokens, nodes, teacher)
