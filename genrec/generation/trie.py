@@ -114,21 +114,27 @@ class TensorTrie:
         longest run (padding every row to the longest would gather ~3x more vectors on Beauty's codes)."""
         size, dim = self.level_sizes[level], queries.shape[-1]
         flat, nodes = queries.reshape(-1, dim), parents.reshape(-1)
-        if level == 0:  # every parent is the root: all items, one matmul
+        if level == 0:  # every parent is the root: all items, one matmul; each code's items are one run
             scores = flat @ vectors.T
-            codes = self.order_codes[:, 0].expand_as(scores)
-            return _scatter_log_sum_exp(scores, codes, size).view(*queries.shape[:-1], size)
+            top = scores.amax(-1, keepdim=True).detach()  # held constant: the gradient is the same
+            sums = scores.new_zeros(len(flat), size).index_add_(1, self.order_codes[:, 0], (scores - top).exp_())
+            return _log_or_minus_inf(sums).add_(top).view(*queries.shape[:-1], size)
         start, end = self.run_start[nodes], self.run_end[nodes]
         first, last = self.level_ranges[level - 1]
         end = torch.where((nodes >= first) & (nodes < last), end, start + 1)  # a dead beam parked at the root
         order = torch.argsort(end - start)
-        out = []
-        for rows in order.split(rows_per_chunk):
+        chunks = order.split(rows_per_chunk)
+        wheres, insides = [], []
+        for rows in chunks:
             width = int((end[rows] - start[rows]).max())
             where = start[rows, None] + torch.arange(width, device=nodes.device)
-            inside = where < end[rows, None]
-            where = where.clamp_max(len(vectors) - 1)
-            scores = torch.bmm(F.embedding(where, vectors), flat[rows].unsqueeze(-1)).squeeze(-1)
+            insides.append(where < end[rows, None])
+            wheres.append(where.clamp_max(len(vectors) - 1))
+        # one gather for every chunk: each gather's backward adds a dense [items, d] gradient
+        gathered = F.embedding(torch.cat([w.flatten() for w in wheres]), vectors).split([w.numel() for w in wheres])
+        out = []
+        for rows, where, inside, items in zip(chunks, wheres, insides, gathered):
+            scores = torch.bmm(items.view(*where.shape, dim), flat[rows].unsqueeze(-1)).squeeze(-1)
             out.append(_scatter_log_sum_exp(scores.masked_fill(~inside, float("-inf")), self.order_codes[where, level], size))
         return torch.cat(out)[torch.argsort(order)].view(*queries.shape[:-1], size)
 
@@ -159,9 +165,13 @@ def _scatter_log_sum_exp(scores: torch.Tensor, codes: torch.Tensor, size: int) -
     """[R, size]: log of sum(exp(scores)) over the entries of each row [R, W] that carry each code; -inf for a
     code no entry carries. Shifted by the row's maximum (held constant: the gradient is the same)."""
     top = scores.amax(-1, keepdim=True).detach()
-    sums = scores.new_zeros(scores.shape[0], size).scatter_add_(1, codes, (scores - top).exp())
-    empty = sums == 0  # log(0) would send an infinite gradient into the masked entries
-    return sums.masked_fill(empty, 1.0).log().masked_fill(empty, float("-inf")) + top
+    return _log_or_minus_inf(scores.new_zeros(scores.shape[0], size).scatter_add_(1, codes, (scores - top).exp_())).add_(top)
+
+
+def _log_or_minus_inf(sums: torch.Tensor) -> torch.Tensor:
+    """log(sums), -inf where a sum is 0 without the infinite gradient log(0) would send into its entries."""
+    empty = sums == 0
+    return sums.masked_fill(empty, 1.0).log().masked_fill_(empty, float("-inf"))
 
 
 def python_trie(codes: np.ndarray) -> dict:
