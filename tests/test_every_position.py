@@ -18,12 +18,12 @@ def toy_data(n_items=40, n_users=12, seed=0) -> SequenceData:
 
 
 def toy_model(n_items=40, user_buckets=0, seed=0, start_from_state=False, node_head=False,
-              node_score="mean") -> GenerativeRecommender:
+              node_score="mean", root_query="decoder") -> GenerativeRecommender:
     torch.manual_seed(seed)
     codes = torch.from_numpy(np.unique(np.random.default_rng(seed).integers(0, 6, size=(300, 3)), axis=0)[:n_items])
     cfg = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0,
                         user_buckets=user_buckets, start_from_state=start_from_state,
-                        node_head=node_head, node_score=node_score)
+                        node_head=node_head, node_score=node_score, root_query=root_query)
     items = ItemEmbedding(torch.randn(n_items, 6), id_dim=4, d_model=16)
     model = GenerativeRecommender(codes, [6, 6, 6], cfg, max_history=8, items=items, causal=True).eval()
     if node_head:  # away from its zero start, so the node term counts in every check
@@ -44,7 +44,8 @@ def test_rows_hold_every_training_target_once_with_history_from_its_row():
 
 
 DECODERS = [{}, {"start_from_state": True}, {"node_head": True}, {"start_from_state": True, "node_head": True},
-            {"start_from_state": True, "node_head": True, "node_score": "mass"}]
+            {"start_from_state": True, "node_head": True, "node_score": "mass"},
+            {"start_from_state": True, "node_head": True, "node_score": "mass", "root_query": "encoder"}]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -81,6 +82,23 @@ def test_training_step_through_forward_reaches_codes_dense_head_and_item_embeddi
     assert model.items.ids.weight.grad.abs().sum() > 0 and model.t5.decoder.block[0].layer[1].EncDecAttention.q.weight.grad is not None
     # every item gets a gradient from the full-softmax dense head, not only the items in the batch
     assert (model.items.ids.weight.grad.abs().sum(1) > 0).all()
+
+
+def test_bf16_item_scores_change_only_training_and_only_by_bf16_rounding():
+    rows = training_rows(toy_data(), max_history=8)
+    history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
+    model = toy_model(start_from_state=True, node_head=True, node_score="mass", root_query="encoder")
+    labels = model.vocab.item_tokens[target]
+    with torch.no_grad():
+        reference = model.train()(history, users, labels, target, every_position=True)
+        model.seq2seq.bf16_item_scores = True
+        fast = model(history, users, labels, target, every_position=True)
+        evaluated = model.eval()(history, users, labels, target, every_position=True)
+        model.seq2seq.bf16_item_scores = False
+        exact = model(history, users, labels, target, every_position=True)
+    for key in reference:
+        assert fast[key].item() == pytest.approx(reference[key].item(), rel=2e-2) and fast[key] != reference[key]
+        assert evaluated[key] == exact[key]  # evaluation scores in fp32 whatever the setting
 
 
 def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validation():
@@ -120,11 +138,12 @@ def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(decod
             n = len(tokens)
             states = model.decoder_states(hidden[row : row + 1].expand(n, -1, -1), valid[row : row + 1].expand(n, -1),
                                           tokens, hidden[row, -1].expand(n, -1))
-            loss, _, _ = model.code_loss(states, tokens)
+            loss, _, _ = model.code_loss(states, tokens, root=model.root_term(hidden[row, -1].expand(n, -1)))
             assert torch.allclose(-loss * tokens.shape[1], scores[row], atol=1e-4)
 
 
-@pytest.mark.parametrize("decoder", [{}, {"node_head": True}, {"node_head": True, "node_score": "mass"}])
+@pytest.mark.parametrize("decoder", [{}, {"node_head": True}, {"node_head": True, "node_score": "mass"},
+                                     {"node_head": True, "node_score": "mass", "root_query": "encoder"}])
 def test_distilling_a_one_hot_teacher_is_the_hard_code_loss_and_a_spread_teacher_is_not(decoder):
     data = toy_data()
     rows = training_rows(data, max_history=8)
@@ -137,10 +156,11 @@ def test_distilling_a_one_hot_teacher_is_the_hard_code_loss_and_a_spread_teacher
     keys = torch.arange(hidden.shape[1])
     decoded = model.decoder_states(hidden[rows_], (keys[None] <= positions[:, None]) & valid[rows_].bool(), tokens, states)
     one_hot = F.one_hot(model.trie.code_rank[target[target >= 0]], model.num_items).float()  # in code order
-    hard, _, soft = model.code_loss(decoded, tokens, model.node_vectors(), teacher=one_hot)
+    root = model.root_term(states)
+    hard, _, soft = model.code_loss(decoded, tokens, model.node_vectors(), teacher=one_hot, root=root)
     assert torch.allclose(soft, hard, atol=1e-5)
     uniform = torch.full_like(one_hot, 1 / model.num_items)
-    _, _, spread = model.code_loss(decoded, tokens, model.node_vectors(), teacher=uniform)
+    _, _, spread = model.code_loss(decoded, tokens, model.node_vectors(), teacher=uniform, root=root)
     assert torch.isfinite(spread).all() and not torch.allclose(spread, hard)
     losses = model(history, users, labels, target, every_position=True, distill=True)
     assert set(losses) == {"rec", "dense", "distill"}
@@ -159,12 +179,13 @@ def test_node_head_normalises_over_the_valid_children_only(node_score):
     assert torch.isneginf(logp[~valid]).all() and torch.allclose(logp.exp().sum(-1), torch.ones(5))
 
 
-@pytest.mark.parametrize("node_score", ["mean", "mass"])
-def test_a_node_head_model_saves_and_loads_with_the_same_recommendations(tmp_path, node_score):
-    model = toy_model(start_from_state=True, node_head=True, node_score=node_score)
+@pytest.mark.parametrize("node_score, root_query", [("mean", "decoder"), ("mass", "decoder"), ("mass", "encoder")])
+def test_a_node_head_model_saves_and_loads_with_the_same_recommendations(tmp_path, node_score, root_query):
+    model = toy_model(start_from_state=True, node_head=True, node_score=node_score, root_query=root_query)
     history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9]])
     model.save_pretrained(tmp_path / "model")
     loaded = GenerativeRecommender.from_pretrained(tmp_path / "model")
     assert loaded.seq2seq.node_head and loaded.seq2seq.start_from_state and loaded.seq2seq.node_score == node_score
+    assert loaded.seq2seq.root_query == root_query
     for a, b in zip(model.generate(history, beam=8, topk=5), loaded.generate(history, beam=8, topk=5)):
         assert torch.equal(a, b)

@@ -229,6 +229,20 @@ def test_child_log_mass_is_the_log_sum_of_exp_scores_of_each_childs_items():
                 assert got[row, code].item() == pytest.approx(scores[row, under].logsumexp(0).item(), abs=1e-5)
 
 
+def test_root_log_mass_is_the_log_of_each_first_codes_probability_with_gradients():
+    codes = np.unique(np.random.default_rng(8).integers(0, 4, size=(40, 3)), axis=0)
+    trie = TensorTrie(codes, [4, 4, 4])
+    logits = torch.randn(2, len(codes), requires_grad=True)  # in item order
+    probs = logits.softmax(-1)
+    got = trie.root_log_mass(probs[:, trie.code_order])
+    for code in range(4):
+        under = torch.from_numpy(codes[:, 0] == code)
+        expected = probs[:, under].sum(-1).log() if under.any() else torch.full((2,), float("-inf"))
+        assert torch.allclose(got[:, code], expected, atol=1e-6)
+    got[0, int(codes[0, 0])].backward()
+    assert logits.grad.abs().sum() > 0
+
+
 def test_child_log_masses_chained_along_a_path_give_the_full_softmax_of_each_item():
     """The "mass" node head's point: with one query at every level, the per-level code distributions multiply
     out to the dense head's softmax over the items."""

@@ -103,6 +103,13 @@ class TensorTrie:
             masses.append(((sums.gather(1, end - 1) - before).clamp_min(0)) * valid)
         return masses
 
+    def root_log_mass(self, probs: torch.Tensor) -> torch.Tensor:
+        """[n, first level size]: the log of each first-level code's mass under distributions over the items in
+        code order `probs` [n, items] (-inf for a code no item has), with gradients (`child_masses` is the
+        detached running-sum version for every level). A code's items are one run, so it is one index_add."""
+        sums = probs.new_zeros(len(probs), self.level_sizes[0]).index_add_(1, self.order_codes[:, 0], probs)
+        return _log_or_minus_inf(sums)
+
     def child_log_mass(self, queries: torch.Tensor, vectors: torch.Tensor, parents: torch.Tensor, level: int,
                        rows_per_chunk: int = 64) -> torch.Tensor:
         """[..., level size]: for queries [..., d] and per-item vectors in code order `vectors` [items, d], the

@@ -175,12 +175,13 @@ class GenerativeRecommender(nn.Module):
         return self.trie.node_means(table)
 
     def level_log_probs(self, hidden: torch.Tensor, parents: torch.Tensor, level: int,
-                        nodes: list[torch.Tensor] | None = None) -> torch.Tensor:
+                        nodes: list[torch.Tensor] | None = None, root: torch.Tensor | None = None) -> torch.Tensor:
         """Log-probabilities [..., size] of level `level`'s codes after the prefixes ending at trie nodes
         `parents` [...], from decoder states `hidden` [..., d]. The plain decoder: T5's tied LM head, normalised
         over the whole vocabulary (as TIGER trains). With a node head: plus the projected state against each
         child's mean item vector, or its items' summed exp-scores (`node_score`; `nodes`, from `node_vectors`),
-        normalised over the valid children only."""
+        normalised over the valid children only. `root` [..., size]: with `root_query` "encoder", the first level's
+        node term, the dense head's log-mass under each code (`root_log_mass`)."""
         offset, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
         logits = self.t5.lm_head(hidden * output_scale(self.t5)).float()
         if self.node_proj is None:
@@ -189,29 +190,43 @@ class GenerativeRecommender(nn.Module):
         first = self.trie.level_ranges[level][0]
         children = self.trie.children[parents, :size]
         valid = children >= 0
-        projected = self.node_proj(hidden).float()
-        if self.seq2seq.node_score == "mass":
-            node_term = self.trie.child_log_mass(projected, vectors.float(), parents, level)
+        if level == 0 and self.seq2seq.root_query == "encoder":
+            if root is None:
+                raise GenrecError("model.root_query=encoder: the first level's scores need the encoder states' root term")
+            node_term = root
+        elif self.seq2seq.node_score == "mass":
+            node_term = self.trie.child_log_mass(self.node_proj(hidden).float(), vectors.float(), parents, level)
         elif len(vectors) <= size:  # a level with few nodes (the root's children): score them all in one matmul
-            node_term = (projected @ vectors.float().T).gather(-1, (children - first).clamp(0, len(vectors) - 1))
+            node_term = (self.node_proj(hidden).float() @ vectors.float().T).gather(-1, (children - first).clamp(0, len(vectors) - 1))
         else:  # score each row's valid children only: below the first level most prefixes have a few
             where = valid.nonzero(as_tuple=True)
-            scores = (projected[where[:-1]] * vectors[children[where] - first].float()).sum(-1)
+            scores = (self.node_proj(hidden).float()[where[:-1]] * vectors[children[where] - first].float()).sum(-1)
             node_term = torch.zeros(children.shape, device=hidden.device).index_put(where, scores)
         logits = (logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 
+    def root_term(self, states: torch.Tensor, nodes: list[torch.Tensor] | None = None) -> torch.Tensor | None:
+        """With `root_query` "encoder", the first level's node term [..., size] for encoder states [..., d]: the
+        dense head's log-mass under each code (None otherwise). Training gets it from the dense head's own
+        softmax (`every_position`); this is the same up to a per-row constant, which the level's softmax removes."""
+        if self.seq2seq.root_query != "encoder":
+            return None
+        ordered = (self.node_vectors() if nodes is None else nodes)[0]
+        parents = torch.zeros(states.shape[:-1], dtype=torch.long, device=states.device)
+        return self.trie.child_log_mass(states.float(), ordered.float(), parents, 0)
+
     def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor, nodes: list[torch.Tensor] | None = None,
-                  teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+                  teacher: torch.Tensor | None = None, root: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """Cross-entropy [n] of each target's code tuple (mean over levels); the per-level code distributions
         [n, size] (log) under each target's own prefix that it came from; and, given `teacher` (distributions
         over the items in code order [n, items], see `TensorTrie.child_masses`), the cross-entropy [n] of those
         distributions to soft targets: at each level the teacher's probability mass under each child of the
-        target's prefix, renormalised (None without)."""
+        target's prefix, renormalised (None without). `root`: as in `level_log_probs`."""
         self.codes_on(tokens.device)
         codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
         parents = self.trie.parents(codes)
-        log_probs = [self.level_log_probs(decoder_states[:, level], parents[:, level], level, nodes)
+        log_probs = [self.level_log_probs(decoder_states[:, level], parents[:, level], level, nodes, root)
                      for level in range(tokens.shape[1])]
         picked = torch.stack([lp.gather(-1, codes[:, level : level + 1]).squeeze(-1) for level, lp in enumerate(log_probs)], -1)
         if teacher is None:
@@ -221,6 +236,13 @@ class GenerativeRecommender(nn.Module):
             target = mass / mass.sum(-1, keepdim=True).clamp_min(torch.finfo(mass.dtype).tiny)
             soft.append(-torch.where(target > 0, target * lp, torch.zeros_like(lp)).sum(-1))  # 0 * -inf off the trie
         return -picked.mean(-1), log_probs, torch.stack(soft, -1).mean(-1)
+
+    def item_logits(self, queries: torch.Tensor, ordered: torch.Tensor) -> torch.Tensor:
+        """fp32 scores [n, items] of queries [n, d] against the item table in code order; in training with
+        `bf16_item_scores`, the matmul in bf16."""
+        if self.training and self.seq2seq.bf16_item_scores:
+            return (queries.bfloat16() @ ordered.bfloat16().T).float()
+        return (queries @ ordered.T).float()
 
     def every_position(self, history: torch.Tensor, users: torch.Tensor, target: torch.Tensor,
                        labels: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -246,10 +268,15 @@ class GenerativeRecommender(nn.Module):
         self.codes_on(table.device)
         ordered = table.index_select(0, self.trie.code_order)
         nodes = self.node_vectors(table, ordered)
-        log_probs = torch.log_softmax((states @ ordered.T).float(), dim=-1)
+        log_probs = torch.log_softmax(self.item_logits(states, ordered), dim=-1)
         dense_loss = -log_probs.gather(1, self.trie.code_rank[target[rows, positions]].unsqueeze(1)).squeeze(1)
-        teacher = log_probs.detach().exp() if distill else None
-        code_loss, _, soft = self.code_loss(self.decoder_states(hidden[rows], sees, tokens, states), tokens, nodes, teacher)
+        probs, root = None, None
+        if self.seq2seq.root_query == "encoder":  # the root level's node term: the dense head's mass under each code
+            probs = log_probs.exp()
+            root = self.trie.root_log_mass(probs)
+        teacher = (log_probs.exp() if probs is None else probs).detach() if distill else None
+        decoded = self.decoder_states(hidden[rows], sees, tokens, states)
+        code_loss, _, soft = self.code_loss(decoded, tokens, nodes, teacher, root)
         return code_loss, dense_loss, soft
 
     def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
@@ -279,7 +306,8 @@ class GenerativeRecommender(nn.Module):
                 losses["distill"] = soft.mean()
             return losses
         hidden, valid = self.encode(history, users, live_semantic)
-        code_loss, log_probs, _ = self.code_loss(self.decoder_states(hidden, valid, labels, hidden[:, -1]), labels)
+        decoded = self.decoder_states(hidden, valid, labels, hidden[:, -1])
+        code_loss, log_probs, _ = self.code_loss(decoded, labels, root=self.root_term(hidden[:, -1]))
         losses["rec"] = code_loss.mean()
         if live:
             tokenizer = self.items.tokenizer
@@ -309,15 +337,17 @@ class GenerativeRecommender(nn.Module):
             guide = self.trie.node_log_mass(self.dense_scores(history, users, None, (hidden, valid)))
         return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
                                        encoder_hidden=hidden, prior=guide if alpha != 1.0 else None, alpha=alpha,
-                                       start=self.decoder_start(hidden[:, -1]), scorer=self.beam_scorer())
+                                       start=self.decoder_start(hidden[:, -1]), scorer=self.beam_scorer(hidden[:, -1]))
 
-    def beam_scorer(self) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None:
-        """The search's per-level scorer: `level_log_probs` with this batch's node vectors made once (None: the
-        search's own T5 LM-head scoring, the same thing for a plain decoder)."""
+    def beam_scorer(self, states: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None:
+        """The search's per-level scorer: `level_log_probs` with this batch's node vectors (and, with `root_query`
+        "encoder", root term from the encoder states [B, d]) made once (None: the search's own T5 LM-head
+        scoring, the same thing for a plain decoder)."""
         if self.node_proj is None:
             return None
         nodes = self.node_vectors()
-        return lambda hidden, parents, level: self.level_log_probs(hidden, parents, level, nodes)
+        root = self.root_term(states.unsqueeze(1), nodes)  # the search starts with one beam per user
+        return lambda hidden, parents, level: self.level_log_probs(hidden, parents, level, nodes, root)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,

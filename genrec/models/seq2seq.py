@@ -36,6 +36,13 @@ class Seq2SeqConfig:
     # the log of the summed exp(projected state . item vector) over its items, so the code distributions chained
     # along a path factorise a full softmax over the items (the decoder is a dense head refined level by level)
     node_score: str = "mean"
+    # with node_score "mass", which state scores the first level's codes: "decoder", the decoder's projected start
+    # state, or "encoder", the encoder state the dense head scores from, so the root level's node term is the dense
+    # head's own mass under each code (in training, one [targets, items] matmul a step fewer)
+    root_query: str = "decoder"
+    # in training, the [targets, items] score matmuls run in bf16 (the AMX units) with fp32 softmaxes; evaluation
+    # stays fp32. Whole-model bf16 autocast is slower here: the small matmuls lose more to its casts than they gain
+    bf16_item_scores: bool = False
 
 
 def user_token(users: torch.Tensor, offset: int, buckets: int) -> torch.Tensor:

@@ -85,3 +85,7 @@ class SeqRunConfig(RunConfig):
             check(not getattr(self.model, option) or self.objective.kind == "every_position",
                   f"model.{option} needs objective.kind=every_position (a causal encoder and its item table)")
         check(self.model.node_score in ("mean", "mass"), f"model.node_score must be mean or mass, got {self.model.node_score!r}")
+        check(self.model.root_query in ("decoder", "encoder"),
+              f"model.root_query must be decoder or encoder, got {self.model.root_query!r}")
+        check(self.model.root_query == "decoder" or (self.model.node_head and self.model.node_score == "mass"),
+              "model.root_query=encoder needs the mass node head (model.node_head=true, model.node_score=mass)")
