@@ -54,6 +54,8 @@ def test_shipped_configs_load():
     ("objective.kind=sometimes", "kind must be window or every_position"),
     ("model.node_head=true", "model.node_head needs objective.kind=every_position"),
     ("objective.distill_weight=1", "distill_weight needs the dense head"),
+    ("model.root_query=sometimes", "model.root_query must be decoder or encoder, got 'sometimes'"),
+    ("model.root_query=encoder", "model.root_query=encoder needs the mass node head"),
 ])
 def test_bad_values_fail_before_any_work_with_key_value_and_type(override, message):
     with pytest.raises(ConfigError, match=message):
