@@ -194,14 +194,16 @@ class GenerativeRecommender(nn.Module):
             if root is None:
                 raise GenrecError("model.root_query=encoder: the first level's scores need the encoder states' root term")
             node_term = root
-        elif self.seq2seq.node_score == "mass":
-            node_term = self.trie.child_log_mass(self.node_proj(hidden).float(), vectors.float(), parents, level)
-        elif len(vectors) <= size:  # a level with few nodes (the root's children): score them all in one matmul
-            node_term = (self.node_proj(hidden).float() @ vectors.float().T).gather(-1, (children - first).clamp(0, len(vectors) - 1))
-        else:  # score each row's valid children only: below the first level most prefixes have a few
-            where = valid.nonzero(as_tuple=True)
-            scores = (self.node_proj(hidden).float()[where[:-1]] * vectors[children[where] - first].float()).sum(-1)
-            node_term = torch.zeros(children.shape, device=hidden.device).index_put(where, scores)
+        else:
+            projected = self.node_proj(hidden).float()
+            if self.seq2seq.node_score == "mass":
+                node_term = self.trie.child_log_mass(projected, vectors.float(), parents, level)
+            elif len(vectors) <= size:  # a level with few nodes (the root's children): score them all in one matmul
+                node_term = (projected @ vectors.float().T).gather(-1, (children - first).clamp(0, len(vectors) - 1))
+            else:  # score each row's valid children only: below the first level most prefixes have a few
+                where = valid.nonzero(as_tuple=True)
+                scores = (projected[where[:-1]] * vectors[children[where] - first].float()).sum(-1)
+                node_term = torch.zeros(children.shape, device=hidden.device).index_put(where, scores)
         logits = (logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 

@@ -40,8 +40,9 @@ class Seq2SeqConfig:
     # state, or "encoder", the encoder state the dense head scores from, so the root level's node term is the dense
     # head's own mass under each code (in training, one [targets, items] matmul a step fewer)
     root_query: str = "decoder"
-    # in training, the [targets, items] score matmuls run in bf16 (the AMX units) with fp32 softmaxes; evaluation
-    # stays fp32. Whole-model bf16 autocast is slower here: the small matmuls lose more to its casts than they gain
+    # in training, the dense head's [targets, items] matmul (with root_query "encoder", the only one) runs in bf16 on
+    # the AMX units, its softmax in fp32; evaluation stays fp32. Whole-model bf16 autocast is slower for this model:
+    # its small matmuls lose more to the casts than they gain
     bf16_item_scores: bool = False
 
 
