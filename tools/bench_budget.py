@@ -32,11 +32,13 @@ MODELS = {
     "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "model.dropout=0.1", "train.batch_size=256",
                       "train.warmup_steps=200", "train.mixed_precision=no"],
     # chosen on all-users validation (docs/results/budget.md): the mass node head (beam R@10 .0949 against .0887, a pair;
-    # the CPU config has it too); beyond the CPU config, distillation (.0836 against .0802, 3 seeds; in the 5-minute main
-    # job its slower steps cost more epochs than it gives back), 64 rows a step and weight decay 0.2 (small leads, pairs)
+    # the CPU config has it too), its first level scored from the encoder state with the dense head's matmul in bf16
+    # (1.5x the targets a second; beam R@10 .0949/.0930 -> see the report, seeds 1-2); beyond the CPU config,
+    # distillation (.0836 against .0802, 3 seeds; in the 5-minute main job its slower steps cost more epochs than it
+    # gives back), 64 rows a step and weight decay 0.2 (small leads, pairs)
     "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "objective.distill_weight=1",
-                              "model.node_score=mass", "train.batch_size=64", "train.weight_decay=0.2",
-                              "train.mixed_precision=no"],
+                              "model.node_score=mass", "model.root_query=encoder", "model.bf16_item_scores=true",
+                              "train.batch_size=64", "train.weight_decay=0.2", "train.mixed_precision=no"],
 }
 # the every-position fit reports three rankings; each becomes a row of the benchmark
 RANKINGS = {"genrec_beam": "", "genrec_hybrid": "hybrid_", "genrec_dense": "dense_"}
@@ -133,6 +135,8 @@ def collect(args: argparse.Namespace) -> dict:
         prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
         entry["precision"] = next(s.split("=")[1].strip("'") for s in MODELS[entry["fit"]] if s.startswith("train.mixed_precision"))
+        if "model.bf16_item_scores=true" in MODELS[entry["fit"]]:
+            entry["precision"] += " (fp32 autocast off; the dense head's [targets, items] matmul in bf16)"
         for r in per_seed:
             r.pop("history", None)  # the curves above keep what the plot needs; each fit's file keeps the rest
     return {
