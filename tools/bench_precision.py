@@ -8,10 +8,11 @@ the settings `tools/bench_budget.py` uses. The item codes are a random unique as
 level sizes: speed does not depend on which item holds which code (nearly: below the root the "mass" node
 head scores the items under each prefix, up to ~200 under a first-level code on the real codes, ~60 here).
 bf16 pays off only where matrices are large enough for the AMX units to beat the casts autocast adds.
-`--models`, `--rows` (every-position rows per step) and `--node-score` time one setting of one model:
+`--models`, `--rows` (every-position rows per step), `--node-score`, `--root-query` and `--bf16-item-scores`
+time one setting of one model (the defaults are the benchmark's):
 
     python tools/bench_precision.py --steps 20 --models genrec_every_position --rows 128 --node-score mean \
-        --out results/precision_cpu_rows128_mean.json
+        --root-query decoder --bf16-item-scores false --out results/precision_cpu_rows128_mean.json
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ CPU_T5 = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=64, num_heads
                        user_buckets=0)
 
 
-def tasks(data, batch: dict[str, int], node_score: str = "mean") -> dict[str, tuple]:
+def tasks(data, batch: dict[str, int], node_score: str = "mean", root_query: str = "decoder",
+          bf16_item_scores: bool = False) -> dict[str, tuple]:
     splits = leave_one_out(data, 20)
     n = data.num_items
     index = np.random.default_rng(0).permutation(n)  # a unique (level 1, level 2, suffix) per item
@@ -48,7 +50,8 @@ def tasks(data, batch: dict[str, int], node_score: str = "mean") -> dict[str, tu
         torch.manual_seed(0)
         items = ItemEmbedding(torch.randn(n, 32), 16, CPU_T5.d_model)
         # the every-position model as tools/bench_budget.py trains it: state start and node head
-        extra = {"start_from_state": True, "node_head": True, "node_score": node_score} if every_position else {"dropout": 0.1}
+        extra = ({"start_from_state": True, "node_head": True, "node_score": node_score, "root_query": root_query,
+                  "bf16_item_scores": bf16_item_scores} if every_position else {"dropout": 0.1})
         cfg = Seq2SeqConfig(**{**CPU_T5.__dict__, **extra})
         model = GenerativeRecommender(codes, [256] * 4, cfg, 20, items, causal=every_position)
         rows = training_rows(data, 20) if every_position else None
@@ -88,11 +91,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["sasrec_id", "genrec_window", "genrec_every_position"])
     parser.add_argument("--rows", type=int, default=64, help="every-position rows per step (the benchmark's batch)")
     parser.add_argument("--node-score", default="mass", choices=["mean", "mass"], help="the every-position node head")
+    parser.add_argument("--root-query", default="encoder", choices=["decoder", "encoder"], help="its first level's query")
+    parser.add_argument("--bf16-item-scores", default="true", choices=["true", "false"],
+                        help="the dense head's matmul in bf16 (in the fp32 timing too)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": args.rows}
     rows = {}
-    for name, (task, batch_size) in tasks(load_dataset("beauty"), batch, args.node_score).items():
+    for name, (task, batch_size) in tasks(load_dataset("beauty"), batch, args.node_score, args.root_query, args.bf16_item_scores == "true").items():
         if name not in args.models:
             continue
         rows[name] = {"batch_size": batch_size, "fp32": time_steps(task, batch_size, args.steps, False),
@@ -101,7 +107,8 @@ def main() -> None:
         rows[name]["fastest"] = "bf16" if bf16 > fp32 else "fp32"
         print(f"{name:22s} fp32 {fp32:6.0f} targets/s  bf16 {bf16:6.0f} targets/s  -> {rows[name]['fastest']}", flush=True)
     command = f"python tools/bench_precision.py --steps {args.steps} --models {' '.join(args.models)} --rows {args.rows} "
-    record = {"command": command + f"--node-score {args.node_score} --out {args.out}",
+    command += f"--node-score {args.node_score} --root-query {args.root_query} --bf16-item-scores {args.bf16_item_scores}"
+    record = {"command": command + f" --out {args.out}",
               "hardware": hardware() + " (1 thread)", "dataset": "beauty", "models": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
