@@ -1,0 +1,72 @@
+"""Training speed of the every-position model's item-scoring settings, measured side by side on one model.
+
+    python tools/bench_item_scores.py --rounds 4 --out results/bench_item_scores_cpu.json
+
+The four combinations of `model.root_query` (decoder | encoder) and `model.bf16_item_scores` (off | on) are
+switched on one model (the benchmark's: mass node head, distillation weight 1, 64 rows a step) and timed in
+turn, forward and backward on the same fixed batches of real Beauty training rows, `--rounds` times
+interleaved, one thread: this machine's speed drifts by ±10% over minutes, so separate runs of
+`tools/bench_precision.py` cannot resolve a difference of a few percent. The item codes are a random unique
+assignment with the real level sizes (as in `tools/bench_precision.py`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench_precision import tasks
+from genrec.data import load_dataset
+from genrec.experiments.harness import hardware
+
+SETTINGS = {"decoder root, fp32": ("decoder", False), "decoder root, bf16 dense matmul": ("decoder", True),
+            "encoder root, fp32": ("encoder", False), "encoder root, bf16 dense matmul": ("encoder", True)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--out", default="results/bench_item_scores_cpu.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": 64}
+    task, rows = tasks(load_dataset("beauty"), batch, "mass")["genrec_every_position"]
+    model = task.model.train()
+    order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
+    chosen = [order[i * rows : (i + 1) * rows] for i in range(args.batches)]
+    batches = [task.batch(indices, torch.device("cpu")) for indices in chosen]
+    targets = sum(task.targets_in(indices) for indices in chosen)
+
+    def targets_per_second() -> float:
+        start = time.perf_counter()
+        for b in batches:
+            loss, _ = task.loss(model, b)
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+        return targets / (time.perf_counter() - start)
+
+    targets_per_second()  # warm-up
+    speeds: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    for _ in range(args.rounds):
+        for name, (root_query, bf16) in SETTINGS.items():
+            model.seq2seq.root_query, model.seq2seq.bf16_item_scores = root_query, bf16
+            speeds[name].append(targets_per_second())
+    base = float(np.median(speeds["decoder root, fp32"]))
+    for name, values in speeds.items():
+        print(f"{name:34s} {np.median(values):6.0f} targets/s (median of {args.rounds}; x{np.median(values) / base:.2f})")
+    record = {"command": f"python tools/bench_item_scores.py --rounds {args.rounds} --batches {args.batches} --out {args.out}",
+              "hardware": hardware() + " (1 thread)", "dataset": "beauty", "rows_per_step": rows,
+              "targets": targets, "what": "forward and backward, no optimizer step",
+              "targets_per_second": {name: {"median": float(np.median(v)), "rounds": v} for name, v in speeds.items()}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
