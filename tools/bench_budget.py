@@ -33,7 +33,7 @@ MODELS = {
                       "train.warmup_steps=200", "train.mixed_precision=no"],
     # chosen on all-users validation (docs/results/budget.md): the mass node head (beam R@10 .0949 against .0887, a pair;
     # the CPU config has it too), its first level scored from the encoder state with the dense head's matmul in bf16
-    # (1.5x the targets a second; beam R@10 .0949/.0930 -> see the report, seeds 1-2); beyond the CPU config,
+    # (a 1.22x faster step; beam R@10 .0949/.0930 -> .0987/.0954, seeds 1-2; the CPU config has them too); beyond it,
     # distillation (.0836 against .0802, 3 seeds; in the 5-minute main job its slower steps cost more epochs than it
     # gives back), 64 rows a step and weight decay 0.2 (small leads, pairs)
     "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "objective.distill_weight=1",
