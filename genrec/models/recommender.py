@@ -272,11 +272,11 @@ class GenerativeRecommender(nn.Module):
         nodes = self.node_vectors(table, ordered)
         log_probs = torch.log_softmax(self.item_logits(states, ordered), dim=-1)
         dense_loss = -log_probs.gather(1, self.trie.code_rank[target[rows, positions]].unsqueeze(1)).squeeze(1)
-        probs, root = None, None
-        if self.seq2seq.root_query == "encoder":  # the root level's node term: the dense head's mass under each code
-            probs = log_probs.exp()
-            root = self.trie.root_log_mass(probs)
-        teacher = (log_probs.exp() if probs is None else probs).detach() if distill else None
+        encoder_root = self.seq2seq.root_query == "encoder"
+        probs = log_probs.exp() if distill or encoder_root else None
+        # the root level's node term: the dense head's own mass under each first-level code
+        root = self.trie.root_log_mass(probs) if encoder_root else None
+        teacher = probs.detach() if distill else None
         decoded = self.decoder_states(hidden[rows], sees, tokens, states)
         code_loss, _, soft = self.code_loss(decoded, tokens, nodes, teacher, root)
         return code_loss, dense_loss, soft
