@@ -8,6 +8,7 @@ the settings `tools/bench_budget.py` uses. The item codes are a random unique as
 level sizes: speed does not depend on which item holds which code (nearly: below the root the "mass" node
 head scores the items under each prefix, up to ~200 under a first-level code on the real codes, ~60 here).
 bf16 pays off only where matrices are large enough for the AMX units to beat the casts autocast adds.
+`--compile` adds fp32 steps under `torch.compile` (what `train.compile=true` does) with their warm-up time.
 `--models`, `--rows` (every-position rows per step), `--node-score`, `--root-query` and `--bf16-item-scores`
 time one setting of one model (the defaults are the benchmark's):
 
@@ -64,24 +65,29 @@ def tasks(data, batch: dict[str, int], node_score: str = "mean", root_query: str
             "genrec_every_position": (generative(True), batch["genrec_every_position"])}
 
 
-def time_steps(task, batch_size: int, steps: int, bf16: bool) -> dict[str, float]:
+def time_steps(task, batch_size: int, steps: int, bf16: bool, compiled: bool = False) -> dict[str, float]:
+    """Seconds per optimizer step after the warm-up steps (2; 20 compiled, as each new batch shape recompiles
+    at first), whose time is reported too: what a compiled run pays before its steps get faster."""
     model = task.model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
-    targets, start = 0, 0.0
-    for i in range(steps + 2):
-        if i == 2:
+    loss_fn = torch.compile(task.loss, dynamic=True) if compiled else task.loss  # as `train.compile` does
+    warmup = 20 if compiled else 2
+    targets, begin, start = 0, time.perf_counter(), 0.0
+    for i in range(steps + warmup):
+        if i == warmup:
             start, targets = time.perf_counter(), 0
         indices = order[i * batch_size : (i + 1) * batch_size]
         batch = task.batch(indices, torch.device("cpu"))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = task.loss(model, batch)
+            loss, _ = loss_fn(model, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         targets += task.targets_in(indices)
     seconds = time.perf_counter() - start
-    return {"seconds_per_step": seconds / steps, "targets_per_second": targets / seconds}
+    return {"seconds_per_step": seconds / steps, "targets_per_second": targets / seconds,
+            f"warmup_seconds_{warmup}_steps": start - begin}
 
 
 def main() -> None:
@@ -94,6 +100,7 @@ def main() -> None:
     parser.add_argument("--root-query", default="encoder", choices=["decoder", "encoder"], help="its first level's query")
     parser.add_argument("--bf16-item-scores", default="true", choices=["true", "false"],
                         help="the dense head's matmul in bf16 (in the fp32 timing too)")
+    parser.add_argument("--compile", action="store_true", help="also time fp32 steps under torch.compile (train.compile)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": args.rows}
@@ -106,10 +113,15 @@ def main() -> None:
         fp32, bf16 = rows[name]["fp32"]["targets_per_second"], rows[name]["bf16"]["targets_per_second"]
         rows[name]["fastest"] = "bf16" if bf16 > fp32 else "fp32"
         print(f"{name:22s} fp32 {fp32:6.0f} targets/s  bf16 {bf16:6.0f} targets/s  -> {rows[name]['fastest']}", flush=True)
+        if args.compile:
+            rows[name]["compiled_fp32"] = compiled = time_steps(task, batch_size, args.steps, False, compiled=True)
+            print(f"{name:22s} compiled fp32 {compiled['targets_per_second']:6.0f} targets/s after "
+                  f"{compiled['warmup_seconds_20_steps']:.0f} s of warm-up", flush=True)
     command = f"python tools/bench_precision.py --steps {args.steps} --models {' '.join(args.models)} --rows {args.rows} "
     command += f"--node-score {args.node_score} --root-query {args.root_query} --bf16-item-scores {args.bf16_item_scores}"
+    command += " --compile" * args.compile
     record = {"command": command + f" --out {args.out}",
-              "hardware": hardware() + " (1 thread)", "dataset": "beauty", "models": rows}
+              "hardware": hardware(), "dataset": "beauty", "models": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
     print(f"wrote {args.out}")

@@ -46,6 +46,8 @@ class TrainConfig:
     patience: int = 5  # evaluations without improvement before stopping; 0 = never stop early
     monitor: str = "ndcg@10"
     mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
+    # torch.compile the task's loss (shapes dynamic: every batch holds a different number of targets); on the 2-core
+    # CPU its warm-up costs about what its faster steps save in a 20-minute budget (docs/results/budget.md)
     compile: bool = False
     progress: bool = True
     resume: bool = True
@@ -408,7 +410,7 @@ class Trainer:
         if cfg.resume and (last_dir / DONE).exists():
             self._resume(last_dir, signature, model, optimizer, scheduler, shuffler, state)
             self.log(f"resumed from {last_dir} after epoch {state.epoch} (best {cfg.monitor}={state.best:.4f})")
-        step_fn = torch.compile(task.loss) if cfg.compile else task.loss
+        step_fn = torch.compile(task.loss, dynamic=True) if cfg.compile else task.loss
 
         while state.epoch < cfg.epochs:
             stop = self._stop_reason(state)
