@@ -60,7 +60,7 @@ def main() -> None:
     for name, values in speeds.items():
         print(f"{name:34s} {np.median(values):6.0f} targets/s (median of {args.rounds}; x{np.median(values) / base:.2f})")
     record = {"command": f"python tools/bench_item_scores.py --rounds {args.rounds} --batches {args.batches} --out {args.out}",
-              "hardware": hardware() + " (1 thread)", "dataset": "beauty", "rows_per_step": rows,
+              "hardware": hardware(), "dataset": "beauty", "rows_per_step": rows,
               "targets": targets, "what": "forward and backward, no optimizer step",
               "targets_per_second": {name: {"median": float(np.median(v)), "rounds": v} for name, v in speeds.items()}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ the settings `tools/bench_budget.py` uses. The item codes are a random unique as
 level sizes: speed does not depend on which item holds which code (nearly: below the root the "mass" node
 head scores the items under each prefix, up to ~200 under a first-level code on the real codes, ~60 here).
 bf16 pays off only where matrices are large enough for the AMX units to beat the casts autocast adds.
+The every-position model is timed with `d_ff` 256, the CPU config's; the benchmark now trains 128
+(docs/results/budget.md), whose steps are a few percent faster.
 `--compile` adds fp32 steps under `torch.compile` (what `train.compile=true` does) with their warm-up time.
 `--models`, `--rows` (every-position rows per step), `--node-score`, `--root-query` and `--bf16-item-scores`
 time one setting of one model (the defaults are the benchmark's):
@@ -87,7 +89,7 @@ def time_steps(task, batch_size: int, steps: int, bf16: bool, compiled: bool = F
         targets += task.targets_in(indices)
     seconds = time.perf_counter() - start
     return {"seconds_per_step": seconds / steps, "targets_per_second": targets / seconds,
-            f"warmup_seconds_{warmup}_steps": start - begin}
+            "warmup_steps": warmup, "warmup_seconds": start - begin}
 
 
 def main() -> None:
@@ -116,7 +118,7 @@ def main() -> None:
         if args.compile:
             rows[name]["compiled_fp32"] = compiled = time_steps(task, batch_size, args.steps, False, compiled=True)
             print(f"{name:22s} compiled fp32 {compiled['targets_per_second']:6.0f} targets/s after "
-                  f"{compiled['warmup_seconds_20_steps']:.0f} s of warm-up", flush=True)
+                  f"{compiled['warmup_seconds']:.0f} s of warm-up", flush=True)
     command = f"python tools/bench_precision.py --steps {args.steps} --models {' '.join(args.models)} --rows {args.rows} "
     command += f"--node-score {args.node_score} --root-query {args.root_query} --bf16-item-scores {args.bf16_item_scores}"
     command += " --compile" * args.compile
