@@ -1,6 +1,6 @@
 """Train and evaluate the generative recommender (semantic-ID tokenizer + encoder-decoder).
 
-    accelerate launch recipes/train_seq.py                      # beauty_gpu.yaml on CUDA, else beauty_cpu.yaml
+    accelerate launch recipes/train_seq.py                      # beauty_gpu.yaml on CUDA, else the defaults
     accelerate launch recipes/train_seq.py --config recipes/configs/sports_gpu.yaml seeds=[1,2,3]
     python recipes/train_seq.py train.epochs=2 decode.beam=10   # any config key can be overridden
 
@@ -21,7 +21,8 @@ CONFIGS = Path(__file__).parent / "configs"
 
 
 def main() -> None:
-    default = CONFIGS / ("beauty_gpu.yaml" if torch.cuda.is_available() else "beauty_cpu.yaml")
+    # without a GPU, the dataclass defaults are the shipped CPU model (genrec/experiments/seq/config.py)
+    default = CONFIGS / "beauty_gpu.yaml" if torch.cuda.is_available() else None
     cfg, command = recipe_cli(SeqRunConfig, __doc__, "recipes/train_seq.py", default)
     run(cfg, command=command)
 

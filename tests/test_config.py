@@ -30,12 +30,14 @@ def test_unknown_keys_and_bad_overrides_are_errors():
 def test_shipped_configs_load():
     from pathlib import Path
 
+    from genrec.experiments.baselines import BaselineRunConfig
     from genrec.experiments.ctr.grid import CtrRunConfig
 
-    configs = sorted((Path(__file__).parents[1] / "recipes" / "configs").glob("*.yaml"))
-    assert len(configs) >= 5
-    for path in configs:  # ctr_*.yaml configure recipes/train_ctr.py, the rest recipes/train_seq.py
-        load_config(CtrRunConfig if path.name.startswith("ctr_") else SeqRunConfig, path)
+    configs = sorted((Path(__file__).parents[1] / "recipes" / "configs").glob("**/*.yaml"))
+    assert len(configs) >= 7
+    for path in configs:  # ctr_*.yaml configure recipes/train_ctr.py, sasrec* train_baseline.py, the rest train_seq.py
+        kind = CtrRunConfig if path.name.startswith("ctr_") else BaselineRunConfig if "sasrec" in path.name else SeqRunConfig
+        load_config(kind, path)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -52,14 +54,25 @@ def test_shipped_configs_load():
     ("data.max_users=-2", "data: max_users must be 0"),
     ("decode.topk=30", "topk must be between 1 and the beam width 20"),
     ("objective.kind=sometimes", "kind must be window or every_position"),
-    ("model.node_head=true", "model.node_head needs objective.kind=every_position"),
-    ("objective.distill_weight=1", "distill_weight needs the dense head"),
-    ("model.root_query=sometimes", "model.root_query must be decoder or encoder, got 'sometimes'"),
-    ("model.root_query=encoder", "model.root_query=encoder needs the mass node head"),
+    ("objective.kind=window", "model.decoder=item_table needs objective.kind=every_position"),
+    ("mode=two_stage", "objective.kind=every_position needs item vectors as input"),
+    ("model.decoder=plain", "decoder must be one of tiger, item_table, got 'plain'"),
+    ("model.item_score_precision=fp16", "item_score_precision must be one of auto, fp32, bf16"),
+    ("data.embedding_precision=half", "embedding_precision must be one of auto, fp32, bf16"),
+    ("train.mixed_precision=half", "mixed_precision must be auto, no, bf16 or fp16"),
 ])
 def test_bad_values_fail_before_any_work_with_key_value_and_type(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(SeqRunConfig, overrides=[override])
+
+
+def test_the_defaults_are_the_shipped_model():
+    cfg = SeqRunConfig()
+    assert (cfg.mode, cfg.objective.kind, cfg.model.decoder, cfg.model.d_model) == ("unified", "every_position", "item_table", 64)
+    assert cfg.model.item_score_precision == cfg.data.embedding_precision == "auto"
+    assert cfg.train.epochs >= 1 and cfg.train.max_minutes > 0  # a fixed number of epochs, the budget a safety cap
+    # the window objective with TIGER's decoder is the other formulation
+    load_config(SeqRunConfig, overrides=["objective.kind=window", "model.decoder=tiger", "mode=two_stage"])
 
 
 def test_command_line_text_stays_text_and_numbers_widen():

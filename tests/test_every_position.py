@@ -1,4 +1,6 @@
 """Every-position training: one causal pass per row equals the sliding-window reference at every position."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,8 @@ import torch.nn.functional as F
 
 from genrec.data import Catalog, SequenceData, leave_one_out
 from genrec.data.splits import training_rows
+from genrec.hardware import native_bf16
+from genrec.models import losses as L
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.recommender import GenerativeRecommender
 from genrec.models.seq2seq import Seq2SeqConfig
@@ -17,18 +21,25 @@ def toy_data(n_items=40, n_users=12, seed=0) -> SequenceData:
     return SequenceData("toy", Catalog([str(i) for i in range(n_items)]), [str(u) for u in range(n_users)], seqs)
 
 
-def toy_model(n_items=40, user_buckets=0, seed=0, start_from_state=False, node_head=False,
-              node_score="mean", root_query="decoder") -> GenerativeRecommender:
+def toy_model(n_items=40, user_buckets=0, seed=0, decoder="item_table",
+              item_score_precision="fp32") -> GenerativeRecommender:
     torch.manual_seed(seed)
     codes = torch.from_numpy(np.unique(np.random.default_rng(seed).integers(0, 6, size=(300, 3)), axis=0)[:n_items])
     cfg = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0,
-                        user_buckets=user_buckets, start_from_state=start_from_state,
-                        node_head=node_head, node_score=node_score, root_query=root_query)
+                        user_buckets=user_buckets, decoder=decoder, item_score_precision=item_score_precision)
     items = ItemEmbedding(torch.randn(n_items, 6), id_dim=4, d_model=16)
     model = GenerativeRecommender(codes, [6, 6, 6], cfg, max_history=8, items=items, causal=True).eval()
-    if node_head:  # away from its zero start, so the node term counts in every check
-        torch.nn.init.normal_(model.node_proj.weight, std=0.3)
+    if model.head.node_proj is not None:  # away from its zero start, so the item-table term counts in every check
+        torch.nn.init.normal_(model.head.node_proj.weight, std=0.3)
     return model
+
+
+def ordered_table(model: GenerativeRecommender) -> torch.Tensor:
+    return model.items.table().index_select(0, model.codes.trie.code_order)
+
+
+def root_of(model: GenerativeRecommender, states: torch.Tensor) -> torch.Tensor | None:
+    return model.head.root_term(model.codes, states, ordered_table(model)) if model.head.uses_item_table else None
 
 
 def test_rows_hold_every_training_target_once_with_history_from_its_row():
@@ -43,9 +54,7 @@ def test_rows_hold_every_training_target_once_with_history_from_its_row():
         assert np.array_equal(h[real][1:], t[real][:-1])
 
 
-DECODERS = [{}, {"start_from_state": True}, {"node_head": True}, {"start_from_state": True, "node_head": True},
-            {"start_from_state": True, "node_head": True, "node_score": "mass"},
-            {"start_from_state": True, "node_head": True, "node_score": "mass", "root_query": "encoder"}]
+DECODERS = ["tiger", "item_table"]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -54,17 +63,19 @@ def test_one_pass_loss_equals_sliding_window_loss_at_every_position(decoder):
     to the items (T5 biases attention by distance), so the two formulations see different inputs."""
     data = toy_data()
     rows = training_rows(data, max_history=8)
-    model = toy_model(**decoder)
+    model = toy_model(decoder=decoder)
     history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
-    labels = model.vocab.item_tokens[target]
+    labels = model.codes.tokens(target)
     with torch.no_grad():
-        code_loss, dense_loss, _ = model.every_position(history, users, target, labels)  # [n], [n]
+        code_loss, dense_loss, _ = L.every_position(model, history, users, target, labels)  # [n], [n]
         checked = 0
         for r in range(len(rows)):
             for j in np.flatnonzero(rows.target[r] >= 0):  # row-major, as the one-pass outputs
                 prefix = torch.full((1, 8), -1)  # the sliding-window example: the row up to position j, left-padded
                 prefix[0, 8 - j - 1:] = history[r, : j + 1]
-                window = model(prefix, users[r : r + 1], labels[r, j][None])["rec"]
+                hidden, valid = model.encode(prefix, users[r : r + 1])
+                decoded = L.decoder_states(model, hidden, valid, labels[r, j][None], hidden[:, -1])
+                window = L.code_loss(model, decoded, labels[r, j][None], ordered_table(model), root_of(model, hidden[:, -1]))[0]
                 assert code_loss[checked].item() == pytest.approx(window.item(), abs=1e-5)
                 reference = model.dense_scores(prefix, users[r : r + 1])
                 assert dense_loss[checked].item() == pytest.approx(-reference[0, target[r, j]].item(), abs=1e-5)
@@ -76,7 +87,7 @@ def test_training_step_through_forward_reaches_codes_dense_head_and_item_embeddi
     rows = training_rows(toy_data(), max_history=8)
     model = toy_model().train()
     history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
-    losses = model(history, users, model.vocab.item_tokens[target], target, every_position=True)
+    losses = model(history, users, model.codes.tokens(target), target, every_position=True)
     assert set(losses) == {"rec", "dense"} and all(torch.isfinite(v) for v in losses.values())
     (losses["rec"] + losses["dense"]).backward()
     assert model.items.ids.weight.grad.abs().sum() > 0 and model.t5.decoder.block[0].layer[1].EncDecAttention.q.weight.grad is not None
@@ -87,14 +98,14 @@ def test_training_step_through_forward_reaches_codes_dense_head_and_item_embeddi
 def test_bf16_item_scores_change_only_training_and_only_by_bf16_rounding():
     rows = training_rows(toy_data(), max_history=8)
     history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
-    model = toy_model(start_from_state=True, node_head=True, node_score="mass", root_query="encoder")
-    labels = model.vocab.item_tokens[target]
-    with torch.no_grad():
+    model = toy_model()
+    labels = model.codes.tokens(target)
+    with torch.no_grad(), pytest.warns(UserWarning) if not native_bf16("cpu") else contextlib.nullcontext():
         reference = model.train()(history, users, labels, target, every_position=True)
-        model.seq2seq.bf16_item_scores = True
+        model.seq2seq.item_score_precision = "bf16"
         fast = model(history, users, labels, target, every_position=True)
         evaluated = model.eval()(history, users, labels, target, every_position=True)
-        model.seq2seq.bf16_item_scores = False
+        model.seq2seq.item_score_precision = "fp32"
         exact = model(history, users, labels, target, every_position=True)
     for key in reference:
         assert fast[key].item() == pytest.approx(reference[key].item(), rel=2e-2) and fast[key] != reference[key]
@@ -128,39 +139,38 @@ def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validat
 def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(decoder):
     """Decoding (shared cross-attention K/V, start token from the last state, node head) scores an item
     exactly as the teacher-forced training pass does: the sum of its code tokens' log-probabilities."""
-    model = toy_model(**decoder)
+    model = toy_model(decoder=decoder)
     history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9], [2, 4, 6, 8, 10, 12, 14, 16]])
     items, scores = model.generate(history, beam=8, topk=5)
     with torch.no_grad():
         hidden, valid = model.encode(history, None)
         for row in range(2):
-            tokens = model.vocab.item_tokens[items[row]]  # [5, L]
+            tokens = model.codes.tokens(items[row])  # [5, L]
             n = len(tokens)
-            states = model.decoder_states(hidden[row : row + 1].expand(n, -1, -1), valid[row : row + 1].expand(n, -1),
-                                          tokens, hidden[row, -1].expand(n, -1))
-            loss, _, _ = model.code_loss(states, tokens, root=model.root_term(hidden[row, -1].expand(n, -1)))
+            states = L.decoder_states(model, hidden[row : row + 1].expand(n, -1, -1), valid[row : row + 1].expand(n, -1),
+                                      tokens, hidden[row, -1].expand(n, -1))
+            loss, _, _ = L.code_loss(model, states, tokens, ordered_table(model), root_of(model, hidden[row, -1].expand(n, -1)))
             assert torch.allclose(-loss * tokens.shape[1], scores[row], atol=1e-4)
 
 
-@pytest.mark.parametrize("decoder", [{}, {"node_head": True}, {"node_head": True, "node_score": "mass"},
-                                     {"node_head": True, "node_score": "mass", "root_query": "encoder"}])
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_distilling_a_one_hot_teacher_is_the_hard_code_loss_and_a_spread_teacher_is_not(decoder):
     data = toy_data()
     rows = training_rows(data, max_history=8)
-    model = toy_model(**decoder)
+    model = toy_model(decoder=decoder)
     history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
-    labels = model.vocab.item_tokens[target]
+    labels = model.codes.tokens(target)
     hidden, valid = model.encode(history, users)
     rows_, positions = (target >= 0).nonzero(as_tuple=True)
     tokens, states = labels[rows_, positions], hidden[rows_, positions]
     keys = torch.arange(hidden.shape[1])
-    decoded = model.decoder_states(hidden[rows_], (keys[None] <= positions[:, None]) & valid[rows_].bool(), tokens, states)
-    one_hot = F.one_hot(model.trie.code_rank[target[target >= 0]], model.num_items).float()  # in code order
-    root = model.root_term(states)
-    hard, _, soft = model.code_loss(decoded, tokens, model.node_vectors(), teacher=one_hot, root=root)
+    decoded = L.decoder_states(model, hidden[rows_], (keys[None] <= positions[:, None]) & valid[rows_].bool(), tokens, states)
+    one_hot = F.one_hot(model.codes.trie.code_rank[target[target >= 0]], model.num_items).float()  # in code order
+    ordered, root = ordered_table(model), root_of(model, states)
+    hard, _, soft = L.code_loss(model, decoded, tokens, ordered, root, teacher=one_hot)
     assert torch.allclose(soft, hard, atol=1e-5)
     uniform = torch.full_like(one_hot, 1 / model.num_items)
-    _, _, spread = model.code_loss(decoded, tokens, model.node_vectors(), teacher=uniform, root=root)
+    _, _, spread = L.code_loss(model, decoded, tokens, ordered, root, teacher=uniform)
     assert torch.isfinite(spread).all() and not torch.allclose(spread, hard)
     losses = model(history, users, labels, target, every_position=True, distill=True)
     assert set(losses) == {"rec", "dense", "distill"}
@@ -168,24 +178,23 @@ def test_distilling_a_one_hot_teacher_is_the_hard_code_loss_and_a_spread_teacher
     assert model.t5.decoder.block[0].layer[0].SelfAttention.q.weight.grad is not None
 
 
-@pytest.mark.parametrize("node_score", ["mean", "mass"])
-def test_node_head_normalises_over_the_valid_children_only(node_score):
-    model = toy_model(node_head=True, node_score=node_score)
+def test_the_item_table_decoder_normalises_over_the_valid_children_only():
+    model = toy_model()
     hidden = torch.randn(5, 16)
-    parents = model.trie.prefix_nodes[0][:5]  # level-2 choices under five items' first codes
+    trie = model.codes.trie
+    parents = trie.prefix_nodes[0][:5]  # level-2 choices under five items' first codes
     with torch.no_grad():
-        logp = model.level_log_probs(hidden, parents, 1)
-    valid = model.trie.children[parents, :6] >= 0
+        logp = model.head.log_probs(model.t5, model.codes, hidden, parents, 1, ordered_table(model))
+    valid = trie.children[parents, :6] >= 0
     assert torch.isneginf(logp[~valid]).all() and torch.allclose(logp.exp().sum(-1), torch.ones(5))
 
 
-@pytest.mark.parametrize("node_score, root_query", [("mean", "decoder"), ("mass", "decoder"), ("mass", "encoder")])
-def test_a_node_head_model_saves_and_loads_with_the_same_recommendations(tmp_path, node_score, root_query):
-    model = toy_model(start_from_state=True, node_head=True, node_score=node_score, root_query=root_query)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_model_saves_and_loads_with_the_same_recommendations(tmp_path, decoder):
+    model = toy_model(decoder=decoder)
     history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9]])
     model.save_pretrained(tmp_path / "model")
     loaded = GenerativeRecommender.from_pretrained(tmp_path / "model")
-    assert loaded.seq2seq.node_head and loaded.seq2seq.start_from_state and loaded.seq2seq.node_score == node_score
-    assert loaded.seq2seq.root_query == root_query
+    assert loaded.seq2seq.decoder == decoder and torch.equal(loaded.codes.codes, model.codes.codes)
     for a, b in zip(model.generate(history, beam=8, topk=5), loaded.generate(history, beam=8, topk=5)):
         assert torch.equal(a, b)

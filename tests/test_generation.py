@@ -4,21 +4,40 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genrec.generation.beam import constrained_beam_search, reference_beam_search
-from genrec.generation.trie import TensorTrie, python_trie
-from genrec.models.seq2seq import CodeVocab, Seq2SeqConfig, build_model
+from genrec.generation import beam as search
+from genrec.generation.codes import ItemCodes
+from genrec.generation.trie import TensorTrie
+from genrec.models.code_head import CodeHead
+from genrec.models.seq2seq import Seq2SeqConfig, build_model
 
-TINY = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0, user_buckets=7)
+TINY = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0,
+                     user_buckets=7, decoder="tiger")
 
 
 def tiny_setup(codes: np.ndarray, sizes: list[int], seed: int = 0):
     torch.manual_seed(seed)
-    vocab = CodeVocab(torch.from_numpy(codes), sizes, TINY.user_buckets)
-    model = build_model(TINY, vocab.size).eval()
+    item_codes = ItemCodes(torch.from_numpy(codes), sizes, TINY.user_buckets)
+    model = build_model(TINY, item_codes.vocab.size).eval()
     history = torch.randint(-1, len(codes), (3, 4))
     history[:, -1] = torch.arange(3) % len(codes)  # at least one real item per row
-    ids, mask = vocab.encode_history(history, torch.arange(3))
-    return vocab, model, ids, mask
+    ids, mask = item_codes.encode_history(history, torch.arange(3))
+    return item_codes, model, ids, mask
+
+
+def encoded(model, ids, mask, inputs_embeds=None):
+    return model.encoder(input_ids=None if inputs_embeds is not None else ids, inputs_embeds=inputs_embeds,
+                         attention_mask=mask).last_hidden_state
+
+
+def constrained_beam_search(model, codes, ids, mask, inputs_embeds=None, **options):
+    """The fast search with TIGER's scoring (the LM head over the whole vocabulary), from code tokens or vectors."""
+    score = CodeHead("tiger", model.config.d_model).scorer(model, codes)
+    return search.constrained_beam_search(model, codes, encoded(model, ids, mask, inputs_embeds), mask, score, **options)
+
+
+def reference_beam_search(model, codes, ids, mask, **options):
+    score = CodeHead("tiger", model.config.d_model).scorer(model, codes)
+    return search.reference_beam_search(model, codes, encoded(model, ids, mask), mask, score, **options)
 
 
 def test_trie_children_and_leaves():
@@ -39,8 +58,8 @@ def test_fast_beam_search_agrees_with_reference():
     rng = np.random.default_rng(0)
     codes = np.unique(rng.integers(0, 4, size=(40, 3)), axis=0)
     vocab, model, ids, mask = tiny_setup(codes, [4, 4, 4])
-    items, scores = constrained_beam_search(model, vocab, TensorTrie(codes, [4, 4, 4]), ids, mask, beam=6, topk=5)
-    ref = reference_beam_search(model, vocab, python_trie(codes), ids, mask, beam=6, topk=5)
+    items, scores = constrained_beam_search(model, vocab, ids, mask, beam=6, topk=5)
+    ref = reference_beam_search(model, vocab, ids, mask, beam=6, topk=5)
     for row in range(len(ref)):
         assert items[row].tolist() == [i for i, _ in ref[row]]
         assert np.allclose(scores[row].numpy(), [s for _, s in ref[row]], atol=1e-4)
@@ -49,8 +68,8 @@ def test_fast_beam_search_agrees_with_reference():
 def test_scores_are_sequence_log_probabilities():
     codes = np.array([[0, 0], [0, 1], [1, 0]])
     vocab, model, ids, mask = tiny_setup(codes, [2, 2])
-    items, scores = constrained_beam_search(model, vocab, TensorTrie(codes, [2, 2]), ids, mask, beam=3, topk=3)
-    labels = vocab.item_tokens[items[0]]
+    items, scores = constrained_beam_search(model, vocab, ids, mask, beam=3, topk=3)
+    labels = vocab.tokens(items[0])
     out = model(input_ids=ids[:1].expand(3, -1), attention_mask=mask[:1].expand(3, -1), labels=labels)
     logp = torch.log_softmax(out.logits, -1).gather(2, labels.unsqueeze(-1)).squeeze(-1).sum(1)
     assert torch.allclose(scores[0], logp, atol=1e-4)
@@ -69,7 +88,7 @@ def test_beam_search_never_returns_invalid_or_duplicate_items(n_items, depth, si
     codes = np.unique(rng.integers(0, size, size=(n_items, depth)), axis=0)
     vocab, model, ids, mask = tiny_setup(codes, [size] * depth, seed)
     topk = min(beam, 5)
-    items, scores = constrained_beam_search(model, vocab, TensorTrie(codes, [size] * depth), ids, mask, beam=beam, topk=topk)
+    items, scores = constrained_beam_search(model, vocab, ids, mask, beam=beam, topk=topk)
     for row, row_scores in zip(items.tolist(), scores.tolist()):
         real = [i for i in row if i >= 0]
         assert all(0 <= i < len(codes) for i in real)
@@ -85,13 +104,12 @@ def test_hf_generate_with_prefix_fn_agrees_with_ours():
     rng = np.random.default_rng(1)
     codes = np.unique(rng.integers(0, 4, size=(30, 3)), axis=0)
     vocab, model, ids, mask = tiny_setup(codes, [4, 4, 4], seed=1)
-    ours, _ = constrained_beam_search(model, vocab, TensorTrie(codes, [4, 4, 4]), ids, mask, beam=8, topk=5)
+    ours, _ = constrained_beam_search(model, vocab, ids, mask, beam=8, topk=5)
     theirs = hf_constrained_generate(model, vocab, codes, ids, mask, beam=8, topk=5)
     assert theirs.tolist() == ours.tolist()
     # item vectors instead of code tokens (unified and joint runs) go through both the same way
     embeds = model.get_input_embeddings()(ids) + 0.5 * torch.randn(*ids.shape, model.config.d_model)
-    ours, _ = constrained_beam_search(model, vocab, TensorTrie(codes, [4, 4, 4]), None, mask, beam=8, topk=5,
-                                      inputs_embeds=embeds)
+    ours, _ = constrained_beam_search(model, vocab, None, mask, beam=8, topk=5, inputs_embeds=embeds)
     theirs = hf_constrained_generate(model, vocab, codes, None, mask, beam=8, topk=5, inputs_embeds=embeds)
     assert theirs.tolist() == ours.tolist()
 
@@ -103,7 +121,6 @@ def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start):
     prefix, in fp32, with a padded encoder input and two layers; `with_start`: a vector added to each user's
     start-token embedding (a decoder started from the encoder state)."""
     from genrec.generation.fast_decoder import SharedCrossDecoder
-    from genrec.models.seq2seq import decoder_step
 
     torch.manual_seed(0)
     cfg = Seq2SeqConfig(num_layers=1, num_decoder_layers=2, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0,
@@ -119,10 +136,9 @@ def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start):
     def plain(prefixes: torch.Tensor) -> torch.Tensor:  # [B, W, t] -> [B, W, d], the whole prefix re-run
         beams = prefixes.shape[1]
         repeated = encoder_hidden.repeat_interleave(beams, 0), mask.repeat_interleave(beams, 0)
-        if start is None:
-            return decoder_step(model, prefixes.flatten(0, 1), *repeated).view(3, beams, -1)
         embeds = model.decoder.embed_tokens(prefixes)
-        embeds[..., 0, :] += start[:, None]
+        if start is not None:
+            embeds[..., 0, :] += start[:, None]
         out = model.decoder(inputs_embeds=embeds.flatten(0, 1), encoder_hidden_states=repeated[0],
                             encoder_attention_mask=repeated[1]).last_hidden_state[:, -1]
         return out.view(3, beams, -1)
@@ -145,11 +161,11 @@ def test_guided_search_with_a_full_beam_ranks_items_by_the_mixed_score():
     codes = np.unique(rng.integers(0, 3, size=(20, 3)), axis=0)
     n = len(codes)
     vocab, model, ids, mask = tiny_setup(codes, [3, 3, 3])
-    trie = TensorTrie(codes, [3, 3, 3])
+    trie = vocab.trie
     prior_logp = torch.log_softmax(torch.randn(ids.shape[0], n) * 2, dim=-1)
-    every = reference_beam_search(model, vocab, python_trie(codes), ids, mask, beam=n, topk=n)
+    every = reference_beam_search(model, vocab, ids, mask, beam=n, topk=n)
     for alpha in (0.0, 0.3, 1.0):
-        items, scores = constrained_beam_search(model, vocab, trie, ids, mask, beam=n, topk=5,
+        items, scores = constrained_beam_search(model, vocab, ids, mask, beam=n, topk=5,
                                                 prior=trie.node_log_mass(prior_logp), alpha=alpha)
         for row in range(ids.shape[0]):
             mixed = {i: alpha * s + (1 - alpha) * prior_logp[row, i].item() for i, s in every[row]}
@@ -169,17 +185,11 @@ def test_node_log_mass_sums_item_probabilities_under_each_node():
     assert leaves.tolist() == pytest.approx([0.5, 0.2, 0.3])  # a leaf's mass is its item's probability
 
 
-def test_node_means_average_the_items_under_each_prefix_and_parents_follow_the_codes():
+def test_parents_follow_the_codes():
     codes = np.array([[0, 1], [0, 0], [1, 1]])
     trie = TensorTrie(codes, [2, 2])
-    vectors = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0]])
-    means = trie.node_means(vectors)  # per level, rows = node ids from that level's first
-    first = trie.prefix_nodes[0]  # the nodes of prefixes (0,) (0,) (1,)
-    assert len(means[0]) == 2 and trie.level_ranges[0][0] == 1 and first.tolist() == [1, 1, 2]
-    assert torch.allclose(means[0], torch.tensor([[2.0, 1.0], [5.0, 4.0]]))
-    assert torch.equal(means[1][trie.prefix_nodes[1] - trie.level_ranges[1][0]], vectors)  # a leaf's is its item's
     parents = trie.parents(torch.from_numpy(codes))
-    assert parents[:, 0].tolist() == [0, 0, 0] and torch.equal(parents[:, 1], first)
+    assert parents[:, 0].tolist() == [0, 0, 0] and torch.equal(parents[:, 1], trie.prefix_nodes[0])
 
 
 def test_child_masses_sum_the_item_probabilities_under_each_child_of_a_prefix():

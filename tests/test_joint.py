@@ -58,7 +58,8 @@ def _toy_task(epochs=3, **joint):
     tok_cfg = TokenizerConfig(codebook_size=8, latent_dim=8, hidden_dims=[32], num_levels=3)
     tok = SemanticTokenizer(24, tok_cfg)
     tok.initialize(text)
-    model_cfg = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, user_buckets=4)
+    model_cfg = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, user_buckets=4,
+                               decoder="tiger")
     level_sizes = joint_level_sizes(tok_cfg)
     codes, _ = item_codes(tok, text, level_sizes)
     model = GenerativeRecommender(codes, level_sizes, model_cfg, 5, ItemEmbedding.live(tok, text, 4, model_cfg.d_model))
@@ -102,10 +103,10 @@ def test_refresh_rebuilds_targets_and_trie_from_new_codes():
     task.on_epoch_start(model, 1, Acc)  # a tokenizer epoch
     logs = task.on_epoch_end(model, 2, Acc)
     assert logs["code_churn"] > 0
-    codes = model.item_codes
+    codes = model.codes.codes
     assert len(torch.unique(codes, dim=0)) == len(codes)  # collisions resolved again, vocabulary unchanged
-    assert torch.equal(model.vocab.item_tokens[:-1] - torch.tensor(model.vocab.level_offsets), codes)
-    leaves = model.trie.item[model.trie.item >= 0]
+    assert torch.equal(model.codes.vocab.item_tokens[:-1] - torch.tensor(model.codes.level_offsets), codes)
+    leaves = model.codes.trie.item[model.codes.trie.item >= 0]
     assert sorted(leaves.tolist()) == list(range(len(codes)))
 
 
@@ -116,7 +117,7 @@ def test_target_freeze_window_keeps_targets_while_inputs_follow_the_tokenizer():
     class Acc:
         device = torch.device("cpu")
 
-    codes, latent, labels = model.item_codes.clone(), model.items.semantic.clone(), model.vocab.item_tokens.clone()
+    codes, latent, labels = model.codes.codes.clone(), model.items.semantic.clone(), model.codes.vocab.item_tokens.clone()
     task.on_epoch_start(model, 0, Acc)  # a `both` epoch: the two parts learn together
     batch = task.batch(torch.arange(16), torch.device("cpu"))
     loss, logs = task.loss(model, batch)
@@ -127,11 +128,11 @@ def test_target_freeze_window_keeps_targets_while_inputs_follow_the_tokenizer():
         for level in model.items.tokenizer.quantizer.levels:
             level.weight.add_(0.3 * level.weight.std() * torch.randn_like(level.weight))
     assert task.on_epoch_end(model, 1, Acc) == {}  # inside the window: no refresh
-    assert torch.equal(model.item_codes, codes) and torch.equal(model.vocab.item_tokens, labels)
+    assert torch.equal(model.codes.codes, codes) and torch.equal(model.codes.vocab.item_tokens, labels)
     assert not torch.allclose(model.items.semantic, latent)  # the history inputs did follow the tokenizer
     task.on_epoch_start(model, 1, Acc)  # the window's last epoch refreshes the targets
     assert task.on_epoch_end(model, 2, Acc)["code_churn"] > 0
-    assert not torch.equal(model.item_codes, codes)
+    assert not torch.equal(model.codes.codes, codes)
 
 
 def test_table_size_reduction():
@@ -158,8 +159,8 @@ def test_joint_run_end_to_end(tmp_path, tiny_seq_config):
 
     model = GenerativeRecommender.from_pretrained(tmp_path / "runs" / "joint" / "seed_42" / "model")
     data = load_dataset(cfg.data.dataset)
-    assert model.item_codes.shape == (data.num_items, 4)  # 3 levels + dedup suffix
-    assert len(torch.unique(model.item_codes, dim=0)) == data.num_items
+    assert model.codes.codes.shape == (data.num_items, 4)  # 3 levels + dedup suffix
+    assert len(torch.unique(model.codes.codes, dim=0)) == data.num_items
     assert model.items.tokenizer is not None and model.items.item_text.shape[0] == data.num_items
     test = leave_one_out(data, cfg.data.max_history).test
     items, _ = model.generate(torch.from_numpy(test.history), torch.from_numpy(test.user), cfg.decode.beam, cfg.decode.topk)

@@ -1,4 +1,5 @@
-"""End-to-end smoke test of the main job on a slice of the built-in Beauty data (tiny model, CPU)."""
+"""End-to-end smoke test of the main job (the shipped model: every-position training, the item-table decoder) on
+a slice of the built-in Beauty data (tiny model, CPU)."""
 import json
 
 import numpy as np
@@ -28,13 +29,14 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
     again = run(tiny_seq_config("train.epochs=2"))["per_seed"][0]
     assert again["train_sequences_per_second"] == pytest.approx(resumed["per_seed"][0]["train_sequences_per_second"])
     # another model under the same run name is refused with advice, not half-loaded
-    with pytest.raises(RunFolderError, match="mode: saved 'two_stage', requested 'unified'"):
-        run(tiny_seq_config("train.epochs=3", "mode=unified"))
+    with pytest.raises(RunFolderError, match="mode: saved 'unified', requested 'joint'"):
+        run(tiny_seq_config("train.epochs=3", "mode=joint"))
     with pytest.raises(RunFolderError, match=r"train.lr: saved 0.003, requested 0.03"):
         run(tiny_seq_config("train.epochs=3", "train.lr=0.03"))
 
     # the saved model loads without the training config and recommends raw ids with titles
     model = GenerativeRecommender.from_pretrained(tmp_path / "runs" / "smoke" / "seed_42" / "model")
+    assert model.seq2seq.decoder == "item_table" and model.causal
     recs = model.recommend(["1", "2", "3"], k=5)  # items of the first user
     assert len(recs) == 5 and len({r["item_id"] for r in recs}) == 5
     assert all(r["title"] for r in recs)

@@ -1,8 +1,9 @@
 """Constrained beam search speed: genrec's tensor trie vs HF `generate` with a Python `prefix_allowed_tokens_fn`.
 
-Both decode the same trained model on the same test users with the same beam width. Ours runs over
-every test user; the HF baseline (a Python callback per beam per step) runs over `--hf-users` of them
-and is also reported per user. Writes results/bench_beam.json (or --out).
+Both decode the same trained model on the same test users with the same beam width. Ours (the model's own
+`generate`) runs over every test user; the HF baseline (a Python callback per beam per step) runs over
+`--hf-users` of them and is also reported per user. HF's `generate` scores codes with the LM head alone, so
+the run must be a `model.decoder=tiger` model. Writes results/bench_beam.json (or --out).
 
     python tools/bench_beam.py --run runs/beauty_seq/seed_42 --beam 20 --topk 10
 """
@@ -17,7 +18,6 @@ from typing import Any
 
 import torch
 
-from genrec.generation.beam import constrained_beam_search
 from genrec.generation.hf import hf_constrained_generate
 from genrec.experiments.harness import hardware
 from genrec.experiments.seq import SavedRun
@@ -35,21 +35,24 @@ def batches(inputs: dict[str, Any], size: int, limit: int | None = None):
         yield {k: v[s:min(s + size, n)] if v is not None else None for k, v in inputs.items()}
 
 
-def ours(run: SavedRun, inputs: dict[str, Any], beam: int, topk: int, batch: int, device: str, limit: int | None = None):
+def ours(run: SavedRun, beam: int, topk: int, batch: int, device: str, limit: int | None = None):
+    split = run.splits.test
+    n = len(split.history) if limit is None else limit
+    history, users = torch.from_numpy(split.history[:n]).to(device), torch.from_numpy(split.user[:n]).to(device)
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-        for part in batches(inputs, batch, limit):
-            items.append(constrained_beam_search(run.model.t5, run.model.vocab, run.model.trie, beam=beam, topk=topk, **part)[0])
+        for s in range(0, n, batch):
+            items.append(run.model.generate(history[s : s + batch], users[s : s + batch], beam, topk)[0])
     sync(device)
     return torch.cat(items)
 
 
 def hf_generate(run: SavedRun, inputs: dict[str, Any], beam: int, topk: int, batch: int, device: str, limit: int):
-    codes = run.model.item_codes.cpu().numpy()
+    codes = run.model.codes.codes.cpu().numpy()
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
         for part in batches(inputs, batch, limit):
-            items.append(hf_constrained_generate(run.model.t5, run.model.vocab, codes, beam=beam, topk=topk, **part))
+            items.append(hf_constrained_generate(run.model.t5, run.model.codes, codes, beam=beam, topk=topk, **part))
     sync(device)
     return torch.cat(items)
 
@@ -67,15 +70,18 @@ def main() -> None:
     args = parser.parse_args()
 
     run = SavedRun.load(args.run, args.device)
+    if run.model.seq2seq.decoder != "tiger":
+        raise SystemExit(f"{args.run}: model.decoder={run.model.seq2seq.decoder}; HF generate scores codes with the LM "
+                         "head alone, so the comparison needs a model.decoder=tiger run")
     inputs, _ = run.test_inputs(args.device)
     users = len(inputs["attention_mask"])
-    ours(run, inputs, args.beam, args.topk, args.batch, args.device, limit=256)  # warm-up
+    ours(run, args.beam, args.topk, args.batch, args.device, limit=256)  # warm-up
     start = time.perf_counter()
-    ours_items = ours(run, inputs, args.beam, args.topk, args.batch, args.device)
+    ours_items = ours(run, args.beam, args.topk, args.batch, args.device)
     ours_s = time.perf_counter() - start
     n_hf = min(args.hf_users, users)
     start = time.perf_counter()
-    ours(run, inputs, args.beam, args.topk, args.batch, args.device, limit=n_hf)
+    ours(run, args.beam, args.topk, args.batch, args.device, limit=n_hf)
     ours_subset_s = time.perf_counter() - start
     start = time.perf_counter()
     hf_items = hf_generate(run, inputs, args.beam, args.topk, args.hf_batch, args.device, limit=n_hf)

@@ -24,22 +24,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# Each model with its own settings (SASRec-CE: recipes/train_baseline.py's; the sliding window: the previous CPU
-# default; every position: recipes/configs/beauty_cpu.yaml with distillation) at its fastest precision on this CPU
-# (tools/bench_precision.py, results/precision_cpu.json), and no early stopping for any: every model trains for the whole budget, the best validation epoch kept.
+# Each model is a config file under recipes/configs/budget/ (SASRec-CE: recipes/train_baseline.py's settings; the
+# sliding window: TIGER's formulation; every position: the shipped model with distillation), at its fastest precision
+# on the machine (`auto`), and no early stopping for any: every model trains for the whole budget, the best
+# validation epoch kept.
 MODELS = {
-    "sasrec_id": ["recipes/train_baseline.py", "models=[sasrec_id]", "train.mixed_precision=bf16"],
-    "genrec_window": ["recipes/train_seq.py", "objective.kind=window", "model.dropout=0.1", "train.batch_size=256",
-                      "train.warmup_steps=200", "train.mixed_precision=no"],
-    # chosen on all-users validation (docs/results/budget.md): the mass node head (beam R@10 .0949 against .0887, a pair;
-    # the CPU config has it too), its first level scored from the encoder state with the dense head's matmul in bf16
-    # (a 1.22x faster step; beam R@10 .0949/.0930 -> .0987/.0954, seeds 1-2; the CPU config has them too); beyond it,
-    # distillation (.0836 against .0802, 3 seeds; in the 5-minute main job its slower steps cost more epochs than it
-    # gives back), 64 rows a step and weight decay 0.2 (small leads, pairs); a feed-forward layer of 128, not 256
-    # (4-5% faster steps, validation beam N@10 +.0021 and +.0017 against fresh controls, seeds 2-3)
-    "genrec_every_position": ["recipes/train_seq.py", "objective.kind=every_position", "objective.distill_weight=1",
-                              "model.node_score=mass", "model.root_query=encoder", "model.bf16_item_scores=true",
-                              "model.d_ff=128", "train.batch_size=64", "train.weight_decay=0.2", "train.mixed_precision=no"],
+    "sasrec_id": ("recipes/train_baseline.py", "recipes/configs/budget/sasrec.yaml"),
+    "genrec_window": ("recipes/train_seq.py", "recipes/configs/budget/window.yaml"),
+    "genrec_every_position": ("recipes/train_seq.py", "recipes/configs/budget/every_position.yaml"),
 }
 # the every-position fit reports three rankings; each becomes a row of the benchmark
 RANKINGS = {"genrec_beam": "", "genrec_hybrid": "hybrid_", "genrec_dense": "dense_"}
@@ -53,9 +45,9 @@ def fit_name(dataset: str, model: str, seed: int, minutes: float) -> str:
 
 
 def fit_command(args: argparse.Namespace, model: str, seed: int) -> list[str]:
-    script, *settings = MODELS[model]
+    script, config = MODELS[model]
     name = fit_name(args.dataset, model, seed, args.minutes)
-    return [sys.executable, script, *settings, f"data.dataset={args.dataset}", f"seeds=[{seed}]", f"name={name}",
+    return [sys.executable, script, "--config", config, f"data.dataset={args.dataset}", f"seeds=[{seed}]", f"name={name}",
             f"output_dir={args.runs}", f"results_dir={args.fits}", f"train.max_minutes={args.minutes}",
             "train.epochs=1000", "train.patience=0", "train.progress=false", *args.fit_overrides[model]]
 
@@ -101,6 +93,15 @@ def rows_of(model: str, result: dict) -> dict[str, dict]:
     return rows
 
 
+def precision_of(result: dict) -> str:
+    """A fit's precision settings and its machine (`auto` is bf16 where that machine has it natively)."""
+    config = result.get("config", {})
+    mixed = config.get("train", {}).get("mixed_precision", "?")
+    scores = config.get("model", {}).get("item_score_precision")
+    return (f"train.mixed_precision={mixed}" + (f", model.item_score_precision={scores}" if scores else "")
+            + f" on {result.get('hardware', '?')}")
+
+
 def curve(record: dict, key: str) -> list[list[float]]:
     return [[h["train_seconds"], h[key]] for h in record["history"] if key in h and "train_seconds" in h]
 
@@ -118,7 +119,8 @@ def collect(args: argparse.Namespace) -> dict:
                 continue
             result = json.loads(path.read_text())
             for row, record in rows_of(model, result).items():
-                entry = models.setdefault(row, {"fit": model, "command": result["command"], "per_seed": []})
+                entry = models.setdefault(row, {"fit": model, "command": result["command"], "per_seed": [],
+                                                "precision": precision_of(result)})
                 entry["per_seed"].append(record)
     for row, entry in models.items():
         per_seed = entry["per_seed"]
@@ -135,16 +137,13 @@ def collect(args: argparse.Namespace) -> dict:
                                           for r in per_seed})
         prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
-        entry["precision"] = next(s.split("=")[1].strip("'") for s in MODELS[entry["fit"]] if s.startswith("train.mixed_precision"))
-        if "model.bf16_item_scores=true" in MODELS[entry["fit"]]:
-            entry["precision"] += " (fp32 autocast off; the dense head's [targets, items] matmul in bf16)"
         for r in per_seed:
             r.pop("history", None)  # the curves above keep what the plot needs; each fit's file keeps the rest
     return {
         "name": f"budget_{args.dataset}",
         "command": "python tools/bench_budget.py " + " ".join(sys.argv[1:]),
         "budget_minutes": args.minutes,
-        "hardware": hardware().replace(", 2 threads", "") + ", each fit on 1 thread",
+        "hardware": hardware(threads=False) + ", each fit on 1 thread",
         "schedule": f"{args.jobs} fit(s) side by side, one thread each",
         "seeds": args.seeds,
         "protocol": "leave-one-out, history<=20, full ranking over every item, all test users; generative "

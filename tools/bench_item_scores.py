@@ -1,13 +1,13 @@
-"""Training speed of the every-position model's item-scoring settings, measured side by side on one model.
+"""Training speed of the every-position model with the dense head's matmul in fp32 and in bf16, side by side.
 
     python tools/bench_item_scores.py --rounds 4 --out results/bench_item_scores_cpu.json
 
-The four combinations of `model.root_query` (decoder | encoder) and `model.bf16_item_scores` (off | on) are
-switched on one model (the benchmark's: mass node head, distillation weight 1, 64 rows a step) and timed in
-turn, forward and backward on the same fixed batches of real Beauty training rows, `--rounds` times
-interleaved, one thread: this machine's speed drifts by ±10% over minutes, so separate runs of
-`tools/bench_precision.py` cannot resolve a difference of a few percent. The item codes are a random unique
-assignment with the real level sizes (as in `tools/bench_precision.py`).
+`model.item_score_precision` fp32 and bf16 are switched on one model (the benchmark's: the item-table decoder,
+distillation weight 1, 64 rows a step) and timed in turn, forward and backward on the same fixed batches of real
+Beauty training rows, `--rounds` times interleaved, one thread: a machine's speed drifts by ±10% over minutes, so
+separate runs cannot resolve a difference of a few percent. Where bf16 is native (AMX) it is the faster; where it
+is emulated (AVX2 only) it is several times slower, which is why `auto` picks by the hardware. The item codes are a
+random unique assignment with the real level sizes (as in `tools/bench_precision.py`).
 """
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ from bench_precision import tasks
 from genrec.data import load_dataset
 from genrec.experiments.harness import hardware
 
-SETTINGS = {"decoder root, fp32": ("decoder", False), "decoder root, bf16 dense matmul": ("decoder", True),
-            "encoder root, fp32": ("encoder", False), "encoder root, bf16 dense matmul": ("encoder", True)}
+SETTINGS = {"fp32": "fp32", "bf16 dense matmul": "bf16"}
 
 
 def main() -> None:
@@ -35,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": 64}
-    task, rows = tasks(load_dataset("beauty"), batch, "mass")["genrec_every_position"]
+    task, rows = tasks(load_dataset("beauty"), batch)["genrec_every_position"]
     model = task.model.train()
     order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
     chosen = [order[i * rows : (i + 1) * rows] for i in range(args.batches)]
@@ -53,10 +52,10 @@ def main() -> None:
     targets_per_second()  # warm-up
     speeds: dict[str, list[float]] = {name: [] for name in SETTINGS}
     for _ in range(args.rounds):
-        for name, (root_query, bf16) in SETTINGS.items():
-            model.seq2seq.root_query, model.seq2seq.bf16_item_scores = root_query, bf16
+        for name, precision in SETTINGS.items():
+            model.seq2seq.item_score_precision = precision
             speeds[name].append(targets_per_second())
-    base = float(np.median(speeds["decoder root, fp32"]))
+    base = float(np.median(speeds["fp32"]))
     for name, values in speeds.items():
         print(f"{name:34s} {np.median(values):6.0f} targets/s (median of {args.rounds}; x{np.median(values) / base:.2f})")
     record = {"command": f"python tools/bench_item_scores.py --rounds {args.rounds} --batches {args.batches} --out {args.out}",

@@ -11,11 +11,11 @@ bf16 pays off only where matrices are large enough for the AMX units to beat the
 The every-position model is timed with `d_ff` 256, the CPU config's; the benchmark now trains 128
 (docs/results/budget.md), whose steps are a few percent faster.
 `--compile` adds fp32 steps under `torch.compile` (what `train.compile=true` does) with their warm-up time.
-`--models`, `--rows` (every-position rows per step), `--node-score`, `--root-query` and `--bf16-item-scores`
-time one setting of one model (the defaults are the benchmark's):
+`--models`, `--rows` (every-position rows per step) and `--item-score-precision` time one setting of one model
+(the defaults are the benchmark's):
 
-    python tools/bench_precision.py --steps 20 --models genrec_every_position --rows 128 --node-score mean \
-        --root-query decoder --bf16-item-scores false --out results/precision_cpu_rows128_mean.json
+    python tools/bench_precision.py --steps 20 --models genrec_every_position --rows 128 \
+        --item-score-precision fp32 --out results/precision_cpu_rows128_fp32_scores.json
 """
 from __future__ import annotations
 
@@ -38,12 +38,10 @@ from genrec.models.recommender import GenerativeRecommender
 from genrec.models.sasrec import SasRecConfig
 from genrec.models.seq2seq import Seq2SeqConfig
 
-CPU_T5 = Seq2SeqConfig(num_layers=2, num_decoder_layers=2, d_model=64, num_heads=2, d_kv=32, d_ff=256, dropout=0.0,
-                       user_buckets=0)
+CPU_T5 = Seq2SeqConfig()  # the shipped model's size (d_ff 256)
 
 
-def tasks(data, batch: dict[str, int], node_score: str = "mean", root_query: str = "decoder",
-          bf16_item_scores: bool = False) -> dict[str, tuple]:
+def tasks(data, batch: dict[str, int], item_score_precision: str = "auto") -> dict[str, tuple]:
     splits = leave_one_out(data, 20)
     n = data.num_items
     index = np.random.default_rng(0).permutation(n)  # a unique (level 1, level 2, suffix) per item
@@ -52,9 +50,8 @@ def tasks(data, batch: dict[str, int], node_score: str = "mean", root_query: str
     def generative(every_position: bool) -> GenerativeTask:
         torch.manual_seed(0)
         items = ItemEmbedding(torch.randn(n, 32), 16, CPU_T5.d_model)
-        # the every-position model as tools/bench_budget.py trains it: state start and node head
-        extra = ({"start_from_state": True, "node_head": True, "node_score": node_score, "root_query": root_query,
-                  "bf16_item_scores": bf16_item_scores} if every_position else {"dropout": 0.1})
+        # the every-position model with the item-table decoder; the sliding window with TIGER's
+        extra = ({"item_score_precision": item_score_precision} if every_position else {"decoder": "tiger", "dropout": 0.1})
         cfg = Seq2SeqConfig(**{**CPU_T5.__dict__, **extra})
         model = GenerativeRecommender(codes, [256] * 4, cfg, 20, items, causal=every_position)
         rows = training_rows(data, 20) if every_position else None
@@ -98,16 +95,14 @@ def main() -> None:
     parser.add_argument("--out", default="results/precision_cpu.json")
     parser.add_argument("--models", nargs="+", default=["sasrec_id", "genrec_window", "genrec_every_position"])
     parser.add_argument("--rows", type=int, default=64, help="every-position rows per step (the benchmark's batch)")
-    parser.add_argument("--node-score", default="mass", choices=["mean", "mass"], help="the every-position node head")
-    parser.add_argument("--root-query", default="encoder", choices=["decoder", "encoder"], help="its first level's query")
-    parser.add_argument("--bf16-item-scores", default="true", choices=["true", "false"],
-                        help="the dense head's matmul in bf16 (in the fp32 timing too)")
+    parser.add_argument("--item-score-precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="the dense head's matmul (in the fp32 timing too; auto: bf16 where native)")
     parser.add_argument("--compile", action="store_true", help="also time fp32 steps under torch.compile (train.compile)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": args.rows}
     rows = {}
-    for name, (task, batch_size) in tasks(load_dataset("beauty"), batch, args.node_score, args.root_query, args.bf16_item_scores == "true").items():
+    for name, (task, batch_size) in tasks(load_dataset("beauty"), batch, args.item_score_precision).items():
         if name not in args.models:
             continue
         rows[name] = {"batch_size": batch_size, "fp32": time_steps(task, batch_size, args.steps, False),
@@ -120,7 +115,7 @@ def main() -> None:
             print(f"{name:22s} compiled fp32 {compiled['targets_per_second']:6.0f} targets/s after "
                   f"{compiled['warmup_seconds']:.0f} s of warm-up", flush=True)
     command = f"python tools/bench_precision.py --steps {args.steps} --models {' '.join(args.models)} --rows {args.rows} "
-    command += f"--node-score {args.node_score} --root-query {args.root_query} --bf16-item-scores {args.bf16_item_scores}"
+    command += f"--item-score-precision {args.item_score_precision}"
     command += " --compile" * args.compile
     record = {"command": command + f" --out {args.out}",
               "hardware": hardware(), "dataset": "beauty", "models": rows}

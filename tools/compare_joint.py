@@ -1,6 +1,6 @@
 """Joint vs two-stage training in one comparison: same data, seeds, epochs and stage-one tokenizer.
 
-    python tools/compare_joint.py --config recipes/configs/beauty_cpu.yaml --seeds 42 43 44 \\
+    python tools/compare_joint.py --seeds 42 43 44 \\
         --ablation-seeds 42 --out results/beauty_joint.json
 
 Variants (each a normal `train_seq.py` run under runs/<name>_<variant>/, so each resumes on its own):
@@ -33,7 +33,7 @@ from genrec.models.item_embedding import table_sizes
 REFRESHING = ["joint.tok_lr_scale=0.01", "joint.align_weight=0.1"]
 ALTERNATING = ["mode=joint", "joint.schedule=alternating", "joint.rec_epochs=1", *REFRESHING]
 VARIANTS = {
-    "two_stage": ["mode=two_stage"],
+    "two_stage": ["mode=two_stage", "objective.kind=window", "model.decoder=tiger"],  # code tokens in: TIGER's form
     "joint": ["mode=joint"],
     "unified_frozen": ["mode=unified"],
     "joint_no_id": ["mode=joint", "items.id_dim=0"],
@@ -48,7 +48,7 @@ MAIN = ("two_stage", "joint")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="recipes/configs/beauty_cpu.yaml")
+    parser.add_argument("--config", default=None, help="YAML config (default: the shipped model's defaults)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[42])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))

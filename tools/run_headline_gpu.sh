@@ -6,8 +6,8 @@
 # Every run is resumable (runs/<dataset>_seq_s<seed>/), so re-running after an interruption picks up
 # where it stopped; a seed whose result file exists is not trained again. Extra `key=value`
 # overrides for every run can be given in $OVERRIDES, and $TAG names a variant (runs and the merged file
-# become <dataset>_seq<TAG>...). The every-position model's GPU headline, one 10-minute device command:
-#   TAG=_every_position OVERRIDES="objective.kind=every_position" bash tools/run_headline_gpu.sh beauty
+# become <dataset>_seq<TAG>...). TIGER's sliding window at the same size, for comparison:
+#   TAG=_window OVERRIDES="objective.kind=window model.decoder=tiger" bash tools/run_headline_gpu.sh beauty
 set -euo pipefail
 datasets=${*:-beauty sports}
 results=${RESULTS:-results}

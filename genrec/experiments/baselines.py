@@ -107,7 +107,7 @@ def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run
     tok_cfg = seeded(cfg.tokenizer, seed)
     if cfg.unified.train_tokenizer:
         tokenizer = pretrained_tokenizer(tok_cfg, embeddings, run_dir, accelerator)
-        return ItemEmbedding.live(tokenizer, torch.as_tensor(embeddings), cfg.items.id_dim, cfg.sasrec.d_model)
+        return ItemEmbedding.live(tokenizer, torch.tensor(embeddings, dtype=torch.float32), cfg.items.id_dim, cfg.sasrec.d_model)
     table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
     return ItemEmbedding(table.semantic, cfg.items.id_dim, cfg.sasrec.d_model)
 
@@ -143,7 +143,8 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
         semantic = torch.zeros(data.num_items, cfg.tokenizer.latent_dim)
         items = ItemEmbedding(semantic, cfg.items.id_dim, cfg.sasrec.d_model)
         if cfg.unified.train_tokenizer:
-            text = torch.as_tensor(item_embeddings(data.catalog, progress=False))
+            text = torch.tensor(item_embeddings(data.catalog, progress=False, precision=cfg.data.embedding_precision),
+                                dtype=torch.float32)
             items = ItemEmbedding(semantic, cfg.items.id_dim, cfg.sasrec.d_model,
                                   SemanticTokenizer(text.shape[1], cfg.tokenizer), text)
     task = sasrec_task(cfg, splits, data.num_items, items)
@@ -181,7 +182,8 @@ def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, sta
     unknown = set(cfg.models) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown baseline model(s) {sorted(unknown)}; choose from {MODELS}")
-    embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process) if "sasrec_unified" in cfg.models else None
+    embeddings = (item_embeddings(data.catalog, progress=accelerator.is_main_process, precision=cfg.data.embedding_precision)
+                  if "sasrec_unified" in cfg.models else None)
     models: dict[str, dict[str, Any]] = {"popularity": {"metrics": popularity_metrics(popularity(data), splits.test)}}
     for model_name in cfg.models:
         per_seed = []

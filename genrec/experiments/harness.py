@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from genrec.data.splits import Split
 from genrec.errors import RunFolderError
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
 from genrec.files import run_lock, write_atomic
+from genrec.hardware import PRECISIONS, describe
 from genrec.training import Task, TrainConfig, Trainer
 
 
@@ -47,6 +47,9 @@ class DataConfig:
     max_history: int = 20
     on_error: str = "raise"
     max_users: int = 0  # keep only the first N users (smoke tests and demos); 0 = all, the protocol
+    # the text encoder's precision: auto = the vectors shipped with a built-in dataset, else bf16 where the hardware
+    # has it natively; fp32; or bf16 (computed, never the shipped fp32 vectors)
+    embedding_precision: str = "auto"
 
     def validate(self) -> None:
         check(self.min_length >= MIN_LENGTH, f"min_length must be at least {MIN_LENGTH} (a training, a validation "
@@ -54,6 +57,8 @@ class DataConfig:
         check(self.max_history >= 1, f"max_history must be at least 1, got {self.max_history}")
         check(self.max_users >= 0, f"max_users must be 0 (all users) or a positive count, got {self.max_users}")
         check(self.on_error in ("raise", "drop"), f"on_error must be raise or drop, got {self.on_error!r}")
+        check(self.embedding_precision in PRECISIONS,
+              f"embedding_precision must be one of {', '.join(PRECISIONS)}, got {self.embedding_precision!r}")
 
 
 def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:
@@ -121,10 +126,8 @@ def popularity_metrics(counts: np.ndarray, split: Split) -> dict[str, float]:
     return metrics_from_ranks(ranks)
 
 
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+def hardware(threads: bool = True) -> str:
+    return describe(threads)
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:

@@ -76,7 +76,9 @@ class TokenizerTask(Task):
 
 def fit_tokenizer(embeddings: np.ndarray | torch.Tensor, cfg: TokenizerFitConfig, output_dir: str | Path,
                   precision: str | None = None) -> tuple[SemanticTokenizer, SemanticIdTable, dict]:
-    x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
+    # a copy in torch's own (64-byte aligned) memory: BLAS kernels may round differently for differently aligned
+    # inputs, and a vector table computed in this process and one read from the cache are allocated differently
+    x = torch.tensor(np.asarray(embeddings), dtype=torch.float32)
     check_embeddings(x, cfg.codebook_size)
     torch.manual_seed(cfg.train.seed)
     task = TokenizerTask(x, cfg)

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from genrec.generation.trie import python_trie
-from genrec.models.seq2seq import PAD, CodeVocab
+from genrec.generation.codes import PAD, ItemCodes
 
 
 @torch.no_grad()
-def hf_constrained_generate(model, vocab: CodeVocab, codes: np.ndarray, input_ids: torch.Tensor | None,
+def hf_constrained_generate(model, vocab: ItemCodes, codes: np.ndarray, input_ids: torch.Tensor | None,
                             attention_mask: torch.Tensor, beam: int = 20, topk: int = 10,
                             inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
     """[B, topk] item indices from `model.generate` constrained by a Python trie callback. The encoder

@@ -72,21 +72,6 @@ class TensorTrie:
             mass.index_add_(1, self.prefix_nodes[level], probs)
         return mass.clamp_min(torch.finfo(torch.float32).tiny).log()
 
-    def node_means(self, vectors: torch.Tensor) -> list[torch.Tensor]:
-        """Per level l, [level_ranges[l] size, d]: for per-item vectors [n, d], the mean vector of the items under
-        each child chosen at level l (row = node id - the range's first id; a leaf's is its item's). One tensor
-        per level, so a gradient through one level's rows never fills a whole-trie-sized tensor."""
-        means = []
-        for level, (first, end) in enumerate(self.level_ranges):
-            if level == self.depth - 1:  # leaves are numbered in item order
-                means.append(vectors)
-                continue
-            nodes = self.prefix_nodes[level] - first
-            total = vectors.new_zeros(end - first, vectors.shape[1]).index_add_(0, nodes, vectors)
-            count = self.run_end[first:end] - self.run_start[first:end]  # items under each node
-            means.append(total / count.to(vectors.dtype).unsqueeze(1))
-        return means
-
     def child_masses(self, probs: torch.Tensor, parents: torch.Tensor) -> list[torch.Tensor]:
         """Per level l, [n, level size]: for distributions over the items in code order `probs` [n, items]
         (column j is item `code_order[j]`), the probability mass under each child of `parents[:, l]` (0 where a

@@ -1,22 +1,21 @@
-"""The generative recommender as one object: item codes, the trie over them, the item input, and the T5.
+"""The generative recommender's public face: build, train (`forward`), generate, recommend, save and load.
 
 History items enter the encoder either as code tokens (two-stage TIGER) or as one
-`[ID embedding ‖ quantized semantic vector]` vector each (`ItemEmbedding`, frozen or with a live
-tokenizer); the decoder emits the next item's code tuple, decoded by trie-constrained beam search. With
-a causal encoder the decoder may also start from the encoder state and score codes against the item
-table (`Seq2SeqConfig.start_from_state`, `node_head`), so what the dense head learns reaches it at once.
-`save_pretrained` / `from_pretrained` keep every mode in one format: `config.json`,
-`model.safetensors` (no pickles) and `items.json` (raw item ids and titles, for `recommend`).
+`[ID embedding ‖ quantized semantic vector]` vector each (`ItemEmbedding`, frozen or with a live tokenizer);
+the decoder emits the next item's code tuple, scored level by level by the code head (`code_head`) and decoded
+by trie-constrained beam search (`generation.beam`). The parts live in their own modules: the codes, tokens and
+trie in `generation.codes.ItemCodes`, the losses in `models.losses`. `save_pretrained` / `from_pretrained` keep
+every mode in one format: `config.json`, `model.safetensors` (no pickles) and `items.json` (raw item ids and
+titles, for `recommend`).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
@@ -24,13 +23,17 @@ from torch import nn
 from genrec.errors import GenrecError, MissingFileError
 from genrec.files import save_folder
 from genrec.generation.beam import constrained_beam_search
-from genrec.generation.trie import TensorTrie
+from genrec.generation.codes import ItemCodes, user_token
+from genrec.models import losses
+from genrec.models.code_head import CodeHead
 from genrec.models.item_embedding import ItemEmbedding
-from genrec.models.seq2seq import PAD, CodeVocab, Seq2SeqConfig, build_model, output_scale, user_token
+from genrec.models.seq2seq import Seq2SeqConfig, build_model
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 
-FORMAT = 1  # bump when the saved layout changes; from_pretrained refuses other versions
-FORMAT_COMMIT = "the restructure of issue 15"  # where the format began: older run folders hold best_model.pt only
+FORMAT = 2  # bump when the saved layout changes; from_pretrained refuses other versions
+# where each format began: 1, the restructure that introduced saved folders (older run folders hold best_model.pt
+# only); 2, one decoder setting (`seq2seq.decoder`) and the codes, trie and code head as modules of their own
+FORMAT_COMMIT = "the restructure that introduced saved model folders"
 
 
 class UnknownIdError(GenrecError, KeyError):
@@ -68,59 +71,36 @@ class GenerativeRecommender(nn.Module):
         super().__init__()
         if causal and items is None:
             raise ValueError("a causal encoder with a dense head needs item vectors (`items`), not code tokens")
-        for option in ("start_from_state", "node_head"):
-            if getattr(seq2seq, option) and not causal:
-                raise ValueError(f"{option} needs a causal encoder (objective.kind=every_position): the decoder "
-                                 "reads the encoder state at the target's position and the dense head's item table")
+        if seq2seq.decoder == "item_table" and not causal:
+            raise ValueError("the item-table decoder needs a causal encoder (objective.kind=every_position): it "
+                             "starts from the encoder state at the target's position and reads the dense head's items")
         self.seq2seq, self.max_history, self.level_sizes = seq2seq, max_history, list(level_sizes)
         self.causal = causal
-        self.register_buffer("item_codes", codes.long().clone())  # a checkpoint pairs weights with their codes
+        self.codes = ItemCodes(codes, level_sizes, seq2seq.user_buckets)
         self.items = items
-        self._set_decoding(codes)
-        self.t5 = build_model(seq2seq, self.vocab.size)
-        # zero-initialised: a node-head model starts as the plain decoder and learns how much to use the item table
-        self.node_proj = nn.Linear(seq2seq.d_model, seq2seq.d_model, bias=False) if seq2seq.node_head else None
-        if self.node_proj is not None:
-            nn.init.zeros_(self.node_proj.weight)
+        self.t5 = build_model(seq2seq, self.codes.vocab.size)
+        self.head = CodeHead(seq2seq.decoder, seq2seq.d_model)
         self.item_ids = item_ids or [str(i) for i in range(len(codes))]
         self.titles = titles or [""] * len(codes)
         self._index = {item: i for i, item in enumerate(self.item_ids)}
         self.user_ids = list(user_ids or []) if seq2seq.user_buckets else []
         self._user_index = {user: i for i, user in enumerate(self.user_ids)}
 
-    # ------------------------------------------------------------------ codes
-    def _set_decoding(self, codes: torch.Tensor) -> None:
-        self.vocab = CodeVocab(codes.cpu(), self.level_sizes, self.seq2seq.user_buckets)
-        self.trie = TensorTrie(codes.cpu(), self.level_sizes)
-
-    def set_codes(self, codes: torch.Tensor) -> None:
-        """New targets (after a code refresh): the vocabulary keeps its size, the trie is rebuilt."""
-        self.item_codes.copy_(codes.to(self.item_codes.device))
-        self._set_decoding(codes)
-
-    def sync_codes(self) -> None:
-        """Rebuild targets and trie if `item_codes` changed underneath them (a best-checkpoint reload)."""
-        current = self.vocab.item_tokens[:-1].cpu() - torch.tensor(self.vocab.level_offsets)
-        if not torch.equal(self.item_codes.cpu(), current):
-            self._set_decoding(self.item_codes)
-
-    def codes_on(self, device: torch.device) -> None:
-        """Targets and trie live on the device the model runs on (moved once)."""
-        if self.vocab.item_tokens.device != device:
-            self.vocab.item_tokens = self.vocab.item_tokens.to(device)
-            self.trie.to(device)
-
     @property
     def num_items(self) -> int:
-        return len(self.item_codes)
+        return self.codes.num_items
 
-    # ------------------------------------------------------------------ encoder input
+    @property
+    def has_dense_head(self) -> bool:
+        return self.causal
+
+    # ------------------------------------------------------------------ encoder
     def encoder_inputs(self, history: torch.Tensor, users: torch.Tensor | None,
-                       live: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
+                       live: losses.Live | None = None) -> dict[str, Any]:
         """history [B, H] item indices (-1 = pad) -> T5 encoder keyword arguments: code tokens, or item
         vectors. `live` = (sorted item indices, their semantic vectors computed with gradients this step)."""
         if self.items is None:
-            ids, mask = self.vocab.encode_history(history, users)
+            ids, mask = self.codes.encode_history(history, users)
             return {"input_ids": ids, "attention_mask": mask}
         valid = history >= 0
         items = history.clamp_min(0)
@@ -128,13 +108,13 @@ class GenerativeRecommender(nn.Module):
         embeds = self.items(items, semantic) * valid.unsqueeze(-1)
         mask = valid
         if self.seq2seq.user_buckets and users is not None:
-            user = self.t5.shared(user_token(users, self.vocab.user_offset, self.seq2seq.user_buckets)).unsqueeze(1)
+            user = self.t5.shared(user_token(users, self.codes.vocab.user_offset, self.seq2seq.user_buckets)).unsqueeze(1)
             embeds = torch.cat([user, embeds], dim=1)
             mask = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
         return {"input_ids": None, "inputs_embeds": embeds, "attention_mask": mask}
 
     def encode(self, history: torch.Tensor, users: torch.Tensor | None,
-               live: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               live: losses.Live | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder states [B, S, d] and which positions hold an input [B, S] (a user token first, if any)."""
         inputs = self.encoder_inputs(history, users, live)
         valid = inputs["attention_mask"]
@@ -142,214 +122,63 @@ class GenerativeRecommender(nn.Module):
             inputs["attention_mask"] = causal_attention(valid)
         return self.t5.encoder(**inputs).last_hidden_state, valid
 
-    @property
-    def has_dense_head(self) -> bool:
-        return self.causal
+    def decoder_start(self, states: torch.Tensor) -> torch.Tensor | None:
+        """What the decoder's start token adds: the encoder state at the target's position [n, d] (the
+        item-table decoder reads its query directly instead of finding the newest position by cross-attention,
+        which carries no position information in T5), or nothing."""
+        return states if self.head.uses_item_table else None
 
     # ------------------------------------------------------------------ training
-    def decoder_start(self, states: torch.Tensor) -> torch.Tensor | None:
-        """What the decoder's start token adds: the encoder state at the target's position [n, d], or nothing."""
-        return states if self.seq2seq.start_from_state else None
-
-    def decoder_states(self, hidden: torch.Tensor, sees: torch.Tensor, tokens: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced decoder states [n, L, d] for the code tokens [n, L] (state l predicts token l), the
-        decoder cross-attending to `hidden` [n, S, d] where `sees` [n, S]; `states` [n, d] are the encoder
-        states at the targets' positions."""
-        embeds = self.t5.decoder.embed_tokens(torch.cat([torch.full_like(tokens[:, :1], PAD), tokens[:, :-1]], dim=-1))
-        start = self.decoder_start(states)
-        if start is not None:
-            embeds = torch.cat([embeds[:, :1] + start.unsqueeze(1).to(embeds.dtype), embeds[:, 1:]], dim=1)
-        return self.t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden, encoder_attention_mask=sees).last_hidden_state
-
-    def node_vectors(self, table: torch.Tensor | None = None, ordered: torch.Tensor | None = None) -> list[torch.Tensor] | None:
-        """The node head's item-side vectors per level (None without a node head): for `node_score` "mean", [that
-        level's trie nodes, d], the mean item vector under each prefix; for "mass", the item table in code order
-        [items, d] at every level. `table`: `items.table()`, and `ordered`: it in code order, when the caller has them."""
-        if self.node_proj is None:
-            return None
-        table = self.items.table() if table is None else table
-        self.codes_on(table.device)
-        if self.seq2seq.node_score == "mass":
-            ordered = table.index_select(0, self.trie.code_order) if ordered is None else ordered
-            return [ordered] * self.trie.depth
-        return self.trie.node_means(table)
-
-    def level_log_probs(self, hidden: torch.Tensor, parents: torch.Tensor, level: int,
-                        nodes: list[torch.Tensor] | None = None, root: torch.Tensor | None = None) -> torch.Tensor:
-        """Log-probabilities [..., size] of level `level`'s codes after the prefixes ending at trie nodes
-        `parents` [...], from decoder states `hidden` [..., d]. The plain decoder: T5's tied LM head, normalised
-        over the whole vocabulary (as TIGER trains). With a node head: plus the projected state against each
-        child's mean item vector, or its items' summed exp-scores (`node_score`; `nodes`, from `node_vectors`),
-        normalised over the valid children only. `root` [..., size]: with `root_query` "encoder", the first level's
-        node term, the dense head's log-mass under each code (`root_log_mass`)."""
-        offset, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
-        logits = self.t5.lm_head(hidden * output_scale(self.t5)).float()
-        if self.node_proj is None:
-            return torch.log_softmax(logits, dim=-1)[..., offset : offset + size]
-        vectors = (self.node_vectors() if nodes is None else nodes)[level]
-        first = self.trie.level_ranges[level][0]
-        children = self.trie.children[parents, :size]
-        valid = children >= 0
-        if level == 0 and self.seq2seq.root_query == "encoder":
-            if root is None:
-                raise GenrecError("model.root_query=encoder: the first level's scores need the encoder states' root term")
-            node_term = root
-        else:
-            projected = self.node_proj(hidden).float()
-            if self.seq2seq.node_score == "mass":
-                node_term = self.trie.child_log_mass(projected, vectors.float(), parents, level)
-            elif len(vectors) <= size:  # a level with few nodes (the root's children): score them all in one matmul
-                node_term = (projected @ vectors.float().T).gather(-1, (children - first).clamp(0, len(vectors) - 1))
-            else:  # score each row's valid children only: below the first level most prefixes have a few
-                where = valid.nonzero(as_tuple=True)
-                scores = (projected[where[:-1]] * vectors[children[where] - first].float()).sum(-1)
-                node_term = torch.zeros(children.shape, device=hidden.device).index_put(where, scores)
-        logits = (logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf"))
-        return torch.log_softmax(logits, dim=-1)
-
-    def root_term(self, states: torch.Tensor, nodes: list[torch.Tensor] | None = None) -> torch.Tensor | None:
-        """With `root_query` "encoder", the first level's node term [..., size] for encoder states [..., d]: the
-        dense head's log-mass under each code (None otherwise). Training gets it from the dense head's own
-        softmax (`every_position`); this is the same up to a per-row constant, which the level's softmax removes."""
-        if self.seq2seq.root_query != "encoder":
-            return None
-        ordered = (self.node_vectors() if nodes is None else nodes)[0]
-        parents = torch.zeros(states.shape[:-1], dtype=torch.long, device=states.device)
-        return self.trie.child_log_mass(states.float(), ordered.float(), parents, 0)
-
-    def code_loss(self, decoder_states: torch.Tensor, tokens: torch.Tensor, nodes: list[torch.Tensor] | None = None,
-                  teacher: torch.Tensor | None = None, root: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """Cross-entropy [n] of each target's code tuple (mean over levels); the per-level code distributions
-        [n, size] (log) under each target's own prefix that it came from; and, given `teacher` (distributions
-        over the items in code order [n, items], see `TensorTrie.child_masses`), the cross-entropy [n] of those
-        distributions to soft targets: at each level the teacher's probability mass under each child of the
-        target's prefix, renormalised (None without). `root`: as in `level_log_probs`."""
-        self.codes_on(tokens.device)
-        codes = tokens - torch.tensor(self.vocab.level_offsets, device=tokens.device)
-        parents = self.trie.parents(codes)
-        log_probs = [self.level_log_probs(decoder_states[:, level], parents[:, level], level, nodes, root)
-                     for level in range(tokens.shape[1])]
-        picked = torch.stack([lp.gather(-1, codes[:, level : level + 1]).squeeze(-1) for level, lp in enumerate(log_probs)], -1)
-        if teacher is None:
-            return -picked.mean(-1), log_probs, None
-        soft = []
-        for lp, mass in zip(log_probs, self.trie.child_masses(teacher, parents)):
-            target = mass / mass.sum(-1, keepdim=True).clamp_min(torch.finfo(mass.dtype).tiny)
-            soft.append(-torch.where(target > 0, target * lp, torch.zeros_like(lp)).sum(-1))  # 0 * -inf off the trie
-        return -picked.mean(-1), log_probs, torch.stack(soft, -1).mean(-1)
-
-    def item_logits(self, queries: torch.Tensor, ordered: torch.Tensor) -> torch.Tensor:
-        """fp32 scores [n, items] of queries [n, d] against the item table in code order; in training with
-        `bf16_item_scores`, the matmul in bf16."""
-        if self.training and self.seq2seq.bf16_item_scores:
-            return (queries.bfloat16() @ ordered.bfloat16().T).float()
-        return (queries @ ordered.T).float()
-
-    def every_position(self, history: torch.Tensor, users: torch.Tensor, target: torch.Tensor,
-                       labels: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor] | None = None,
-                       distill: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One causal pass over rows: history [B, H], target [B, H] (the item after each position, -1 = none),
-        labels [B, H, L] its code tokens. Returns, for the n positions with a target (row-major order), the
-        code losses [n] (mean over the L levels: the sliding-window loss of that prefix), the dense head's
-        full-softmax cross-entropies [n], and with `distill` the decoder's cross-entropy [n] to the dense head's
-        (detached) distribution over each level's codes. Heads run on those positions only: most of a
-        left-padded row is padding."""
-        length = history.shape[1]
-        hidden, valid = self.encode(history, users, live)
-        offset = hidden.shape[1] - length  # a user token sits before the items
-        rows, positions = (target >= 0).nonzero(as_tuple=True)
-        # one decoder sequence per position t, cross-attending to its row's encoder states at positions <= t
-        keys = torch.arange(hidden.shape[1], device=history.device)
-        sees = (keys[None, :] <= positions[:, None] + offset) & valid[rows].bool()
-        tokens = labels[rows, positions]  # [n, L]
-        states = hidden[rows, positions + offset]  # [n, d]
-        table = self.items.table()
-        # the dense head scores the items in code order (a permutation: the same loss), so the teacher's mass
-        # under each trie node is a contiguous run, and one log-softmax serves both the loss and the teacher
-        self.codes_on(table.device)
-        ordered = table.index_select(0, self.trie.code_order)
-        nodes = self.node_vectors(table, ordered)
-        log_probs = torch.log_softmax(self.item_logits(states, ordered), dim=-1)
-        dense_loss = -log_probs.gather(1, self.trie.code_rank[target[rows, positions]].unsqueeze(1)).squeeze(1)
-        encoder_root = self.seq2seq.root_query == "encoder"
-        probs = log_probs.exp() if distill or encoder_root else None
-        # the root level's node term: the dense head's own mass under each first-level code
-        root = self.trie.root_log_mass(probs) if encoder_root else None
-        teacher = probs.detach() if distill else None
-        decoded = self.decoder_states(hidden[rows], sees, tokens, states)
-        code_loss, _, soft = self.code_loss(decoded, tokens, nodes, teacher, root)
-        return code_loss, dense_loss, soft
-
     def forward(self, history: torch.Tensor, users: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None,
                 live: bool = False, align_temperature: float = 1.0, every_position: bool = False,
                 distill: bool = False) -> dict[str, torch.Tensor]:
-        """Losses of one batch (through `forward`, so DDP sees every step).
+        """Losses of one batch (through `forward`, so DDP sees every step; `models.losses` says how each is made).
 
         Sliding window: history [B, H] -> one target per row, labels [B, L]. Every position (`every_position`,
         causal model): rows with target [B, H] and labels [B, H, L]; `rec` is the code loss over every real
-        position and `dense` the dense head's full-softmax cross-entropy; with `distill` also `distill`, the
-        code distributions' cross-entropy to the dense head's mass under each code. With `live` (a tokenizer
-        that trains with the model), the inputs' semantic vectors come from the tokenizer with gradients and
-        its RQ-VAE loss (`rq`) is added; in the sliding window also an alignment loss (`align`: cross-entropy from the
-        recommender's per-level code distribution, held fixed, to the tokenizer's soft assignment of the target)."""
-        losses: dict[str, torch.Tensor] = {}
+        position and `dense` the dense head's full-softmax cross-entropy; with `distill` also `distill`. With
+        `live` (a tokenizer that trains with the model), the inputs' semantic vectors come from the tokenizer
+        with gradients and its RQ-VAE loss (`rq`) is added; in the sliding window also `align`."""
+        out: dict[str, torch.Tensor] = {}
         live_semantic = None
         if live:
             uniq = torch.unique(torch.cat([history.clamp_min(0).flatten(), target.clamp_min(0).flatten()]))
             tok = self.items.quantize(uniq)
             live_semantic = (uniq, tok.quantized)
-            losses["rq"] = tok.loss
+            out["rq"] = tok.loss
         if every_position:
-            code_loss, dense_loss, soft = self.every_position(history, users, target, labels, live_semantic, distill)
-            losses["rec"] = code_loss.mean()
-            losses["dense"] = dense_loss.mean()
+            code_loss, dense_loss, soft = losses.every_position(self, history, users, target, labels, live_semantic, distill)
+            out["rec"], out["dense"] = code_loss.mean(), dense_loss.mean()
             if soft is not None:
-                losses["distill"] = soft.mean()
-            return losses
-        hidden, valid = self.encode(history, users, live_semantic)
-        decoded = self.decoder_states(hidden, valid, labels, hidden[:, -1])
-        code_loss, log_probs, _ = self.code_loss(decoded, labels, root=self.root_term(hidden[:, -1]))
-        losses["rec"] = code_loss.mean()
+                out["distill"] = soft.mean()
+            return out
+        code_loss, log_probs = losses.sliding_window(self, history, users, labels, live_semantic)
+        out["rec"] = code_loss.mean()
         if live:
-            tokenizer = self.items.tokenizer
-            soft = tokenizer.quantizer.soft_assignments(tokenizer.encode(self.items.item_text[target]), align_temperature)
-            align = 0.0
-            for level, log_q in enumerate(soft):  # the dedup suffix level has no soft assignment
-                predicted = F.softmax(log_probs[level].detach(), dim=-1)  # over this level's codes
-                align = align - (predicted * log_q).sum(-1).mean()
-            losses["align"] = align
-        return losses
+            out["align"] = losses.alignment(self, log_probs, target, align_temperature)
+        return out
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20, topk: int = 10,
                  encoded: tuple[torch.Tensor, torch.Tensor] | None = None, alpha: float = 1.0,
-                 guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 guide: torch.Tensor | None = None, table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities.
-        `encoded`: this batch's `encode(history, users)`, when the caller already has it. `alpha` < 1 (a model
-        with a dense head): the search is guided by the dense head, every prefix scored alpha * its sequence
-        log-prob + (1 - alpha) * the dense head's log-mass under it (`guide`: `trie.node_log_mass` of the
-        dense scores, when the caller already has it, e.g. for several mixes)."""
-        self.codes_on(history.device)
+        `encoded`: this batch's `encode(history, users)`, and `table`: `items.table()`, when the caller already
+        has them. `alpha` < 1 (a model with a dense head): the search is guided by the dense head, every prefix
+        scored alpha * its sequence log-prob + (1 - alpha) * the dense head's log-mass under it (`guide`:
+        `trie.node_log_mass` of the dense scores, when the caller already has it, e.g. for several mixes)."""
         hidden, valid = self.encode(history, users) if encoded is None else encoded
+        if self.causal and table is None:
+            table = self.items.table()
         if alpha != 1.0 and guide is None:
             if not self.has_dense_head:
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
-            guide = self.trie.node_log_mass(self.dense_scores(history, users, None, (hidden, valid)))
-        return constrained_beam_search(self.t5, self.vocab, self.trie, None, valid, beam=beam, topk=topk,
-                                       encoder_hidden=hidden, prior=guide if alpha != 1.0 else None, alpha=alpha,
-                                       start=self.decoder_start(hidden[:, -1]), scorer=self.beam_scorer(hidden[:, -1]))
-
-    def beam_scorer(self, states: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None:
-        """The search's per-level scorer: `level_log_probs` with this batch's node vectors (and, with `root_query`
-        "encoder", root term from the encoder states [B, d]) made once (None: the search's own T5 LM-head
-        scoring, the same thing for a plain decoder)."""
-        if self.node_proj is None:
-            return None
-        nodes = self.node_vectors()
-        root = self.root_term(states.unsqueeze(1), nodes)  # the search starts with one beam per user
-        return lambda hidden, parents, level: self.level_log_probs(hidden, parents, level, nodes, root)
+            guide = self.codes.trie.node_log_mass(self.dense_scores(history, users, table, (hidden, valid)))
+        states = hidden[:, -1]
+        score = self.head.scorer(self.t5, self.codes, states, table)
+        return constrained_beam_search(self.t5, self.codes, hidden, valid, score, beam=beam, topk=topk,
+                                       start=self.decoder_start(states), prior=guide if alpha != 1.0 else None, alpha=alpha)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,
@@ -383,7 +212,7 @@ class GenerativeRecommender(nn.Module):
             raise GenrecError("recommend needs a history of at least one item id")
         was = self.training
         self.eval()
-        device = self.item_codes.device
+        device = self.codes.codes.device
         index = [self.item_index(i) for i in history][-self.max_history:]
         users = torch.tensor([self.user_index(user)], device=device) if user is not None and self.user_ids else None
         items, scores = self.generate(torch.tensor([index], device=device), users, beam=max(beam, k), topk=k, alpha=alpha)
@@ -440,7 +269,7 @@ class GenerativeRecommender(nn.Module):
                 items = ItemEmbedding(semantic, spec["id_dim"], d_model, tokenizer, text)
         catalog = json.loads((folder / "items.json").read_text())
         with safe_open(str(folder / "model.safetensors"), "pt") as weights:
-            codes = weights.get_tensor("item_codes")
+            codes = weights.get_tensor("codes.codes")
         model = cls(codes, cfg["level_sizes"],
                     Seq2SeqConfig(**cfg["seq2seq"]), cfg["max_history"], items, catalog["item_ids"], catalog["titles"],
                     cfg.get("causal", False), catalog.get("user_ids"))

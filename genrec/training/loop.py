@@ -28,6 +28,7 @@ from genrec.errors import RunFolderError
 from genrec.training.checkpoint import (DONE, load_checkpoint, load_weights, read_json, read_tensors, save_checkpoint,
                                         save_weights)
 from genrec.files import save_atomic, staging, swap_in
+from genrec.hardware import use_bf16
 
 BEST = "best_model.safetensors"  # the best validation epoch's weights
 # settings a resumed run must share with the run it continues (the others, e.g. epochs or patience, may change)
@@ -45,7 +46,7 @@ class TrainConfig:
     eval_every: int = 1
     patience: int = 5  # evaluations without improvement before stopping; 0 = never stop early
     monitor: str = "ndcg@10"
-    mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | no | bf16 | fp16
+    mixed_precision: str = "auto"  # auto (bf16 where the hardware has it natively: CUDA, AMX, AVX-512-bf16) | no | bf16 | fp16
     # torch.compile the task's loss (shapes dynamic: every batch holds a different number of targets); on the 2-core
     # CPU its warm-up costs about what its faster steps save in a 20-minute budget (docs/results/budget.md)
     compile: bool = False
@@ -172,8 +173,10 @@ def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, pre
     `find_unused_parameters` is for models that freeze a part per epoch (DDP otherwise waits for its gradients)."""
     quiet_repeated_warnings()
     precision = precision or cfg.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() else "no"
+    if precision in ("auto", "bf16"):  # auto: bf16 where the hardware has it natively; forced: warned where emulated
+        native = use_bf16(precision if precision == "bf16" else "auto", "cuda" if torch.cuda.is_available() else "cpu",
+                          "train.mixed_precision")
+        precision = "bf16" if native else "no"
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
     # without a GPU, accelerate only forms a gloo process group when told `cpu=True`; otherwise every
     # process of `torchrun --nproc_per_node 2` would train alone on all the data

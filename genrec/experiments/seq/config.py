@@ -1,7 +1,7 @@
 """The generative run's config: one dataclass per section, filled from YAML and `key=value` overrides."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from genrec.config import check
 from genrec.experiments.harness import DataConfig, RunConfig
@@ -27,10 +27,12 @@ class ObjectiveConfig:
       decoder emitting the codes of item t+1 (cross-attending to positions <= t) in one pass, plus a
       dense item head (the state at t scores every item through the item table, full-softmax CE)."""
 
-    kind: str = "window"
+    kind: str = "every_position"
     dense_weight: float = 1.0  # every_position: weight of the dense head's loss; 0 is the ablation
     # every_position: weight of the decoder's cross-entropy to the dense head's (detached) probability mass
-    # under each code of each level (the dense head distilled into the decoder); 0 = off
+    # under each code of each level (the dense head distilled into the decoder); 0 = off. Off in the 5-minute
+    # main job (its slower steps cost epochs: all-users validation beam R@10 .0630 with it, .0656 without), on in
+    # the 20-minute benchmark (recipes/configs/budget_every_position.yaml)
     distill_weight: float = 0.0
 
     def validate(self) -> None:
@@ -46,7 +48,7 @@ class DecodeConfig:
     beam: int = 20
     topk: int = 10
     batch_size: int = 512
-    valid_users: int = 0  # evaluate early stopping on this many fixed random validation users; 0 = all
+    valid_users: int = 2000  # select the best epoch on this many fixed random validation users; 0 = all
     # models with a dense head: the hybrid ranking is beam search guided by the dense head, each prefix scored
     # alpha * sequence log-probability + (1 - alpha) * the dense head's log-probability mass under it; alpha is
     # chosen on validation after training (each mix is one more search). 0 and 1 are left out by default: they
@@ -61,31 +63,44 @@ class DecodeConfig:
               f"hybrid_alphas must be weights in [0, 1], got {self.hybrid_alphas}")
 
 
+def _tokenizer_fit() -> TokenizerFitConfig:
+    fit = TokenizerFitConfig()
+    return replace(fit, train=replace(fit.train, epochs=60, eval_every=20))  # unique rate .96 by epoch 60 on Beauty
+
+
+def _seq_train() -> TrainConfig:
+    """The main job's loop: 128 rows a step (~700 targets), no early stopping (the cosine schedule anneals over
+    the epochs and the best validation epoch is kept: patience 3 stopped a run at a high learning rate after
+    epoch 9, best epoch 6, test R@10 .0408), fp32 outside the item scores (`model.item_score_precision`)."""
+    return TrainConfig(epochs=11, batch_size=128, lr=0.003, weight_decay=0.05, warmup_steps=50, eval_every=1,
+                       patience=0, monitor="ndcg@10", max_minutes=5, mixed_precision="no")
+
+
 @dataclass
 class SeqRunConfig(RunConfig):
-    name: str = "beauty_seq"
+    """With no YAML, the shipped model: what `recipes/train_seq.py` trains on a CPU (every-position training,
+    unified item input, the item-table decoder, 2+2 layers of width 64)."""
+
+    name: str = "beauty_seq_cpu"
     tokenizer_path: str = ""  # two_stage: a saved semantic-ID table folder; empty = train one per seed
     # a name in genrec.experiments.seq.modes.MODES:
     # two_stage: TIGER (tokenizer, then a recommender over code tokens on fixed codes);
     # unified: history items enter as [ID embedding ‖ quantized vector], the stage-one tokenizer's vectors frozen;
     # joint: the unified input, and the tokenizer keeps learning from the recommendation loss (`joint` schedule)
-    mode: str = "two_stage"
+    mode: str = "unified"
     data: DataConfig = field(default_factory=DataConfig)
-    tokenizer: TokenizerFitConfig = field(default_factory=TokenizerFitConfig)
+    tokenizer: TokenizerFitConfig = field(default_factory=_tokenizer_fit)
     items: ItemInputConfig = field(default_factory=ItemInputConfig)
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=_seq_train)
     joint: JointConfig = field(default_factory=JointConfig)  # mode=joint only
 
     def validate(self) -> None:
         super().validate()
-        for option in ("start_from_state", "node_head"):
-            check(not getattr(self.model, option) or self.objective.kind == "every_position",
-                  f"model.{option} needs objective.kind=every_position (a causal encoder and its item table)")
-        check(self.model.node_score in ("mean", "mass"), f"model.node_score must be mean or mass, got {self.model.node_score!r}")
-        check(self.model.root_query in ("decoder", "encoder"),
-              f"model.root_query must be decoder or encoder, got {self.model.root_query!r}")
-        check(self.model.root_query == "decoder" or (self.model.node_head and self.model.node_score == "mass"),
-              "model.root_query=encoder needs the mass node head (model.node_head=true, model.node_score=mass)")
+        check(self.model.decoder != "item_table" or self.objective.kind == "every_position",
+              "model.decoder=item_table needs objective.kind=every_position (a causal encoder and its item table); "
+              "the sliding window trains model.decoder=tiger")
+        check(self.objective.kind == "window" or self.mode != "two_stage",
+              "objective.kind=every_position needs item vectors as input (mode=unified or joint), not code tokens")

@@ -86,7 +86,7 @@ def joint(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Joint
     cfg = ctx.cfg
     if model is None:
         tokenizer = pretrained_tokenizer(seeded(cfg.tokenizer, ctx.seed), ctx.embeddings, ctx.run_dir, ctx.accelerator)
-        text = torch.as_tensor(ctx.embeddings).float()
+        text = torch.tensor(ctx.embeddings, dtype=torch.float32)  # a copy: as in `fit_tokenizer`
         level_sizes = joint_level_sizes(cfg.tokenizer, cfg.joint.suffix_slots)
         codes, _ = item_codes(tokenizer, text, level_sizes)
         items = ItemEmbedding.live(tokenizer, text, cfg.items.id_dim, cfg.model.d_model)

@@ -28,7 +28,7 @@ def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
 
 def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> dict[str, Any]:
     data, splits = load_data(cfg.data)
-    embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process)
+    embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process, precision=cfg.data.embedding_precision)
     pop = popularity_metrics(popularity(data), splits.test)
     per_seed = []
     for seed in cfg.seeds:

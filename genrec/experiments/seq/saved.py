@@ -49,7 +49,7 @@ class SavedRun:
         return build_task(ctx, self.model)
 
     def test_inputs(self, device: str = "cpu") -> tuple[dict[str, Any], torch.Tensor]:
-        """Encoder inputs (keyword arguments of `constrained_beam_search`) and targets of every test user."""
+        """Encoder inputs (keyword arguments of the T5 encoder) and targets of every test user."""
         split = self.splits.test
         history, users = torch.from_numpy(split.history).to(device), torch.from_numpy(split.user).to(device)
         with torch.no_grad():

@@ -51,8 +51,7 @@ class GenerativeTask(Task):
 
     def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
         batch = self.data.gather(split, indices, device)
-        self.model.codes_on(device)
-        batch["labels"] = self.model.vocab.item_tokens[batch["target"]]  # [B, L], or [B, H, L] for rows
+        batch["labels"] = self.model.codes.tokens(batch["target"])  # [B, L], or [B, H, L] for rows
         return batch
 
     def losses(self, model, batch, live: bool = False, align_temperature: float = 1.0) -> dict[str, torch.Tensor]:
@@ -83,7 +82,6 @@ class GenerativeTask(Task):
             mixes = [self.alpha]
         mixes = list(mixes or []) if dense else []
         model.eval()
-        model.sync_codes()
         table = model.items.table() if dense else None
         ranks: dict[str, list[torch.Tensor]] = {"beam": [], "dense": [], **{a: [] for a in mixes}}
         invalid, dupes, empty = [], [], []
@@ -91,11 +89,11 @@ class GenerativeTask(Task):
             history, users, target = batch["history"], batch["user"], batch["target"]
             with accelerator.autocast():
                 encoded = model.encode(history, users)  # once for every ranking
-                items, _ = model.generate(history, users, self.decode.beam, self.decode.topk, encoded)
+                items, _ = model.generate(history, users, self.decode.beam, self.decode.topk, encoded, table=table)
                 dense_logp = model.dense_scores(history, users, table, encoded) if dense else None
-                guide = model.trie.node_log_mass(dense_logp) if mixes else None  # once for every mix
+                guide = model.codes.trie.node_log_mass(dense_logp) if mixes else None  # once for every mix
                 guided = {a: model.generate(history, users, self.decode.beam, self.decode.topk, encoded,
-                                            alpha=a, guide=guide)[0] for a in mixes}
+                                            alpha=a, guide=guide, table=table)[0] for a in mixes}
             ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
             invalid.append(accelerator.gather_for_metrics((items >= model.num_items).sum(1)))
             empty.append(accelerator.gather_for_metrics((items < 0).sum(1)))
@@ -197,7 +195,6 @@ class JointTask(GenerativeTask):
         for module in (model.t5, model.items.proj, model.items.ids):
             for p in module.parameters() if module is not None else []:
                 p.requires_grad_(train_recommender)
-        model.sync_codes()
 
     def on_epoch_end(self, model: GenerativeRecommender, epoch: int, accelerator: Accelerator) -> dict[str, float]:
         if self.current.phase == "rec":
@@ -205,13 +202,13 @@ class JointTask(GenerativeTask):
         if not self.current.refresh:  # targets stay; the history inputs follow the tokenizer
             model.items.refresh()
             return {}
-        old = model.item_codes.clone()
+        old = model.codes.codes.clone()
         codes, unique_rate = item_codes(model.items.tokenizer, model.items.item_text, model.level_sizes, old.cpu(),
                                         self.joint.refresh_margin)
-        model.set_codes(codes)
+        model.codes.set(codes)
         model.items.tokenizer.train()
         model.items.refresh()
-        moved = old != model.item_codes
+        moved = old != model.codes.codes
         return {"code_churn": moved.any(1).float().mean().item(), "unique_before_dedup": unique_rate,
                 **{f"code_churn_l{level + 1}": v for level, v in enumerate(moved.float().mean(0).tolist())}}
 
