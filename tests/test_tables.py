@@ -278,3 +278,40 @@ def test_a_run_on_a_table_recommends_raw_ids_with_titles(tmp_path, beauty_slice,
     (tmp_path / "ratings.csv").write_text("\n".join(lines[:-40]) + "\n")
     with pytest.raises(RunFolderError, match="the data changed since this run trained"):
         SavedRun.load(folder)
+
+
+def _malformed(folder):
+    """One file of each kind a parser cannot read, and what the error must say (file and line where known)."""
+    import gzip
+
+    rows = "user_id,item_id,timestamp\n" + "".join(f"u{i % 7},i{i % 13},{i}\n" for i in range(3000))
+    packed = gzip.compress(rows.encode())
+    jsonl = "".join(f'{{"user_id": "u{i}", "item_id": "i{i}"}}\n' for i in range(3000))
+    files = {
+        "cut.csv.gz": (packed[: len(packed) // 2], r"cut.csv.gz: truncated_file: the compressed file ends early"),
+        "cut.jsonl.gz": (gzip.compress(jsonl.encode())[:1500], r"cut.jsonl.gz: truncated_file"),
+        "latin1.csv": (("user_id,item_id,timestamp\n" + "u1,i1,1\n" * 40 + "u2,caf\xe9,2\n").encode("latin-1"),
+                       r"latin1.csv:42: bad_encoding: the line is not UTF-8"),
+        "latin1.jsonl": ('{"user_id": "u", "item_id": "a"}\n{"user_id": "u", "item_id": "caf\xe9"}\n'.encode("latin-1"),
+                         r"latin1.jsonl:2: bad_encoding"),
+        "broken.jsonl": (b'{"user_id": "a", "item_id": "b"}\n{"user_id": "a", item_id: 3}\n',
+                         r"broken.jsonl:2: malformed_json: Expecting property name"),
+        "list.jsonl": (b'{"user_id": "a", "item_id": "b"}\n[1, 2]\n', r"list.jsonl:2: malformed_json"),
+        "header_only.csv": (b"user_id,item_id,timestamp\n", r"header_only.csv: no_rows: the file has a header line and no"),
+        "header_only.inter": (b"user_id:token\titem_id:token\ttimestamp:float\n", r"header_only.inter: no_rows"),
+        "empty.jsonl": (b"", r"empty.jsonl: no_rows: the file is empty"),
+        "twice.csv": (b"user_id,item_id,user_id\nu,i,1\n", r"twice.csv:1: duplicate_column: column name\(s\) \['user_id'\]"),
+        "twice.jsonl": (b'{"user_id": "a", "item_id": "b", "user_id": "c"}\n', r"twice.jsonl:1: duplicate_column"),
+        "cut.parquet": (b"PAR1 not really a parquet file", r"cut.parquet: cannot be read as parquet"),
+    }
+    for name, (content, _) in files.items():
+        (folder / name).write_bytes(content)
+    return {name: message for name, (_, message) in files.items()}
+
+
+def test_every_unreadable_table_file_gets_a_genrec_error_naming_the_file_and_line(tmp_path):
+    from genrec.data.tables import read_table
+
+    for name, message in _malformed(tmp_path).items():
+        with pytest.raises(DataValidationError, match=message):
+            read_table(tmp_path / name)

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 import pyarrow as pa
 
 from genrec.data.validation import DataValidationError
-from genrec.errors import MissingFileError
+from genrec.errors import GenrecError, MissingFileError
 
 # file suffix -> format; a `.json` that is not LC-Rec's `*.inter.json` is read as JSON lines
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -88,20 +88,74 @@ def read_table(source: Any, fmt: str = "auto", *, sep: str = "", columns: Sequen
     if fmt not in FORMATS:
         raise DataValidationError(f"{path}: cannot tell the table format from the name; set data.table.format to one of "
                                   f"{', '.join(FORMATS)}")
-    with _quiet(datasets):
-        if fmt in ("csv", "tsv", "recbole"):
-            table = _read_delimited(path, fmt, sep or SEPARATORS[fmt], columns, setting)
-        elif fmt == "parquet":
-            table = datasets.Dataset.from_parquet(str(path)).data.table
-        else:
-            table = datasets.Dataset.from_json(str(path)).data.table
+    try:
+        with _quiet(datasets):
+            if fmt in ("csv", "tsv", "recbole"):
+                table = _read_delimited(path, fmt, sep or SEPARATORS[fmt], columns, setting)
+            elif fmt == "parquet":
+                table = datasets.Dataset.from_parquet(str(path)).data.table
+            else:
+                table = datasets.Dataset.from_json(str(path)).data.table
+            table.validate(full=True)  # Arrow's JSON reader lets bytes that are not UTF-8 into text columns
+    except GenrecError:
+        raise
+    except Exception as err:  # the parser's own error names neither the file nor the line: find them here
+        raise DataValidationError(_unreadable(path, fmt, err)) from None
+    _check_columns(table.column_names, f"{path}" + (":1" if fmt != "parquet" else ""))
+    if table.num_rows == 0:
+        raise DataValidationError(f"{path}: no_rows: the file has no data rows" + (" under its header" if fmt != "jsonl" else ""))
     return _keep(table, columns, str(path), setting), str(path)
+
+
+def _check_columns(names: Sequence[str], where: str) -> None:
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise DataValidationError(f"{where}: duplicate_column: column name(s) {repeated} appear more than once; "
+                                  "every column needs its own name")
+
+
+def _unreadable(path: Path, fmt: str, err: Exception) -> str:
+    """The message for a file the parser could not read: the first problem a plain pass over it finds (with its
+    line), or else the parser's own words. The pass runs only here, after a failure, so good files pay nothing."""
+    import gzip
+    import json
+    import zlib
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    return f"{path}:{number}: bad_encoding: the line is not UTF-8 (byte {bad.start} of the line); save the file as UTF-8"
+                if fmt == "jsonl" and line.strip():
+                    try:
+                        keys = [key for key, _ in json.loads(line, object_pairs_hook=lambda pairs: pairs)]
+                    except json.JSONDecodeError as bad:
+                        return f"{path}:{number}: malformed_json: {bad.msg} at column {bad.colno}; JSON lines hold one object per line"
+                    except (TypeError, ValueError):  # a line that is not an object
+                        return f"{path}:{number}: malformed_json: the line is not a JSON object; JSON lines hold one object per line"
+                    repeated = sorted({k for k in keys if keys.count(k) > 1})
+                    if repeated:
+                        return f"{path}:{number}: duplicate_column: key(s) {repeated} appear more than once in the object"
+    except (EOFError, OSError, zlib.error) as bad:
+        return (f"{path}: truncated_file: the compressed file ends early or is damaged after line {number} "
+                f"({type(bad).__name__}: {bad}); copy or download it again")
+    if fmt in ("csv", "tsv", "recbole") and number <= 1:
+        return f"{path}: no_rows: the file has a header line and no data rows"
+    if number == 0:
+        return f"{path}: no_rows: the file is empty"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{path}: cannot be read as {fmt} ({type(err).__name__}: {first})"
 
 
 def _read_delimited(path: Path, fmt: str, sep: str, columns: Sequence[str], setting: str) -> pa.Table:
     import datasets
 
     names = list(recbole_header(path, sep)) if fmt == "recbole" else _header(path, sep)
+    _check_columns(names, f"{path}:1")
     missing = [c for c in columns if c not in names]
     if missing:
         raise DataValidationError(f"{path}: no column(s) {missing}; the file has {names}. Name the columns "
