@@ -13,7 +13,8 @@ from genrec.models.recommender import GenerativeRecommender
 from genrec.models.seq2seq import Seq2SeqConfig
 from genrec.quantize import SemanticIdTable
 
-TINY = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0, user_buckets=5)
+TINY = Seq2SeqConfig(num_layers=1, num_decoder_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, dropout=0.0, user_buckets=5,
+                      decoder="tiger")
 
 
 def build_task() -> GenerativeTask:

@@ -48,5 +48,5 @@ def test_bf16_vectors_match_fp32_and_are_cached_apart(tmp_path, monkeypatch, cat
     bf16 = item_embeddings(catalog, progress=False, precision="bf16")
     assert (fp32 * bf16).sum(1).min() > 0.999  # the same vectors to bf16's precision
     assert not np.array_equal(fp32, bf16) and len(list((tmp_path / "embeddings").glob("*.npy"))) == 2
-    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+    with pytest.raises(ValueError, match="must be one of auto, fp32, bf16"):
         emb.resolve_precision("fp16", "cpu")

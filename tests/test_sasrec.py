@@ -148,6 +148,7 @@ def test_baseline_runner_on_a_slice(tmp_path):
 
     cfg = load_config(BaselineRunConfig, overrides=[
         "data.max_users=200", "models=[sasrec_id,sasrec_unified]", "train.epochs=1", "train.progress=false",
+        "train.mixed_precision=no",  # the reload below re-scores in fp32
         f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "sasrec.d_model=16", "sasrec.num_layers=1",
         "tokenizer.codebook_size=16", "tokenizer.latent_dim=8", "tokenizer.hidden_dims=[32]", "tokenizer.train.epochs=2"])
     result = run_baselines(cfg)

@@ -178,6 +178,12 @@ def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, pre
                           "train.mixed_precision")
         precision = "bf16" if native else "no"
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != precision:
+        # accelerate keeps one precision per process; a later fit with another (a tokenizer in fp32, then a model in
+        # bf16) starts a fresh state, keeping the process group
+        AcceleratorState._reset_state()
     # without a GPU, accelerate only forms a gloo process group when told `cpu=True`; otherwise every
     # process of `torchrun --nproc_per_node 2` would train alone on all the data
     accelerator = Accelerator(mixed_precision=precision, project_dir=str(output_dir) if output_dir else None,
