@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from genrec.generation.codes import PAD
 from genrec.hardware import use_bf16
@@ -75,7 +76,8 @@ def every_position(model: GenerativeRecommender, history: torch.Tensor, users: t
     [n] to the dense head's (detached) mass under each level's codes. Heads run on those positions only: most of
     a left-padded row is padding."""
     length = history.shape[1]
-    hidden, valid = model.encode(history, users, live)
+    with record_function("encoder"):
+        hidden, valid = model.encode(history, users, live)
     offset = hidden.shape[1] - length  # a user token sits before the items
     rows, positions = (target >= 0).nonzero(as_tuple=True)
     # one decoder sequence per position t, cross-attending to its row's encoder states at positions <= t
@@ -84,17 +86,20 @@ def every_position(model: GenerativeRecommender, history: torch.Tensor, users: t
     tokens = labels[rows, positions]  # [n, L]
     states = hidden[rows, positions + offset]  # [n, d]
     trie = model.codes.trie
-    # the dense head scores the items in code order (a permutation: the same loss), so the mass under each trie
-    # node is a contiguous run, and one log-softmax serves the loss, the root level's term and the teacher
-    ordered = model.items.table().index_select(0, trie.code_order)
-    log_probs = torch.log_softmax(item_logits(model, states, ordered), dim=-1)
-    dense_loss = -log_probs.gather(1, trie.code_rank[target[rows, positions]].unsqueeze(1)).squeeze(1)
-    item_table = model.head.uses_item_table
-    probs = log_probs.exp() if distill or item_table else None
-    root = trie.root_log_mass(probs) if item_table else None  # the dense head's own mass under each first-level code
-    teacher = probs.detach() if distill else None
-    decoded = decoder_states(model, hidden[rows], sees, tokens, states)
-    codes, _, soft = code_loss(model, decoded, tokens, ordered, root, teacher)
+    with record_function("dense head"):
+        # the dense head scores the items in code order (a permutation: the same loss), so the mass under each trie
+        # node is a contiguous run, and one log-softmax serves the loss, the root level's term and the teacher
+        ordered = model.items.table().index_select(0, trie.code_order)
+        log_probs = torch.log_softmax(item_logits(model, states, ordered), dim=-1)
+        dense_loss = -log_probs.gather(1, trie.code_rank[target[rows, positions]].unsqueeze(1)).squeeze(1)
+        item_table = model.head.uses_item_table
+        probs = log_probs.exp() if distill or item_table else None
+        root = trie.root_log_mass(probs) if item_table else None  # the dense head's own mass under each first-level code
+        teacher = probs.detach() if distill else None
+    with record_function("decoder"):
+        decoded = decoder_states(model, hidden[rows], sees, tokens, states)
+    with record_function("code head"):
+        codes, _, soft = code_loss(model, decoded, tokens, ordered, root, teacher)
     return codes, dense_loss, soft
 
 
