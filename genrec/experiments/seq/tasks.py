@@ -77,7 +77,7 @@ class GenerativeTask(Task):
         first. Each mix is one more search, so the epochs' validation leaves the hybrid out unless given `mixes`
         (on validation: the mixes to choose from; elsewhere: the one mix to report)."""
         dense = model.has_dense_head
-        if dense and split != "valid" and mixes is None:
+        if dense and split != "valid" and mixes is None and self.decode.hybrid_alphas:
             self.evaluate(model, "valid", accelerator, mixes=self.decode.hybrid_alphas)  # sets self.alpha
             mixes = [self.alpha]
         mixes = list(mixes or []) if dense else []
