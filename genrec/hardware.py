@@ -74,6 +74,7 @@ def describe(threads: bool = True) -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
     bf16 = "native bf16" if native_bf16("cpu") else "no native bf16"
-    count = f", {torch.get_num_threads()} threads" if threads else ""
+    n = torch.get_num_threads()
+    count = f", {n} thread{'s' if n > 1 else ''}" if threads else ""
     return (f"CPU {cpu_name()}, {platform.machine()}, {torch.backends.cpu.get_cpu_capability()} kernels, {bf16}{count} "
             f"(torch {torch.__version__})")

@@ -36,7 +36,7 @@ def _evaluate_and_write(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
     # the package's accelerator: it also destroys the gloo group at exit (CI saw rank 0 abort without that)
-    accelerator = make_accelerator(TrainConfig())
+    accelerator = make_accelerator(TrainConfig(mixed_precision="no"))  # fp32, as the single-process reference
     task = build_task()
     metrics = task.evaluate(task.model, "test", accelerator)
     if accelerator.is_main_process:

@@ -10,7 +10,7 @@ from genrec.config import load_config
 from genrec.experiments.seq import SeqRunConfig, run
 
 JOINT = ["mode=joint", "train.epochs=3", "joint.schedule=alternating", "joint.rec_epochs=1", "joint.suffix_slots=128",
-         "objective.kind=every_position", "model.decoder=item_table"]
+         "objective.kind=every_position", "model.decoder=item_table", "decode.hybrid_alphas=[0.3,0.7]"]
 
 
 def _train(rank: int, world: int, port: int, overrides: list[str]) -> None:
