@@ -164,7 +164,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
             raise ConfigError(f"config file not found: {path}")
         data = yaml.safe_load(path.read_text()) or {}
         base = data.pop("_base_", None)
-        if base is not None:  # configs may inherit: `_base_: beauty_cpu.yaml`
+        if base is not None:  # configs may inherit: `_base_: beauty_gpu.yaml`
             parent = to_dict(load_config(cls, path.parent / base))
             data = _merge(parent, data)
     data = _merge(data, parse_overrides(overrides))

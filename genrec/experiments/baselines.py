@@ -19,8 +19,8 @@ from genrec.config import load_config
 from genrec.errors import MissingFileError
 from genrec.data import LeaveOneOut, item_embeddings, popularity
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
-from genrec.experiments.harness import (DataConfig, RunConfig, fit_and_test, format_metrics, holding,
-                                        load_data, popularity_metrics, run_record, start_fit, summarize,
+from genrec.experiments.harness import (DataConfig, RunConfig, fit_and_test, format_metrics, hardware, holding,
+                                        load_data, log, popularity_metrics, run_record, start_fit, summarize,
                                         write_result)
 from genrec.experiments.seq.config import ItemInputConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
@@ -178,6 +178,7 @@ def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[st
 
 
 def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, start: float) -> dict[str, Any]:
+    log(accelerator, f"{hardware()}; mixed precision {accelerator.mixed_precision}")
     data, splits = load_data(cfg.data)
     unknown = set(cfg.models) - set(MODELS)
     if unknown:

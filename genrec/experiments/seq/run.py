@@ -8,10 +8,11 @@ from typing import Any
 import torch
 
 from genrec.data import item_embeddings, popularity
-from genrec.experiments.harness import (fit_and_test, format_metrics, holding, load_data, popularity_metrics,
-                                        run_record, start_fit, summarize, write_result)
+from genrec.experiments.harness import (fit_and_test, format_metrics, hardware, holding, load_data, log,
+                                        popularity_metrics, run_record, start_fit, summarize, write_result)
 from genrec.experiments.seq.config import SeqRunConfig
 from genrec.experiments.seq.modes import SeedContext, build_task
+from genrec.hardware import use_bf16
 from genrec.training import make_accelerator
 
 # how the hybrid ranking is made, recorded in each result (fits before this definition re-scored the plain beam's
@@ -27,6 +28,9 @@ def run(cfg: SeqRunConfig, command: str | None = None) -> dict[str, Any]:
 
 
 def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> dict[str, Any]:
+    device = accelerator.device
+    log(accelerator, f"{hardware()}; mixed precision {accelerator.mixed_precision}, dense head's matmul in training "
+                     f"{'bf16' if use_bf16(cfg.model.item_score_precision, device, 'model.item_score_precision') else 'fp32'}")
     data, splits = load_data(cfg.data)
     embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process, precision=cfg.data.embedding_precision)
     pop = popularity_metrics(popularity(data), splits.test)
