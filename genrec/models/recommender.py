@@ -23,7 +23,7 @@ from torch import nn
 from genrec.errors import GenrecError, MissingFileError
 from genrec.files import save_folder
 from genrec.generation.beam import constrained_beam_search
-from genrec.generation.codes import ItemCodes, user_token
+from genrec.generation.codes import ItemCodes
 from genrec.models import losses
 from genrec.models.code_head import CodeHead
 from genrec.models.item_embedding import ItemEmbedding
@@ -108,7 +108,7 @@ class GenerativeRecommender(nn.Module):
         embeds = self.items(items, semantic) * valid.unsqueeze(-1)
         mask = valid
         if self.seq2seq.user_buckets and users is not None:
-            user = self.t5.shared(user_token(users, self.codes.vocab.user_offset, self.seq2seq.user_buckets)).unsqueeze(1)
+            user = self.t5.shared(self.codes.vocab.user_token(users)).unsqueeze(1)
             embeds = torch.cat([user, embeds], dim=1)
             mask = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
         return {"input_ids": None, "inputs_embeds": embeds, "attention_mask": mask}
@@ -255,7 +255,9 @@ class GenerativeRecommender(nn.Module):
             raise MissingFileError(f"{folder} is not a saved genrec model: no config.json{hint}")
         cfg = json.loads(config_path.read_text())
         if cfg.get("format") != FORMAT:
-            raise GenrecError(f"{config_path}: saved model format {cfg.get('format')!r}, this genrec reads {FORMAT}")
+            older = (" (format 1 is the node_head/node_score/root_query layout of genrec before commit e26dbe3: load it "
+                     "there, or retrain)" if cfg.get("format") == 1 else "")
+            raise GenrecError(f"{config_path}: saved model format {cfg.get('format')!r}, this genrec reads {FORMAT}{older}")
         num_items, items = cfg["num_items"], None  # the parameters are placeholders until load_model
         if cfg["items"] is not None:
             spec = cfg["items"]
