@@ -30,9 +30,9 @@ class ObjectiveConfig:
     kind: str = "every_position"
     dense_weight: float = 1.0  # every_position: weight of the dense head's loss; 0 is the ablation
     # every_position: weight of the decoder's cross-entropy to the dense head's (detached) probability mass
-    # under each code of each level (the dense head distilled into the decoder); 0 = off. Off in the 5-minute
-    # main job (its slower steps cost epochs: all-users validation beam R@10 .0630 with it, .0656 without), on in
-    # the 20-minute benchmark (recipes/configs/budget_every_position.yaml)
+    # under each code of each level (the dense head distilled into the decoder); 0 = off. Off in the short main
+    # job (its slower steps cost epochs: all-users validation beam R@10 .0630 with it, .0656 without), on in the
+    # 20-minute benchmark (recipes/configs/budget/every_position.yaml)
     distill_weight: float = 0.0
 
     def validate(self) -> None:
