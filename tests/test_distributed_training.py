@@ -1,6 +1,6 @@
 """Training under 2 CPU processes (gloo): the joint model freezes a part per epoch, which plain DDP
 would wait on forever; the run must form one process group, not two lone runs. Every-position rows,
-the dense head, the node head (its trie-dependent node vectors) and a code refresh all go through it."""
+the dense head, the item-table decoder (its trie-dependent item runs) and a code refresh all go through it."""
 import json
 import os
 

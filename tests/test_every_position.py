@@ -137,7 +137,7 @@ def test_evaluation_reports_beam_dense_and_hybrid_with_the_mix_chosen_on_validat
 
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_beam_scores_are_the_training_log_probabilities_of_the_items_found(decoder):
-    """Decoding (shared cross-attention K/V, start token from the last state, node head) scores an item
+    """Decoding (shared cross-attention K/V, start token from the last state, the item-table code head) scores an item
     exactly as the teacher-forced training pass does: the sum of its code tokens' log-probabilities."""
     model = toy_model(decoder=decoder)
     history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9], [2, 4, 6, 8, 10, 12, 14, 16]])

@@ -254,7 +254,7 @@ def test_root_log_mass_is_the_log_of_each_first_codes_probability_with_gradients
 
 
 def test_child_log_masses_chained_along_a_path_give_the_full_softmax_of_each_item():
-    """The "mass" node head's point: with one query at every level, the per-level code distributions multiply
+    """The item-table decoder's point: with one query at every level, the per-level code distributions multiply
     out to the dense head's softmax over the items."""
     codes = np.unique(np.random.default_rng(7).integers(0, 5, size=(80, 3)), axis=0)
     trie = TensorTrie(codes, [5, 5, 5])
