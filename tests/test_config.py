@@ -60,10 +60,19 @@ def test_shipped_configs_load():
     ("model.item_score_precision=fp16", "item_score_precision must be one of auto, fp32, bf16"),
     ("data.embedding_precision=half", "embedding_precision must be one of auto, fp32, bf16"),
     ("train.mixed_precision=half", "mixed_precision must be auto, no, bf16 or fp16"),
+    ("items.semantic=false", None),  # the ID part alone is a valid item (the ID-only ablation)
 ])
 def test_bad_values_fail_before_any_work_with_key_value_and_type(override, message):
+    if message is None:
+        load_config(SeqRunConfig, overrides=[override])
+        return
     with pytest.raises(ConfigError, match=message):
         load_config(SeqRunConfig, overrides=[override])
+
+
+def test_an_item_without_any_part_is_refused():
+    with pytest.raises(ConfigError, match="an item needs at least one part"):
+        load_config(SeqRunConfig, overrides=["items.id_dim=0", "items.semantic=false"])
 
 
 def test_the_defaults_are_the_shipped_model():

@@ -198,3 +198,36 @@ def test_a_model_saves_and_loads_with_the_same_recommendations(tmp_path, decoder
     assert loaded.seq2seq.decoder == decoder and torch.equal(loaded.codes.codes, model.codes.codes)
     for a, b in zip(model.generate(history, beam=8, topk=5), loaded.generate(history, beam=8, topk=5)):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("parts", [{"text": True}, {"text": True, "use_semantic": False},
+                                   {"id_dim": 0, "text": True}, {"use_semantic": False}])
+def test_items_with_their_text_vector_train_score_and_round_trip(tmp_path, parts):
+    """The text vector as a third part of the item table (and the ablations without the semantic half or the ID):
+    one table for the encoder input, the dense head and the item-table decoder, saved with the model."""
+    torch.manual_seed(0)
+    n, text = 40, torch.randn(40, 12)
+    items = ItemEmbedding(torch.randn(n, 6), id_dim=parts.get("id_dim", 4), d_model=16,
+                          text=text if parts.get("text") else None, use_semantic=parts.get("use_semantic", True))
+    model = toy_model()
+    model.items = items
+    rows = training_rows(toy_data(), max_history=8)
+    history, target, users = (torch.from_numpy(x) for x in (rows.history, rows.target, rows.user))
+    losses = model.train()(history, users, model.codes.tokens(target), target, every_position=True)
+    (losses["rec"] + losses["dense"]).backward()
+    assert all(torch.isfinite(v) for v in losses.values()) and items.proj.weight.grad.abs().sum() > 0
+    assert torch.allclose(items.table()[[3, 7]], items(torch.tensor([3, 7])), atol=1e-6)  # one representation
+    if parts.get("text"):  # the text reaches the table: another item text, another row
+        before = items.table()[5].detach().clone()
+        items.text[5] += 1.0
+        assert not torch.allclose(items.table()[5], before)
+    model.eval().save_pretrained(tmp_path / "model")
+    loaded = GenerativeRecommender.from_pretrained(tmp_path / "model")
+    assert torch.equal(loaded.items.table(), items.table())
+    history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9]])
+    assert torch.equal(loaded.generate(history, beam=8, topk=5)[0], model.generate(history, beam=8, topk=5)[0])
+
+
+def test_an_item_needs_at_least_one_part():
+    with pytest.raises(ValueError, match="at least one part"):
+        ItemEmbedding(torch.randn(5, 3), id_dim=0, d_model=8, use_semantic=False)

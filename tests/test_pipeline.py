@@ -68,6 +68,15 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
         np.std([result["metrics"]["recall@10"], resumed["metrics"]["recall@10"]]))
 
 
+@pytest.mark.slow
+def test_a_run_with_the_item_text_in_the_item_table_trains_saves_and_recommends(tmp_path, tiny_seq_config):
+    result = run(tiny_seq_config("name=text", "items.text=true", "train.epochs=1"))
+    assert result["metrics"]["invalid_rate"] == 0.0
+    model = GenerativeRecommender.from_pretrained(tmp_path / "runs" / "text" / "seed_42" / "model")
+    assert model.items.text is not None and model.items.text.shape == (model.num_items, 384)
+    assert len(model.recommend(["1", "2", "3"], k=5)) == 5
+
+
 def test_lr_factor_warms_up_then_anneals_by_steps_or_by_time_budget():
     from genrec.training.loop import lr_factor
 

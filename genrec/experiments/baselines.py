@@ -107,9 +107,9 @@ def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run
     tok_cfg = seeded(cfg.tokenizer, seed)
     if cfg.unified.train_tokenizer:
         tokenizer = pretrained_tokenizer(tok_cfg, embeddings, run_dir, accelerator)
-        return ItemEmbedding.live(tokenizer, torch.tensor(embeddings, dtype=torch.float32), cfg.items.id_dim, cfg.sasrec.d_model)
+        return cfg.items.embedding(None, cfg.sasrec.d_model, embeddings, tokenizer)
     table = semantic_table(tok_cfg, embeddings, run_dir, accelerator)
-    return ItemEmbedding(table.semantic, cfg.items.id_dim, cfg.sasrec.d_model)
+    return cfg.items.embedding(table.semantic, cfg.sasrec.d_model, embeddings)
 
 
 def sasrec_task(cfg: BaselineRunConfig, splits: LeaveOneOut, num_items: int,
@@ -140,13 +140,11 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
     data, splits = load_data(cfg.data)
     items = None
     if model_name == "sasrec_unified":  # the semantic table (frozen, or the live tokenizer's cache) is in the state dict
-        semantic = torch.zeros(data.num_items, cfg.tokenizer.latent_dim)
-        items = ItemEmbedding(semantic, cfg.items.id_dim, cfg.sasrec.d_model)
-        if cfg.unified.train_tokenizer:
-            text = torch.tensor(item_embeddings(data.catalog, progress=False, precision=cfg.data.embedding_precision),
-                                dtype=torch.float32)
-            items = ItemEmbedding(semantic, cfg.items.id_dim, cfg.sasrec.d_model,
-                                  SemanticTokenizer(text.shape[1], cfg.tokenizer), text)
+        semantic = torch.zeros(data.num_items, cfg.tokenizer.latent_dim)  # placeholders until the weights load
+        text = (item_embeddings(data.catalog, progress=False, precision=cfg.data.embedding_precision)
+                if cfg.unified.train_tokenizer or cfg.items.text else None)
+        tokenizer = SemanticTokenizer(text.shape[1], cfg.tokenizer) if cfg.unified.train_tokenizer else None
+        items = cfg.items.embedding(semantic, cfg.sasrec.d_model, text, tokenizer)
     task = sasrec_task(cfg, splits, data.num_items, items)
     load_weights(task.model, folder / BEST)
     task.model.eval()

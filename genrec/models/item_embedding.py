@@ -2,8 +2,10 @@
 projected to the model width (Lin et al. 2025). SASRec's item table and the seq2seq encoder's input
 both come from this one module.
 
-Only `id_dim` numbers per item are learned; the semantic half is shared codebook vectors. Two sources
-for the semantic half:
+Only `id_dim` numbers per item are learned; the semantic half is shared codebook vectors. Optionally a third
+part, the item's text vector itself (`text`, fixed), enters the same projection, so the model sees the text
+directly and not only through its quantized codes; and the semantic half may be left out (`use_semantic`), for
+the ablations ID only and text + ID without codes. Two sources for the semantic half:
 * frozen: a fixed [items, latent] table (a trained tokenizer's quantized vectors);
 * live: the tokenizer itself is a submodule and keeps learning from the recommender's loss
   (end-to-end training). `semantic` then caches its latest vectors (`refresh`), for steps and
@@ -19,25 +21,31 @@ from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerOutput
 
 class ItemEmbedding(nn.Module):
     def __init__(self, semantic: torch.Tensor, id_dim: int, d_model: int, tokenizer: SemanticTokenizer | None = None,
-                 item_text: torch.Tensor | None = None):
+                 item_text: torch.Tensor | None = None, text: torch.Tensor | None = None, use_semantic: bool = True):
         super().__init__()
         if (tokenizer is None) != (item_text is None):
             raise ValueError("a live tokenizer needs the item text vectors it reads (`item_text`), and only it does")
+        if not (id_dim or use_semantic or text is not None):
+            raise ValueError("an item needs at least one part: an ID (id_dim > 0), the semantic half or the text vector")
         num_items, semantic_dim = semantic.shape
-        self.tokenizer = tokenizer
+        self.tokenizer, self.use_semantic = tokenizer, use_semantic
         self.register_buffer("semantic", semantic.detach().float().clone())
         if item_text is not None:
             self.register_buffer("item_text", item_text.float(), persistent=False)
-        self.ids = nn.Embedding(num_items, id_dim) if id_dim else None  # id_dim 0: the semantic half alone
+        self.text: torch.Tensor | None
+        self.register_buffer("text", None if text is None else text.detach().float().clone())  # saved: the model needs it
+        self.ids = nn.Embedding(num_items, id_dim) if id_dim else None  # id_dim 0: no ID part
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=0.02)
-        self.proj = nn.Linear(id_dim + semantic_dim, d_model)
+        text_dim = 0 if text is None else text.shape[1]
+        self.proj = nn.Linear(id_dim + (semantic_dim if use_semantic else 0) + text_dim, d_model)
 
     @classmethod
-    def live(cls, tokenizer: SemanticTokenizer, item_text: torch.Tensor, id_dim: int, d_model: int) -> "ItemEmbedding":
+    def live(cls, tokenizer: SemanticTokenizer, item_text: torch.Tensor, id_dim: int, d_model: int,
+             text: torch.Tensor | None = None, use_semantic: bool = True) -> "ItemEmbedding":
         """Items whose semantic half is the tokenizer's current output (the tokenizer trains with the model)."""
         _, semantic = tokenizer.quantize_items(item_text.float())
-        return cls(semantic, id_dim, d_model, tokenizer, item_text)
+        return cls(semantic, id_dim, d_model, tokenizer, item_text, text, use_semantic)
 
     @property
     def num_items(self) -> int:
@@ -64,16 +72,21 @@ class ItemEmbedding(nn.Module):
     def forward(self, items: torch.Tensor, semantic: torch.Tensor | None = None) -> torch.Tensor:
         """items [...] -> [..., d_model]. `semantic` [..., latent] are those items' vectors (e.g. live ones
         with gradients); by default the cached/frozen table's."""
-        semantic = self.semantic[items] if semantic is None else semantic
-        parts = [semantic] if self.ids is None else [self.ids(items), semantic]
+        parts = [] if self.ids is None else [self.ids(items)]
+        if self.use_semantic:
+            parts.append(self.semantic[items] if semantic is None else semantic)
+        if self.text is not None:
+            parts.append(self.text[items])
         return self.proj(torch.cat(parts, dim=-1))
 
     def table(self, semantic: torch.Tensor | None = None) -> torch.Tensor:
         """[items, d_model] for every item (SASRec scores against it); `semantic` as in `forward`."""
-        semantic = self.semantic if semantic is None else semantic
-        if self.ids is None:
-            return self.proj(semantic)
-        return self.proj(torch.cat([self.ids.weight, semantic.to(self.ids.weight.dtype)], dim=-1))
+        parts = [] if self.ids is None else [self.ids.weight]
+        if self.use_semantic:
+            parts.append(self.semantic if semantic is None else semantic)
+        if self.text is not None:
+            parts.append(self.text)
+        return self.proj(torch.cat([p.to(self.proj.weight.dtype) for p in parts], dim=-1))
 
 
 def table_sizes(num_items: int, id_dim: int, codebook_size: int, levels: int, latent_dim: int, d_model: int) -> dict[str, float]:

@@ -226,7 +226,8 @@ class GenerativeRecommender(nn.Module):
         if self.items is not None:
             tokenizer = self.items.tokenizer
             items = {"id_dim": 0 if self.items.ids is None else self.items.ids.embedding_dim,
-                     "semantic_dim": self.items.semantic.shape[1],
+                     "semantic_dim": self.items.semantic.shape[1], "use_semantic": self.items.use_semantic,
+                     "text_dim": 0 if self.items.text is None else self.items.text.shape[1],
                      "tokenizer": None if tokenizer is None else architecture(tokenizer.cfg),
                      "item_text_dim": None if tokenizer is None else self.items.item_text.shape[1]}
         return {"format": FORMAT, "num_items": self.num_items, "level_sizes": self.level_sizes,
@@ -263,12 +264,14 @@ class GenerativeRecommender(nn.Module):
             spec = cfg["items"]
             semantic = torch.zeros(num_items, spec["semantic_dim"])
             d_model = cfg["seq2seq"]["d_model"]
+            parts = {"text": torch.zeros(num_items, spec["text_dim"]) if spec.get("text_dim") else None,
+                     "use_semantic": spec.get("use_semantic", True)}
             if spec["tokenizer"] is None:
-                items = ItemEmbedding(semantic, spec["id_dim"], d_model)
+                items = ItemEmbedding(semantic, spec["id_dim"], d_model, **parts)
             else:
                 tokenizer = SemanticTokenizer(spec["item_text_dim"], TokenizerConfig(**spec["tokenizer"]))
                 text = load_file(str(folder / "item_text.safetensors"))["item_text"]
-                items = ItemEmbedding(semantic, spec["id_dim"], d_model, tokenizer, text)
+                items = ItemEmbedding(semantic, spec["id_dim"], d_model, tokenizer, text, **parts)
         catalog = json.loads((folder / "items.json").read_text())
         with safe_open(str(folder / "model.safetensors"), "pt") as weights:
             codes = weights.get_tensor("codes.codes")

@@ -3,19 +3,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+import torch
+
 from genrec.config import check
 from genrec.experiments.harness import DataConfig, RunConfig
 from genrec.experiments.seq.schedule import JointConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig
+from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.seq2seq import Seq2SeqConfig
+from genrec.quantize.tokenizer import SemanticTokenizer
 from genrec.training import TrainConfig
 
 
 @dataclass
 class ItemInputConfig:
-    """How history items enter the model in the `unified` and `joint` modes (and SASRec's unified items)."""
+    """How items are represented in the `unified` and `joint` modes (and SASRec's unified items): the parts that
+    enter the one projection to the model width."""
 
     id_dim: int = 16  # width of the per-item learned ID half of `[ID ‖ semantic]`; 0 drops it (ablation)
+    semantic: bool = True  # the quantized semantic vector (the codes' own vectors); false: the ablations without it
+    text: bool = False  # the item's text vector itself (fixed, 384 numbers), beside the ID and the semantic half
+
+    def validate(self) -> None:
+        check(self.id_dim >= 0, f"id_dim must not be negative, got {self.id_dim}")
+        check(self.id_dim > 0 or self.semantic or self.text,
+              "an item needs at least one part: items.id_dim > 0, items.semantic or items.text")
+
+    def embedding(self, semantic: torch.Tensor, d_model: int, text: np.ndarray | torch.Tensor | None,
+                  tokenizer: SemanticTokenizer | None = None) -> ItemEmbedding:
+        """The item table these settings describe; `text`: every item's text vector (the tokenizer's input too),
+        needed with `text` or a live `tokenizer`; `semantic`: the frozen semantic half (ignored with a tokenizer)."""
+        vectors = None if text is None else torch.tensor(np.asarray(text), dtype=torch.float32)  # an aligned copy
+        half = vectors if self.text else None
+        if tokenizer is not None:
+            return ItemEmbedding.live(tokenizer, vectors, self.id_dim, d_model, half, self.semantic)
+        return ItemEmbedding(semantic, self.id_dim, d_model, text=half, use_semantic=self.semantic)
 
 
 @dataclass

@@ -76,7 +76,7 @@ def unified(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Gen
         table = ctx.table()
         level_sizes = joint_level_sizes(ctx.cfg.tokenizer)
         check_fits(table.meta.level_sizes, level_sizes)
-        items = ItemEmbedding(table.semantic, ctx.cfg.items.id_dim, ctx.cfg.model.d_model)
+        items = ctx.cfg.items.embedding(table.semantic, ctx.cfg.model.d_model, ctx.embeddings)
         model = ctx.recommender(table.codes, level_sizes, items)
     return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed, **ctx.objective())
 
@@ -86,10 +86,9 @@ def joint(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Joint
     cfg = ctx.cfg
     if model is None:
         tokenizer = pretrained_tokenizer(seeded(cfg.tokenizer, ctx.seed), ctx.embeddings, ctx.run_dir, ctx.accelerator)
-        text = torch.tensor(ctx.embeddings, dtype=torch.float32)  # a copy: as in `fit_tokenizer`
         level_sizes = joint_level_sizes(cfg.tokenizer, cfg.joint.suffix_slots)
-        codes, _ = item_codes(tokenizer, text, level_sizes)
-        items = ItemEmbedding.live(tokenizer, text, cfg.items.id_dim, cfg.model.d_model)
+        codes, _ = item_codes(tokenizer, torch.tensor(ctx.embeddings, dtype=torch.float32), level_sizes)
+        items = cfg.items.embedding(None, cfg.model.d_model, ctx.embeddings, tokenizer)
         model = ctx.recommender(codes, level_sizes, items)
     task = JointTask(model, ctx.splits, cfg.decode, ctx.seed, cfg.joint, cfg.train.epochs, **ctx.objective())
     log(ctx.accelerator, f"seed {ctx.seed}: joint schedule, epochs {' '.join(map(str, task.phases))}")
