@@ -105,12 +105,12 @@ def test_hf_generate_with_prefix_fn_agrees_with_ours():
     codes = np.unique(rng.integers(0, 4, size=(30, 3)), axis=0)
     vocab, model, ids, mask = tiny_setup(codes, [4, 4, 4], seed=1)
     ours, _ = constrained_beam_search(model, vocab, ids, mask, beam=8, topk=5)
-    theirs = hf_constrained_generate(model, vocab, codes, ids, mask, beam=8, topk=5)
+    theirs = hf_constrained_generate(model, vocab, ids, mask, beam=8, topk=5)
     assert theirs.tolist() == ours.tolist()
     # item vectors instead of code tokens (unified and joint runs) go through both the same way
     embeds = model.get_input_embeddings()(ids) + 0.5 * torch.randn(*ids.shape, model.config.d_model)
     ours, _ = constrained_beam_search(model, vocab, None, mask, beam=8, topk=5, inputs_embeds=embeds)
-    theirs = hf_constrained_generate(model, vocab, codes, None, mask, beam=8, topk=5, inputs_embeds=embeds)
+    theirs = hf_constrained_generate(model, vocab, None, mask, beam=8, topk=5, inputs_embeds=embeds)
     assert theirs.tolist() == ours.tolist()
 
 

@@ -48,11 +48,10 @@ def ours(run: SavedRun, beam: int, topk: int, batch: int, device: str, limit: in
 
 
 def hf_generate(run: SavedRun, inputs: dict[str, Any], beam: int, topk: int, batch: int, device: str, limit: int):
-    codes = run.model.codes.codes.cpu().numpy()
     items = []
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
         for part in batches(inputs, batch, limit):
-            items.append(hf_constrained_generate(run.model.t5, run.model.codes, codes, beam=beam, topk=topk, **part))
+            items.append(hf_constrained_generate(run.model.t5, run.model.codes, beam=beam, topk=topk, **part))
     sync(device)
     return torch.cat(items)
 

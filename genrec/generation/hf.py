@@ -5,7 +5,6 @@ transformers' beam search (it moved in 4.49+/5.x) shows up as a failing agreemen
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from genrec.generation.trie import python_trie
@@ -13,13 +12,13 @@ from genrec.generation.codes import PAD, ItemCodes
 
 
 @torch.no_grad()
-def hf_constrained_generate(model, vocab: ItemCodes, codes: np.ndarray, input_ids: torch.Tensor | None,
+def hf_constrained_generate(model, item_codes: ItemCodes, input_ids: torch.Tensor | None,
                             attention_mask: torch.Tensor, beam: int = 20, topk: int = 10,
                             inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
-    """[B, topk] item indices from `model.generate` constrained by a Python trie callback. The encoder
-    reads `input_ids`, or `inputs_embeds` when given (unified and joint runs), as in our search."""
-    trie = python_trie(codes)
-    offsets = vocab.level_offsets
+    """[B, topk] item indices from `model.generate` constrained by a Python trie callback (a nested-dict trie
+    over `item_codes`). The encoder reads `input_ids`, or `inputs_embeds` when given, as in our search."""
+    trie = python_trie(item_codes.codes.cpu().numpy())
+    offsets, depth = item_codes.level_offsets, item_codes.depth
 
     def walk(tokens: list[int]):
         node = trie
@@ -33,7 +32,7 @@ def hf_constrained_generate(model, vocab: ItemCodes, codes: np.ndarray, input_id
 
     encoder_input = {"inputs_embeds": inputs_embeds} if inputs_embeds is not None else {"input_ids": input_ids}
     out = model.generate(**encoder_input, attention_mask=attention_mask, num_beams=beam, num_return_sequences=topk,
-                         max_new_tokens=vocab.depth, min_new_tokens=vocab.depth, prefix_allowed_tokens_fn=allowed,
+                         max_new_tokens=depth, min_new_tokens=depth, prefix_allowed_tokens_fn=allowed,
                          length_penalty=0.0, do_sample=False, decoder_start_token_id=PAD)
-    seqs = out[:, 1:].reshape(-1, topk, vocab.depth).cpu().tolist()
+    seqs = out[:, 1:].reshape(-1, topk, depth).cpu().tolist()
     return torch.tensor([[walk(row) for row in user] for user in seqs])
