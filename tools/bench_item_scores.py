@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_precision import tasks
+from bench_precision import fixed_batches, tasks
 from genrec.data import load_dataset
 from genrec.experiments.harness import hardware
 
@@ -36,8 +36,7 @@ def main() -> None:
     batch = {"sasrec_id": 256, "genrec_window": 256, "genrec_every_position": 64}
     task, rows = tasks(load_dataset("beauty"), batch)["genrec_every_position"]
     model = task.model.train()
-    order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
-    chosen = [order[i * rows : (i + 1) * rows] for i in range(args.batches)]
+    chosen = fixed_batches(task, rows, args.batches)
     batches = [task.batch(indices, torch.device("cpu")) for indices in chosen]
     targets = sum(task.targets_in(indices) for indices in chosen)
 

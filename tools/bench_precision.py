@@ -64,19 +64,23 @@ def tasks(data, batch: dict[str, int], item_score_precision: str = "auto") -> di
             "genrec_every_position": (generative(True), batch["genrec_every_position"])}
 
 
+def fixed_batches(task, rows: int, count: int) -> list[torch.Tensor]:
+    """`count` batches of `rows` training-example indices, the same in every run and tool (a seeded permutation)."""
+    order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
+    return [order[i * rows : (i + 1) * rows] for i in range(count)]
+
+
 def time_steps(task, batch_size: int, steps: int, bf16: bool, compiled: bool = False) -> dict[str, float]:
     """Seconds per optimizer step after the warm-up steps (2; 20 compiled, as each new batch shape recompiles
     at first), whose time is reported too: what a compiled run pays before its steps get faster."""
     model = task.model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
     loss_fn = torch.compile(task.loss, dynamic=True) if compiled else task.loss  # as `train.compile` does
     warmup = 20 if compiled else 2
     targets, begin, start = 0, time.perf_counter(), 0.0
-    for i in range(steps + warmup):
+    for i, indices in enumerate(fixed_batches(task, batch_size, steps + warmup)):
         if i == warmup:
             start, targets = time.perf_counter(), 0
-        indices = order[i * batch_size : (i + 1) * batch_size]
         batch = task.batch(indices, torch.device("cpu"))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss, _ = loss_fn(model, batch)

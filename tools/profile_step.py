@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from bench_precision import tasks
+from bench_precision import fixed_batches, tasks
 from genrec.data import load_dataset
 from genrec.experiments.harness import hardware
 from genrec.experiments.seq import SeqRunConfig
@@ -41,8 +41,7 @@ def main() -> None:
     task.distill_weight = cfg.objective.distill_weight  # the main job's objective (bench_precision times the benchmark's)
     model = task.model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    order = torch.randperm(task.num_train_examples(), generator=torch.Generator().manual_seed(0))
-    batches = [order[i * rows : (i + 1) * rows] for i in range(args.steps + 2)]
+    batches = fixed_batches(task, rows, args.steps + 2)
 
     def step(indices: torch.Tensor) -> None:
         loss, _ = task.loss(model, task.batch(indices, torch.device("cpu")))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -101,14 +102,15 @@ def read_table(source: Any, fmt: str = "auto", *, sep: str = "", columns: Sequen
         raise
     except Exception as err:  # the parser's own error names neither the file nor the line: find them here
         raise DataValidationError(_unreadable(path, fmt, err)) from None
-    _check_columns(table.column_names, f"{path}" + (":1" if fmt != "parquet" else ""))
+    if fmt == "parquet":  # delimited headers are checked before reading, and JSON lines with a repeated key fail to parse
+        _check_columns(table.column_names, str(path))
     if table.num_rows == 0:
         raise DataValidationError(f"{path}: no_rows: the file has no data rows" + (" under its header" if fmt != "jsonl" else ""))
     return _keep(table, columns, str(path), setting), str(path)
 
 
 def _check_columns(names: Sequence[str], where: str) -> None:
-    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise DataValidationError(f"{where}: duplicate_column: column name(s) {repeated} appear more than once; "
                                   "every column needs its own name")
@@ -137,7 +139,7 @@ def _unreadable(path: Path, fmt: str, err: Exception) -> str:
                         return f"{path}:{number}: malformed_json: {bad.msg} at column {bad.colno}; JSON lines hold one object per line"
                     except (TypeError, ValueError):  # a line that is not an object
                         return f"{path}:{number}: malformed_json: the line is not a JSON object; JSON lines hold one object per line"
-                    repeated = sorted({k for k in keys if keys.count(k) > 1})
+                    repeated = sorted(key for key, count in Counter(keys).items() if count > 1)
                     if repeated:
                         return f"{path}:{number}: duplicate_column: key(s) {repeated} appear more than once in the object"
     except (EOFError, OSError, zlib.error) as bad:

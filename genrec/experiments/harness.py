@@ -21,7 +21,8 @@ from genrec.data.splits import Split
 from genrec.errors import RunFolderError
 from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
 from genrec.files import run_lock, write_atomic
-from genrec.hardware import PRECISIONS, describe
+from genrec.hardware import PRECISIONS
+from genrec.hardware import describe as hardware  # every results file names its machine with this
 from genrec.training import Task, TrainConfig, Trainer
 
 
@@ -124,10 +125,6 @@ def popularity_metrics(counts: np.ndarray, split: Split) -> dict[str, float]:
     targets = torch.from_numpy(split.target)
     ranks = torch.cat([target_ranks_from_scores(scores.expand(len(t), -1), t) for t in targets.split(4096)])
     return metrics_from_ranks(ranks)
-
-
-def hardware(threads: bool = True) -> str:
-    return describe(threads)
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:

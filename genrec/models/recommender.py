@@ -169,16 +169,17 @@ class GenerativeRecommender(nn.Module):
         scored alpha * its sequence log-prob + (1 - alpha) * the dense head's log-mass under it (`guide`:
         `trie.node_log_mass` of the dense scores, when the caller already has it, e.g. for several mixes)."""
         hidden, valid = self.encode(history, users) if encoded is None else encoded
-        if self.causal and table is None:
+        guided = alpha != 1.0
+        if table is None and (self.head.uses_item_table or (guided and guide is None)):
             table = self.items.table()
-        if alpha != 1.0 and guide is None:
+        if guided and guide is None:
             if not self.has_dense_head:
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
             guide = self.codes.trie.node_log_mass(self.dense_scores(history, users, table, (hidden, valid)))
         states = hidden[:, -1]
         score = self.head.scorer(self.t5, self.codes, states, table)
         return constrained_beam_search(self.t5, self.codes, hidden, valid, score, beam=beam, topk=topk,
-                                       start=self.decoder_start(states), prior=guide if alpha != 1.0 else None, alpha=alpha)
+                                       start=self.decoder_start(states), prior=guide if guided else None, alpha=alpha)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,

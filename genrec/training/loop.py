@@ -174,9 +174,8 @@ def make_accelerator(cfg: TrainConfig, output_dir: str | Path | None = None, pre
     quiet_repeated_warnings()
     precision = precision or cfg.mixed_precision
     if precision in ("auto", "bf16"):  # auto: bf16 where the hardware has it natively; forced: warned where emulated
-        native = use_bf16(precision if precision == "bf16" else "auto", "cuda" if torch.cuda.is_available() else "cpu",
-                          "train.mixed_precision")
-        precision = "bf16" if native else "no"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        precision = "bf16" if use_bf16(precision, device, "train.mixed_precision") else "no"
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
     from accelerate.state import AcceleratorState
 
