@@ -3,15 +3,22 @@
 For a user sequence s[0..n-1]: test target s[n-1], validation target s[n-2], and training targets
 s[1..n-3] (every prefix of the training part, sliding window). Histories are the up-to-`max_history`
 items just before the target, left-padded with -1.
+
+Under the cold-start protocol (`genrec.data.coldstart`) the items from `known` on are new: they are left out of
+the training part and of validation, and only the test split sees them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from genrec.data.schema import SequenceData
+
+if TYPE_CHECKING:
+    from genrec.data.coldstart import ColdStart
 
 PAD = -1
 
@@ -37,6 +44,12 @@ class LeaveOneOut:
     train: Split
     valid: Split
     test: Split
+    cold: ColdStart | None = None  # the cold-start protocol's new items, when it is in use
+
+    @property
+    def known(self) -> int | None:
+        """Items [0, known) may appear in training; the rest are new (None: every item, the standard protocol)."""
+        return None if self.cold is None else self.cold.known
 
     def tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         return {name: getattr(self, name).tensors() for name in ("train", "valid", "test")}
@@ -72,14 +85,21 @@ def leave_one_out(data: SequenceData, max_history: int = 20) -> LeaveOneOut:
     return LeaveOneOut(_examples(train, max_history), _examples(valid, max_history), _examples(test, max_history))
 
 
-def training_items(data: SequenceData) -> np.ndarray:
+def training_parts(data: SequenceData, known: int | None = None) -> list[np.ndarray]:
+    """Each user's training part: all but the last two items, without the new items (>= `known`) if given."""
+    parts = [np.asarray(s[: len(s) - 2], dtype=np.int64) for s in data.sequences]
+    return parts if known is None else [p[p < known] for p in parts]
+
+
+def training_items(data: SequenceData, known: int | None = None) -> np.ndarray:
     """Every item occurrence in the training part (all but the last two of each sequence)."""
-    return np.concatenate([s[:-2] for s in data.sequences])
+    return np.concatenate(training_parts(data, known))
 
 
-def popularity(data: SequenceData) -> np.ndarray:
-    """Training-part interaction count per item (used by the popularity baseline and CTR sampling)."""
-    return np.bincount(training_items(data), minlength=data.num_items)
+def popularity(data: SequenceData, known: int | None = None) -> np.ndarray:
+    """Training-part interaction count per item (used by the popularity baseline and CTR sampling); new items
+    (>= `known`, the cold-start protocol) count zero."""
+    return np.bincount(training_items(data, known), minlength=data.num_items)
 
 
 @dataclass
@@ -103,14 +123,14 @@ class Rows:
                 "user": torch.from_numpy(self.user)}
 
 
-def training_rows(data: SequenceData, max_history: int = 20) -> Rows:
+def training_rows(data: SequenceData, max_history: int = 20, known: int | None = None) -> Rows:
     """The training part of each sequence (all but the last two items) cut into rows of at most
     `max_history` + 1 items, from the newest end back, consecutive rows sharing one item so that every
     training target appears exactly once. A target sees the items before it in its own row: the full
-    history (up to `max_history`) in a user's newest row, and less at the start of older rows."""
+    history (up to `max_history`) in a user's newest row, and less at the start of older rows. `known`: the
+    cold-start protocol's first new item (new items are left out of the training part)."""
     history, target, user = [], [], []
-    for u, seq in enumerate(data.sequences):
-        part = np.asarray(seq[: len(seq) - 2], dtype=np.int64)
+    for u, part in enumerate(training_parts(data, known)):
         end = len(part)
         while end > 1:
             start = max(0, end - max_history - 1)

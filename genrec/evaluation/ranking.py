@@ -37,3 +37,19 @@ def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[st
         out[f"recall@{k}"] = hit.float().mean().item()
         out[f"ndcg@{k}"] = torch.where(hit, 1.0 / torch.log2(ranks + 2), torch.zeros_like(ranks)).mean().item()
     return out
+
+
+def cold_warm_metrics(ranks: torch.Tensor, cold: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """The cold-start protocol's report: metrics over every target, and `cold_*` over the targets marked `cold`
+    (new items), `warm_*` over the rest; a group without targets is left out."""
+    out = metrics_from_ranks(ranks, ks)
+    for name, group in (("cold", cold), ("warm", ~cold)):
+        if group.any():
+            out.update({f"{name}_{k}": v for k, v in metrics_from_ranks(ranks[group], ks).items()})
+    return out
+
+
+def new_item_share(topk_items: torch.Tensor, known: int) -> float:
+    """The share of filled top-k slots (item >= 0) holding a new item (index >= `known`)."""
+    filled = topk_items >= 0
+    return ((topk_items >= known) & filled).sum().item() / max(1, filled.sum().item())

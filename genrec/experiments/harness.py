@@ -15,11 +15,12 @@ import yaml
 from accelerate import Accelerator
 
 from genrec.config import check, check_run, save_config, to_dict
-from genrec.data import InteractionTable, LeaveOneOut, SequenceData, leave_one_out, load_dataset
+from genrec.data import InteractionTable, LeaveOneOut, SequenceData, item_embeddings, leave_one_out, load_dataset
+from genrec.data.coldstart import cold_start
 from genrec.data.loaders import MIN_LENGTH
 from genrec.data.splits import Split
 from genrec.errors import RunFolderError
-from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
+from genrec.evaluation.ranking import cold_warm_metrics, metrics_from_ranks, target_ranks_from_scores
 from genrec.files import run_lock, write_atomic
 from genrec.hardware import PRECISIONS
 from genrec.hardware import describe as hardware  # every results file names its machine with this
@@ -51,6 +52,10 @@ class DataConfig:
     # the text encoder's precision: auto = the vectors shipped with a built-in dataset, else bf16 where the hardware
     # has it natively; fp32; or bf16 (computed, never the shipped fp32 vectors)
     embedding_precision: str = "auto"
+    # the cold-start protocol (genrec.data.coldstart): this share of the items is new, unseen in training and
+    # validation, drawn by `new_items_seed` (the same items for every model and training seed); 0 = the standard one
+    new_items: float = 0.0
+    new_items_seed: int = 0
 
     def validate(self) -> None:
         check(self.min_length >= MIN_LENGTH, f"min_length must be at least {MIN_LENGTH} (a training, a validation "
@@ -58,15 +63,39 @@ class DataConfig:
         check(self.max_history >= 1, f"max_history must be at least 1, got {self.max_history}")
         check(self.max_users >= 0, f"max_users must be 0 (all users) or a positive count, got {self.max_users}")
         check(self.on_error in ("raise", "drop"), f"on_error must be raise or drop, got {self.on_error!r}")
+        check(0 <= self.new_items < 1, f"new_items must be a share in [0, 1), got {self.new_items}")
         check(self.embedding_precision in PRECISIONS,
               f"embedding_precision must be one of {', '.join(PRECISIONS)}, got {self.embedding_precision!r}")
 
 
 def load_data(cfg: DataConfig) -> tuple[SequenceData, LeaveOneOut]:
+    """The dataset and its splits: leave-one-out, or the cold-start protocol (`new_items` > 0), whose data holds
+    the new items last."""
     data = load_dataset(cfg.dataset, on_error=cfg.on_error, min_length=cfg.min_length, table=cfg.table)
     if cfg.max_users:
         data = replace(data, user_ids=data.user_ids[: cfg.max_users], sequences=data.sequences[: cfg.max_users])
+    if cfg.new_items:
+        return cold_start(data, cfg.new_items, cfg.new_items_seed, cfg.max_history)
     return data, leave_one_out(data, cfg.max_history)
+
+
+def item_vectors(data: SequenceData, splits: LeaveOneOut, cfg: DataConfig, progress: bool = True) -> np.ndarray:
+    """Every item's text vector, in the data's item order. Under the cold-start protocol they are computed (or
+    found in the cache, or shipped) for the source catalogue and reordered, so both protocols read the same vectors."""
+    catalog = data.catalog if splits.cold is None else splits.cold.source
+    vectors = item_embeddings(catalog, progress=progress, precision=cfg.embedding_precision)
+    return vectors if splits.cold is None else splits.cold.reorder(vectors)
+
+
+def cold_start_note(splits: LeaveOneOut) -> str:
+    """The protocol line's cold-start part (empty under the standard protocol)."""
+    cold = splits.cold
+    if cold is None:
+        return ""
+    return (f"; cold start: {cold.num_new} new items ({cold.share:g} of the catalogue, drawn by seed {cold.seed}) "
+            "left out of training and validation, the tokenizer fitted without their text; test over every user, "
+            "also over cold targets (new items) and warm ones; counts: "
+            + ", ".join(f"{k} {v}" for k, v in cold.counts.items()))
 
 
 def holding(accelerator: Accelerator, folder: Path):
@@ -114,17 +143,19 @@ def fit_and_test(task: Task, train: TrainConfig, seed: int, run_dir: Path, accel
     Returns the model and the per-seed record every results file stores."""
     fit = Trainer(replace(train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
     model = fit.pop("model")
+    task.before_test(model)
     test = task.evaluate(model, "test", accelerator)
     log(accelerator, f"{label} seed {seed} test: {format_metrics(test)}")
     return model, {"seed": seed, "test": test, **fit}
 
 
-def popularity_metrics(counts: np.ndarray, split: Split) -> dict[str, float]:
-    """Rank every item by training-part popularity (the same list for every user)."""
+def popularity_metrics(counts: np.ndarray, split: Split, known: int | None = None) -> dict[str, float]:
+    """Rank every item by training-part popularity (the same list for every user); with `known` (the cold-start
+    protocol) also over cold and warm targets."""
     scores = torch.from_numpy(counts).float().unsqueeze(0)
     targets = torch.from_numpy(split.target)
     ranks = torch.cat([target_ranks_from_scores(scores.expand(len(t), -1), t) for t in targets.split(4096)])
-    return metrics_from_ranks(ranks)
+    return metrics_from_ranks(ranks) if known is None else cold_warm_metrics(ranks, targets >= known)
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:

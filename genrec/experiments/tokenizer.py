@@ -75,13 +75,16 @@ class TokenizerTask(Task):
 
 
 def fit_tokenizer(embeddings: np.ndarray | torch.Tensor, cfg: TokenizerFitConfig, output_dir: str | Path,
-                  precision: str | None = None) -> tuple[SemanticTokenizer, SemanticIdTable, dict]:
+                  precision: str | None = None, known: int | None = None) -> tuple[SemanticTokenizer, SemanticIdTable, dict]:
+    """The tokenizer fitted on the first `known` rows (all when None: the cold-start protocol fits it without the new
+    items' text), and the table of every row: the new items are encoded by the fitted tokenizer and, coming last,
+    take the collision suffixes after the known items', whose codes are those of a table over them alone."""
     # a copy in torch's own (64-byte aligned) memory: BLAS kernels may round differently for differently aligned
     # inputs, and a vector table computed in this process and one read from the cache are allocated differently
     x = torch.tensor(np.asarray(embeddings), dtype=torch.float32)
     check_embeddings(x, cfg.codebook_size)
     torch.manual_seed(cfg.train.seed)
-    task = TokenizerTask(x, cfg)
+    task = TokenizerTask(x if known is None else x[:known], cfg)
     result = Trainer(cfg.train, output_dir, precision).fit(task)
     tokenizer: SemanticTokenizer = result.pop("model").cpu().eval()
     return tokenizer, SemanticIdTable.from_tokenizer(tokenizer, x), result
@@ -92,12 +95,14 @@ def seeded(cfg: TokenizerFitConfig, seed: int) -> TokenizerFitConfig:
     return replace(cfg, train=replace(cfg.train, seed=seed))
 
 
-def semantic_table(cfg: TokenizerFitConfig, embeddings: np.ndarray, run_dir: Path, accelerator: Accelerator) -> SemanticIdTable:
-    """Train a tokenizer into `run_dir/semantic_ids`, or reload it there (a resumed run keeps its codes)."""
+def semantic_table(cfg: TokenizerFitConfig, embeddings: np.ndarray, run_dir: Path, accelerator: Accelerator,
+                   known: int | None = None) -> SemanticIdTable:
+    """Train a tokenizer into `run_dir/semantic_ids`, or reload it there (a resumed run keeps its codes); `known`
+    as in `fit_tokenizer`."""
     saved = run_dir / "semantic_ids"
     if (saved / "semantic_ids.json").exists():
         return SemanticIdTable.load(saved)
-    _, table, _ = fit_tokenizer(embeddings, cfg, run_dir / "tokenizer", accelerator.mixed_precision)
+    _, table, _ = fit_tokenizer(embeddings, cfg, run_dir / "tokenizer", accelerator.mixed_precision, known)
     if accelerator.is_main_process:
         table.save(saved)
     return table

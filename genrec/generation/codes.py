@@ -89,6 +89,22 @@ class ItemCodes(nn.Module):
         self.codes.copy_(codes.to(self.codes.device))
         self._rebuild()
 
+    def add(self, codes: torch.Tensor) -> None:
+        """Append items (new code tuples, unique and within the vocabulary): the token table and trie follow."""
+        codes = codes.long().to(self.codes.device)
+        if codes.ndim != 2 or codes.shape[1] != self.depth:
+            raise ValueError(f"new items need code tuples of {self.depth} levels, got shape {tuple(codes.shape)}")
+        too_big = codes >= torch.tensor(self.level_sizes, device=codes.device)
+        if too_big.any() or (codes < 0).any():
+            raise ValueError(f"new item codes outside the vocabulary (level sizes {self.level_sizes}): first at row "
+                             f"{int((too_big | (codes < 0)).any(1).nonzero()[0])}")
+        merged = torch.cat([self.codes, codes])
+        if len(torch.unique(merged, dim=0)) != len(merged):
+            raise ValueError("new item code tuples must differ from each other and from the known items' "
+                             "(resolve collisions first)")
+        self.codes = merged  # a registered buffer: replaced, still saved with the model
+        self._rebuild()
+
     @property
     def num_items(self) -> int:
         return len(self.codes)

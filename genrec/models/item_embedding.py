@@ -57,6 +57,28 @@ class ItemEmbedding(nn.Module):
         if self.tokenizer is not None:
             self.semantic.copy_(self.tokenizer.quantize_items(self.item_text)[1])
 
+    @property
+    def reads_text(self) -> bool:
+        """Whether an item's row needs its text vector (a text part, or a live tokenizer's input)."""
+        return self.text is not None or self.tokenizer is not None
+
+    @torch.no_grad()
+    def add_items(self, semantic: torch.Tensor, text: torch.Tensor | None = None) -> None:
+        """Rows for items that arrive after training: their semantic vectors (and text vectors, which a model with a
+        text part or a live tokenizer needs), and an ID row of zeros: nothing is learned about them yet, so they
+        are scored by their content alone."""
+        if text is None and self.reads_text:
+            raise ValueError("this item table reads item text vectors: new items need theirs (`text`)")
+        n = len(semantic)
+        self.semantic = torch.cat([self.semantic, semantic.to(self.semantic)])
+        if self.text is not None:
+            self.text = torch.cat([self.text, text.to(self.text)])
+        if self.tokenizer is not None:
+            self.item_text = torch.cat([self.item_text, text.to(self.item_text)])
+        if self.ids is not None:
+            weight = self.ids.weight
+            self.ids = nn.Embedding.from_pretrained(torch.cat([weight, weight.new_zeros(n, weight.shape[1])]), freeze=False)
+
     def quantize(self, items: torch.Tensor | None = None, recon_rows: torch.Tensor | None = None) -> TokenizerOutput:
         """The live tokenizer on `items` (all when None), with gradients and its RQ-VAE losses."""
         text = self.item_text if items is None else self.item_text[items]

@@ -221,6 +221,27 @@ class GenerativeRecommender(nn.Module):
         return [{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(s)}
                 for i, s in zip(items[0].tolist(), scores[0].tolist()) if i >= 0]
 
+    @torch.no_grad()
+    def add_items(self, codes: torch.Tensor, semantic: torch.Tensor | None = None, text: torch.Tensor | None = None,
+                  item_ids: list[str] | None = None, titles: list[str] | None = None) -> None:
+        """Append items the model never trained on, so the search and the dense head can return them: their code
+        tuples (from the fitted tokenizer, collisions resolved after the known items'), and for a model with an
+        item table their semantic vectors and, where it reads them, text vectors (the ID rows start at zero)."""
+        n = len(codes)
+        item_ids = [str(i) for i in item_ids] if item_ids is not None else [str(self.num_items + i) for i in range(n)]
+        clash = sorted(set(item_ids) & set(self._index)) or sorted({i for i in item_ids if item_ids.count(i) > 1})
+        if clash:
+            raise GenrecError(f"item ids already in the catalogue or given twice: {clash[:5]}")
+        if self.items is not None and (semantic is None or (text is None and self.items.reads_text)):
+            raise GenrecError("this model embeds items: new items need their semantic vectors"
+                              + (" and text vectors" if self.items.reads_text else ""))
+        self.codes.add(codes)  # checked before anything changes
+        if self.items is not None:
+            self.items.add_items(semantic, text)
+        self.item_ids = self.item_ids + item_ids
+        self.titles = self.titles + (list(titles) if titles is not None else [""] * n)
+        self._index.update({item: len(self._index) + i for i, item in enumerate(item_ids)})
+
     # ------------------------------------------------------------------ saving
     def config(self) -> dict[str, Any]:
         items = None

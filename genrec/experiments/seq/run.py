@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from genrec.data import item_embeddings, popularity
-from genrec.experiments.harness import (fit_and_test, format_metrics, hardware, holding, load_data, log,
+from genrec.data import popularity
+from genrec.experiments.harness import (cold_start_note, fit_and_test, format_metrics, hardware, holding, item_vectors,
+                                        load_data, log,
                                         popularity_metrics, run_record, start_fit, summarize, write_result)
 from genrec.experiments.seq.config import SeqRunConfig
 from genrec.experiments.seq.modes import SeedContext, build_task
@@ -32,8 +33,8 @@ def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> d
     log(accelerator, f"{hardware()}; mixed precision {accelerator.mixed_precision}, dense head's matmul in training "
                      f"{'bf16' if use_bf16(cfg.model.item_score_precision, device, 'model.item_score_precision') else 'fp32'}")
     data, splits = load_data(cfg.data)
-    embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process, precision=cfg.data.embedding_precision)
-    pop = popularity_metrics(popularity(data), splits.test)
+    embeddings = item_vectors(data, splits, cfg.data, progress=accelerator.is_main_process)
+    pop = popularity_metrics(popularity(data, splits.known), splits.test, splits.known)
     per_seed = []
     for seed in cfg.seeds:
         run_dir = Path(cfg.output_dir) / cfg.name / f"seed_{seed}"
@@ -51,7 +52,7 @@ def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> d
         "dataset": {k: v for k, v in data.stats().items() if k != "sequence_length"},
         "protocol": "leave-one-out, history<=%d, full ranking over %d items, beam=%d, top-%d" % (
             cfg.data.max_history, data.num_items, cfg.decode.beam, cfg.decode.topk) + (
-            HYBRID if cfg.objective.kind == "every_position" else ""),
+            HYBRID if cfg.objective.kind == "every_position" else "") + cold_start_note(splits),
         "metrics": mean,
         "metrics_std": std,
         "popularity": pop,

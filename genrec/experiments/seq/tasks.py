@@ -6,12 +6,15 @@ schedule: which parts learn in each epoch, and when the codes (the decoder's tar
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from accelerate import Accelerator
 
 from genrec.data.splits import LeaveOneOut, Rows
-from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores, target_ranks_from_topk
+from genrec.evaluation.ranking import (cold_warm_metrics, metrics_from_ranks, new_item_share, target_ranks_from_scores,
+                                       target_ranks_from_topk)
 from genrec.experiments.seq.config import DecodeConfig
 from genrec.experiments.seq.schedule import JointConfig, plan_epochs
 from genrec.models.recommender import GenerativeRecommender
@@ -20,15 +23,29 @@ from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 from genrec.training import SplitTensors, Task, eval_batches
 
 
+@dataclass
+class NewItems:
+    """The cold-start protocol's new items, which arrive after training (`GenerativeRecommender.add_items`)."""
+
+    codes: torch.Tensor
+    semantic: torch.Tensor | None
+    text: torch.Tensor | None
+    item_ids: list[str]
+    titles: list[str]
+
+
 class GenerativeTask(Task):
     """Trains on sliding windows (one example per history), or, given `rows` (`training_rows`) and a causal
     model, on every position of each row in one pass with the dense head's loss weighted by `dense_weight` (and,
     with `distill_weight` > 0, the decoder also trained toward the dense head's mass under each code).
     Evaluation ranks by beam search; a model with a dense head is also ranked by the dense head alone
-    (`dense_*`) and by the beam's candidates re-scored with it (`hybrid_*`, the mix chosen on validation)."""
+    (`dense_*`) and by the beam's candidates re-scored with it (`hybrid_*`, the mix chosen on validation).
+    Under the cold-start protocol (`splits.cold`) the `new_items` join the model before the test, which is also
+    reported over cold and warm targets, with the share of new items among the top k."""
 
     def __init__(self, model: GenerativeRecommender, splits: LeaveOneOut, decode: DecodeConfig, seed: int,
-                 rows: Rows | None = None, dense_weight: float = 1.0, distill_weight: float = 0.0):
+                 rows: Rows | None = None, dense_weight: float = 1.0, distill_weight: float = 0.0,
+                 new_items: NewItems | None = None):
         if rows is not None and not model.causal:
             raise ValueError("every-position training needs a causal model (objective.kind=every_position)")
         self.model = model
@@ -42,6 +59,12 @@ class GenerativeTask(Task):
         self.alpha: float | None = None  # the hybrid mix chosen on validation
         self.mix_metrics: dict[float, dict[str, float]] = {}  # validation metrics of every mix tried
         self.row_targets = torch.from_numpy((rows.target >= 0).sum(1)) if rows is not None else None
+        self.known, self.new_items = splits.known, new_items
+
+    def before_test(self, model: GenerativeRecommender) -> None:
+        if self.new_items is not None and model.num_items == self.known:
+            new = self.new_items
+            model.add_items(new.codes, new.semantic, new.text, new.item_ids, new.titles)
 
     def targets_in(self, indices: torch.Tensor) -> int:
         return len(indices) if self.row_targets is None else int(self.row_targets[indices].sum())
@@ -84,7 +107,8 @@ class GenerativeTask(Task):
         model.eval()
         table = model.items.table() if dense else None
         ranks: dict[str, list[torch.Tensor]] = {"beam": [], "dense": [], **{a: [] for a in mixes}}
-        invalid, dupes, empty = [], [], []
+        found: dict[str, list[torch.Tensor]] = {key: [] for key in ranks}  # top-k lists, for the new items' share
+        targets, invalid, dupes, empty = [], [], [], []
         for batch in eval_batches(self, split, self.decode.batch_size, accelerator):
             history, users, target = batch["history"], batch["user"], batch["target"]
             with accelerator.autocast():
@@ -95,24 +119,38 @@ class GenerativeTask(Task):
                 guided = {a: model.generate(history, users, self.decode.beam, self.decode.topk, encoded,
                                             alpha=a, guide=guide, table=table)[0] for a in mixes}
             ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
+            targets.append(accelerator.gather_for_metrics(target))
+            found["beam"].append(accelerator.gather_for_metrics(items))
             invalid.append(accelerator.gather_for_metrics((items >= model.num_items).sum(1)))
             empty.append(accelerator.gather_for_metrics((items < 0).sum(1)))
             sorted_items = items.sort(1).values
             dupes.append(accelerator.gather_for_metrics(((sorted_items[:, 1:] == sorted_items[:, :-1]) & (sorted_items[:, 1:] >= 0)).sum(1)))
             if dense:
                 ranks["dense"].append(accelerator.gather_for_metrics(target_ranks_from_scores(dense_logp, target)))
-            for alpha, found in guided.items():
-                ranks[alpha].append(accelerator.gather_for_metrics(target_ranks_from_topk(found, target)))
+                found["dense"].append(accelerator.gather_for_metrics(dense_logp.topk(self.decode.topk, -1).indices))
+            for alpha, guided_items in guided.items():
+                ranks[alpha].append(accelerator.gather_for_metrics(target_ranks_from_topk(guided_items, target)))
+                found[alpha].append(accelerator.gather_for_metrics(guided_items))
         model.train()
-        metrics = metrics_from_ranks(torch.cat(ranks["beam"]))
+        cold = self.known is not None and model.num_items > self.known
+        target = torch.cat(targets)
+
+        def scored(key) -> dict[str, float]:
+            """One ranking's metrics; under the cold-start protocol also over cold and warm targets."""
+            if not cold:
+                return metrics_from_ranks(torch.cat(ranks[key]))
+            share = new_item_share(torch.cat(found[key]), self.known)
+            return {**cold_warm_metrics(torch.cat(ranks[key]), target >= self.known), f"new_share@{self.decode.topk}": share}
+
+        metrics = scored("beam")
         slots = len(torch.cat(ranks["beam"])) * self.decode.topk
         metrics["invalid_rate"] = torch.cat(invalid).sum().item() / slots
         metrics["duplicate_rate"] = torch.cat(dupes).sum().item() / slots
         metrics["empty_rate"] = torch.cat(empty).sum().item() / slots
         if dense:
-            metrics.update({f"dense_{k}": v for k, v in metrics_from_ranks(torch.cat(ranks["dense"])).items()})
+            metrics.update({f"dense_{k}": v for k, v in scored("dense").items()})
         if mixes:
-            by_alpha = {a: metrics_from_ranks(torch.cat(ranks[a])) for a in mixes}
+            by_alpha = {a: scored(a) for a in mixes}
             if split == "valid":
                 self.alpha = max(mixes, key=lambda a: (by_alpha[a]["ndcg@10"], a))  # ties: the more generative mix
                 self.mix_metrics = by_alpha  # what the choice saw, for reports
