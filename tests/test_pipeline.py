@@ -105,3 +105,23 @@ def test_loop_state_carries_wall_time_across_a_resume():
     resumed.load_state_dict(saved)
     time.sleep(0.01)
     assert resumed.seconds() >= saved["elapsed"] + 0.01
+
+
+@pytest.mark.slow
+def test_a_cold_start_run_tests_new_items_it_never_trained_on_and_saves_them(tmp_path, tiny_seq_config):
+    """The cold-start protocol end to end: trained over the known items only, the new ones added before the test
+    (the search can return them), the test reported over cold and warm targets, the saved model holding them all."""
+    result = run(tiny_seq_config("name=cold", "data.new_items=0.1", "items.text=true", "items.id_dropout=0.1",
+                                 "train.epochs=1"))
+    test = result["per_seed"][0]["test"]
+    for key in ("cold_recall@10", "warm_recall@10", "new_share@10", "dense_cold_ndcg@10", "dense_new_share@10"):
+        assert 0.0 <= test[key] <= 1.0
+    assert test["invalid_rate"] == 0.0 and test["duplicate_rate"] == 0.0
+    assert "cold start" in result["protocol"] and "cold_recall@10" in result["popularity"]
+    model = GenerativeRecommender.from_pretrained(tmp_path / "runs" / "cold" / "seed_42" / "model")
+    assert model.num_items == result["dataset"]["items"]
+    known = model.num_items - round(0.1 * model.num_items)
+    assert model.items.ids.weight[known:].abs().sum() == 0  # the new items' ID rows: nothing learned
+    # a history of new items only still gets recommendations, from their content
+    recs = model.recommend(model.item_ids[known : known + 3], k=5)
+    assert len(recs) == 5

@@ -17,11 +17,12 @@ from accelerate import Accelerator
 
 from genrec.config import load_config
 from genrec.errors import MissingFileError
-from genrec.data import LeaveOneOut, item_embeddings, popularity
-from genrec.evaluation.ranking import metrics_from_ranks, target_ranks_from_scores
-from genrec.experiments.harness import (DataConfig, RunConfig, fit_and_test, format_metrics, hardware, holding,
-                                        load_data, log, popularity_metrics, run_record, start_fit, summarize,
-                                        write_result)
+from genrec.data import LeaveOneOut, popularity
+from genrec.data.splits import Split
+from genrec.evaluation.ranking import cold_warm_metrics, metrics_from_ranks, new_item_share, target_ranks_from_scores
+from genrec.experiments.harness import (DataConfig, RunConfig, cold_start_note, fit_and_test, format_metrics, hardware,
+                                        holding, item_vectors, load_data, log, popularity_metrics, run_record,
+                                        start_fit, summarize, write_result)
 from genrec.experiments.seq.config import ItemInputConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
 from genrec.models.item_embedding import ItemEmbedding
@@ -33,6 +34,7 @@ from genrec.training.loop import BEST
 
 
 MODELS = ("sasrec_id", "sasrec_unified")
+UNTRAINED = ("text_neighbours",)  # baselines without a fit (popularity is always reported)
 
 
 class SasRecTask(Task):
@@ -42,10 +44,18 @@ class SasRecTask(Task):
     def __init__(self, splits: LeaveOneOut, num_items: int, cfg: SasRecConfig, eval_batch_size: int = 1024,
                  item_embedding: ItemEmbedding | None = None, tokenizer_lr_scale: float = 1.0, rq_weight: float = 1.0,
                  rq_sample: int = 0):
-        self.model = SasRec(num_items, cfg, item_embedding, rq_weight, rq_sample)
+        self.known, self.num_items = splits.known, num_items  # cold start: trained over the known items only
+        if self.known is not None and item_embedding is not None:
+            raise ValueError("the cold-start protocol (data.new_items) runs the sasrec_id baseline")
+        self.model = SasRec(num_items if self.known is None else self.known, cfg, item_embedding, rq_weight, rq_sample)
         self.eval_batch_size = eval_batch_size
         self.tokenizer_lr_scale = tokenizer_lr_scale
         self.data = SplitTensors(splits.tensors())
+
+    def before_test(self, model) -> None:
+        """The cold-start protocol's new items arrive with empty ID rows."""
+        if model.num_items < self.num_items:
+            model.add_items(self.num_items - model.num_items)
 
     def num_train_examples(self) -> int:
         return self.data.rows("train")
@@ -64,15 +74,41 @@ class SasRecTask(Task):
     @torch.no_grad()
     def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
         model.eval()
-        ranks = []
+        ranks, targets, top = [], [], []
         with accelerator.autocast():
             table = model.item_table()  # once per evaluation: unified items recompute it from the tokenizer
         for batch in eval_batches(self, split, self.eval_batch_size, accelerator):
             with accelerator.autocast():
                 scores = model(batch["history"], table).float()
             ranks.append(accelerator.gather_for_metrics(target_ranks_from_scores(scores, batch["target"])))
+            targets.append(accelerator.gather_for_metrics(batch["target"]))
+            top.append(accelerator.gather_for_metrics(scores.topk(min(10, scores.shape[1]), -1).indices))
         model.train()
-        return metrics_from_ranks(torch.cat(ranks))
+        return ranked_metrics(torch.cat(ranks), torch.cat(targets), torch.cat(top), self.known, model.num_items)
+
+
+def ranked_metrics(ranks: torch.Tensor, targets: torch.Tensor, top: torch.Tensor, known: int | None,
+                   num_items: int) -> dict[str, float]:
+    """Metrics of a full ranking; once the cold-start protocol's new items are in the catalogue (`num_items` >
+    `known`), also over cold and warm targets, with the new items' share of the top 10 (`top`)."""
+    if known is None or num_items == known:
+        return metrics_from_ranks(ranks)
+    return {**cold_warm_metrics(ranks, targets >= known), "new_share@10": new_item_share(top, known)}
+
+
+def text_neighbour_metrics(vectors: np.ndarray, split: Split, known: int | None = None) -> dict[str, float]:
+    """Rank every item by the cosine of its text vector to the last history item's (the item itself last): a
+    content-only baseline that needs no training, and so knows new items as well as old ones."""
+    unit = torch.nn.functional.normalize(torch.tensor(np.asarray(vectors), dtype=torch.float32), dim=-1)
+    last = torch.from_numpy(split.history[:, -1])
+    targets = torch.from_numpy(split.target)
+    ranks, top = [], []
+    for rows in torch.arange(len(targets)).split(2048):
+        scores = unit[last[rows]] @ unit.T
+        scores[torch.arange(len(rows)), last[rows]] = -2.0  # below any cosine, finite (non-finite scores raise)
+        ranks.append(target_ranks_from_scores(scores, targets[rows]))
+        top.append(scores.topk(min(10, len(unit)), -1).indices)
+    return ranked_metrics(torch.cat(ranks), targets, torch.cat(top), known, len(unit))
 
 
 @dataclass
@@ -92,7 +128,7 @@ def _sasrec_train() -> TrainConfig:
 @dataclass
 class BaselineRunConfig(RunConfig):
     name: str = "beauty_baselines"
-    models: list[str] = field(default_factory=lambda: ["sasrec_id"])  # sasrec_id | sasrec_unified
+    models: list[str] = field(default_factory=lambda: ["sasrec_id"])  # sasrec_id | sasrec_unified | text_neighbours
     eval_batch_size: int = 1024
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SasRecConfig = field(default_factory=SasRecConfig)
@@ -141,12 +177,13 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
     items = None
     if model_name == "sasrec_unified":  # the semantic table (frozen, or the live tokenizer's cache) is in the state dict
         semantic = torch.zeros(data.num_items, cfg.tokenizer.latent_dim)  # placeholders until the weights load
-        text = (item_embeddings(data.catalog, progress=False, precision=cfg.data.embedding_precision)
+        text = (item_vectors(data, splits, cfg.data, progress=False)
                 if cfg.unified.train_tokenizer or cfg.items.text else None)
         tokenizer = SemanticTokenizer(text.shape[1], cfg.tokenizer) if cfg.unified.train_tokenizer else None
         items = cfg.items.embedding(semantic, cfg.sasrec.d_model, text, tokenizer)
     task = sasrec_task(cfg, splits, data.num_items, items)
     load_weights(task.model, folder / BEST)
+    task.before_test(task.model)  # the cold-start protocol's new items, as the fit's test saw them
     task.model.eval()
     return SavedBaseline(cfg, model_name, task)
 
@@ -178,13 +215,16 @@ def run_baselines(cfg: BaselineRunConfig, command: str | None = None) -> dict[st
 def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, start: float) -> dict[str, Any]:
     log(accelerator, f"{hardware()}; mixed precision {accelerator.mixed_precision}")
     data, splits = load_data(cfg.data)
-    unknown = set(cfg.models) - set(MODELS)
+    unknown = set(cfg.models) - set(MODELS) - set(UNTRAINED)
     if unknown:
-        raise ValueError(f"unknown baseline model(s) {sorted(unknown)}; choose from {MODELS}")
-    embeddings = (item_embeddings(data.catalog, progress=accelerator.is_main_process, precision=cfg.data.embedding_precision)
-                  if "sasrec_unified" in cfg.models else None)
-    models: dict[str, dict[str, Any]] = {"popularity": {"metrics": popularity_metrics(popularity(data), splits.test)}}
-    for model_name in cfg.models:
+        raise ValueError(f"unknown baseline model(s) {sorted(unknown)}; choose from {MODELS + UNTRAINED}")
+    embeddings = (item_vectors(data, splits, cfg.data, progress=accelerator.is_main_process)
+                  if {"sasrec_unified", "text_neighbours"} & set(cfg.models) else None)
+    known = splits.known
+    models: dict[str, dict[str, Any]] = {"popularity": {"metrics": popularity_metrics(popularity(data, known), splits.test, known)}}
+    if "text_neighbours" in cfg.models:
+        models["text_neighbours"] = {"metrics": text_neighbour_metrics(embeddings, splits.test, known)}
+    for model_name in (m for m in cfg.models if m in MODELS):
         per_seed = []
         for seed in cfg.seeds:
             run_dir = Path(cfg.output_dir) / cfg.name / f"{model_name}_seed_{seed}"
@@ -200,7 +240,7 @@ def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, sta
         **run_record(cfg, command, accelerator, start),
         "dataset": {k: v for k, v in data.stats().items() if k != "sequence_length"},
         "protocol": f"leave-one-out, history<={cfg.data.max_history}, full ranking over {data.num_items} items "
-                    "(score ties broken by item index)",
+                    "(score ties broken by item index)" + cold_start_note(splits),
         "models": models,
     }
     if accelerator.is_main_process:

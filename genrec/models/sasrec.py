@@ -48,6 +48,20 @@ class SasRec(nn.Module):
             self.items.weight[0].zero_()  # padding row
         nn.init.normal_(self.positions.weight, std=0.02)
 
+    @torch.no_grad()
+    def add_items(self, count: int) -> None:
+        """Rows for `count` items that arrive after training, at zero: an ID model knows nothing of them (the
+        cold-start protocol's baseline; `[ID ‖ semantic]` items grow through their `ItemEmbedding`)."""
+        if self.item_embedding is not None:
+            raise ValueError("SASRec with unified items adds items through its ItemEmbedding")
+        weight = self.items.weight
+        self.items = nn.Embedding.from_pretrained(torch.cat([weight, weight.new_zeros(count, weight.shape[1])]),
+                                                  freeze=False, padding_idx=0)
+
+    @property
+    def num_items(self) -> int:
+        return (self.item_embedding.num_items if self.item_embedding is not None else len(self.items.weight) - 1)
+
     def attention_mask(self, history: torch.Tensor) -> torch.Tensor:
         """[B*heads, L, L] bool, True = blocked. Causal, pads blocked as keys, but every position may
         attend to itself, so no row is fully masked (a fully masked row gives NaN that leaks through)."""

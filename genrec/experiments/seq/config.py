@@ -24,11 +24,15 @@ class ItemInputConfig:
     id_dim: int = 16  # width of the per-item learned ID half of `[ID ‖ semantic]`; 0 drops it (ablation)
     semantic: bool = True  # the quantized semantic vector (the codes' own vectors); false: the ablations without it
     text: bool = False  # the item's text vector itself (fixed, 384 numbers), beside the ID and the semantic half
+    # in training, the share of items whose ID part is zeroed at each lookup, so that items are also scored by their
+    # content alone, as new items (zero ID rows) must be (the cold-start protocol); 0 = off
+    id_dropout: float = 0.0
 
     def validate(self) -> None:
         check(self.id_dim >= 0, f"id_dim must not be negative, got {self.id_dim}")
         check(self.id_dim > 0 or self.semantic or self.text,
               "an item needs at least one part: items.id_dim > 0, items.semantic or items.text")
+        check(0 <= self.id_dropout < 1, f"id_dropout must lie in [0, 1), got {self.id_dropout}")
 
     def embedding(self, semantic: torch.Tensor, d_model: int, text: np.ndarray | torch.Tensor | None,
                   tokenizer: SemanticTokenizer | None = None) -> ItemEmbedding:
@@ -37,8 +41,9 @@ class ItemInputConfig:
         vectors = None if text is None else torch.tensor(np.asarray(text), dtype=torch.float32)  # an aligned copy
         half = vectors if self.text else None
         if tokenizer is not None:
-            return ItemEmbedding.live(tokenizer, vectors, self.id_dim, d_model, half, self.semantic)
-        return ItemEmbedding(semantic, self.id_dim, d_model, text=half, use_semantic=self.semantic)
+            return ItemEmbedding.live(tokenizer, vectors, self.id_dim, d_model, half, self.semantic, self.id_dropout)
+        return ItemEmbedding(semantic, self.id_dim, d_model, text=half, use_semantic=self.semantic,
+                             id_dropout=self.id_dropout)
 
 
 @dataclass
