@@ -10,7 +10,6 @@ from genrec.data.splits import PAD, popularity, training_rows
 from genrec.errors import GenrecError
 from genrec.evaluation.ranking import cold_warm_metrics, new_item_share
 from genrec.experiments.baselines import text_neighbour_metrics
-from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.recommender import GenerativeRecommender
 from tests.test_every_position import toy_model
 
@@ -122,17 +121,3 @@ def test_added_items_are_searchable_scored_by_content_and_saved(tmp_path):
     assert loaded.num_items == 42  # a refused addition changes nothing
     with pytest.raises(GenrecError, match="semantic vectors"):
         loaded.add_items(extra.new_tensor([[4, 4, 4]]))
-
-
-def test_id_dropout_zeroes_whole_id_rows_in_training_only():
-    torch.manual_seed(0)
-    items = ItemEmbedding(torch.zeros(2000, 3), id_dim=4, d_model=8, id_dropout=0.3)
-    torch.nn.init.zeros_(items.proj.bias)
-    with torch.no_grad():
-        items.proj.weight.copy_(torch.cat([torch.eye(8)[:, :4], torch.zeros(8, 3)], 1))  # the output is the ID part
-    rows = items.train().table()
-    dropped = (rows.abs().sum(1) == 0).float().mean().item()
-    assert 0.25 < dropped < 0.35  # whole rows, about the share asked
-    assert torch.equal(items.eval().table(), items.proj(torch.cat([items.ids.weight, torch.zeros(2000, 3)], 1)))
-    with pytest.raises(ValueError, match="id_dropout"):
-        ItemEmbedding(torch.zeros(3, 3), id_dim=4, d_model=8, id_dropout=1.0)

@@ -111,7 +111,7 @@ def test_loop_state_carries_wall_time_across_a_resume():
 def test_a_cold_start_run_tests_new_items_it_never_trained_on_and_saves_them(tmp_path, tiny_seq_config):
     """The cold-start protocol end to end: trained over the known items only, the new ones added before the test
     (the search can return them), the test reported over cold and warm targets, the saved model holding them all."""
-    result = run(tiny_seq_config("name=cold", "data.new_items=0.1", "items.text=true", "items.id_dropout=0.1",
+    result = run(tiny_seq_config("name=cold", "data.new_items=0.1", "items.text=true", "decode.text_view_weights=[0,4]",
                                  "train.epochs=1"))
     test = result["per_seed"][0]["test"]
     for key in ("cold_recall@10", "warm_recall@10", "new_share@10", "dense_cold_ndcg@10", "dense_new_share@10"):
@@ -122,6 +122,9 @@ def test_a_cold_start_run_tests_new_items_it_never_trained_on_and_saves_them(tmp
     assert model.num_items == result["dataset"]["items"]
     known = model.num_items - round(0.1 * model.num_items)
     assert model.items.ids.weight[known:].abs().sum() == 0  # the new items' ID rows: nothing learned
+    # the settings chosen after training on validation come back with the model
+    assert model.new_from == known and model.new_item_bias == test["new_item_bias"]
+    assert model.text_view_weight == test["text_view_weight"] in (0, 4)
     # a history of new items only still gets recommendations, from their content
     recs = model.recommend(model.item_ids[known : known + 3], k=5)
     assert len(recs) == 5

@@ -24,3 +24,35 @@ def test_bench_budget_overrides_reach_only_their_model():
     assert bench.overrides_for(["output_dir=C:/runs"], "sasrec_id") == ["output_dir=C:/runs"]
     with pytest.raises(SystemExit, match="unknown model 'tiger'"):
         bench.overrides_for(["tiger:model.d_model=128"], "sasrec_id")
+
+
+@pytest.mark.slow
+def test_bench_coldstart_collects_every_ranking_over_cold_warm_and_all(tmp_path, tiny_seq_config):
+    """The cold-start benchmark's tables from real (toy) result files of a generative and a SASRec fit."""
+    import argparse
+    import json
+
+    from genrec.config import load_config
+    from genrec.experiments.baselines import BaselineRunConfig, run_baselines
+    from genrec.experiments.seq import run
+
+    bench = load_tool("bench_coldstart")
+    args = argparse.Namespace(dataset="toy", minutes=1.0, new_items=0.1, seeds=[42], jobs=1, fits=str(tmp_path / "fits"),
+                              variants=["sasrec_id", "genrec_text"], note="")
+    name = lambda variant: bench.fit_name("toy", variant, 42, 1.0, 0.1)  # noqa: E731
+    run(tiny_seq_config(f"name={name('genrec_text')}", "data.new_items=0.1", "items.text=true", "train.epochs=1",
+                        f"results_dir={args.fits}"))
+    data = tiny_seq_config().data.dataset
+    run_baselines(load_config(BaselineRunConfig, overrides=[
+        f"data.dataset={data}", "data.new_items=0.1", "models=[sasrec_id,text_neighbours]", "train.epochs=1",
+        "train.progress=false", f"name={name('sasrec_id')}", f"output_dir={tmp_path}/runs", f"results_dir={args.fits}"]))
+    result = bench.collect(args)
+    assert not result["missing_fits"] and "cold start" in result["protocol"]
+    assert set(result["models"]) == {"sasrec_id", "popularity", "text_neighbours", "genrec_text_beam", "genrec_text_dense"}
+    for entry in result["models"].values():
+        assert set(entry["metrics"]) == {f"{g}{k}" for g in bench.GROUPS for k in bench.METRICS} | {bench.SHARE}
+    assert result["models"]["popularity"]["metrics"]["cold_recall@10"] == 0.0  # new items were never bought
+    assert result["models"]["popularity"]["metrics"][bench.SHARE] == 0.0
+    bench.plot(result, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 0
+    assert json.loads(json.dumps(result)) == result

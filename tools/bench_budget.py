@@ -66,8 +66,8 @@ def overrides_for(overrides: list[str], model: str) -> list[str]:
     return picked
 
 
-def run_fit(args: argparse.Namespace, model: str, seed: int) -> Path:
-    name = fit_name(args.dataset, model, seed, args.minutes)
+def run_fit(args: argparse.Namespace, name: str, command: list[str]) -> Path:
+    """One fit in its own process on one thread, unless its result file (`args.fits`/<name>.json) exists."""
     out = Path(args.fits) / f"{name}.json"
     if out.exists():
         return out
@@ -75,7 +75,7 @@ def run_fit(args: argparse.Namespace, model: str, seed: int) -> Path:
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GENREC_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     with log.open("a") as f:
-        code = subprocess.call(fit_command(args, model, seed), cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        code = subprocess.call(command, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
     print(f"{name}: exit {code} (log {log})", flush=True)
     return out
 
@@ -198,7 +198,7 @@ def main() -> None:
         args.fit_overrides = {model: overrides_for(args.overrides, model) for model in args.models}  # refused before any fit
         fits = [(model, seed) for seed in args.seeds for model in args.models]
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda fit: run_fit(args, *fit), fits))
+            list(pool.map(lambda fit: run_fit(args, fit_name(args.dataset, *fit, args.minutes), fit_command(args, *fit)), fits))
     result = collect(args)
     out = Path(args.results) / f"budget_{args.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

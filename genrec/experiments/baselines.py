@@ -52,7 +52,7 @@ class SasRecTask(Task):
         self.tokenizer_lr_scale = tokenizer_lr_scale
         self.data = SplitTensors(splits.tensors())
 
-    def before_test(self, model) -> None:
+    def before_test(self, model, accelerator=None) -> None:
         """The cold-start protocol's new items arrive with empty ID rows."""
         if model.num_items < self.num_items:
             model.add_items(self.num_items - model.num_items)

@@ -143,7 +143,7 @@ def fit_and_test(task: Task, train: TrainConfig, seed: int, run_dir: Path, accel
     Returns the model and the per-seed record every results file stores."""
     fit = Trainer(replace(train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
     model = fit.pop("model")
-    task.before_test(model)
+    task.before_test(model, accelerator)
     test = task.evaluate(model, "test", accelerator)
     log(accelerator, f"{label} seed {seed} test: {format_metrics(test)}")
     return model, {"seed": seed, "test": test, **fit}

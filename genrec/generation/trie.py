@@ -96,19 +96,25 @@ class TensorTrie:
         return _log_or_minus_inf(sums)
 
     def child_log_mass(self, queries: torch.Tensor, vectors: torch.Tensor, parents: torch.Tensor, level: int,
-                       rows_per_chunk: int = 64) -> torch.Tensor:
+                       rows_per_chunk: int = 64, offsets: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """[..., level size]: for queries [..., d] and per-item vectors in code order `vectors` [items, d], the
         log of sum(exp(query . item)) over the items under each child of `parents` [...] at `level` (-inf where a
         code is not a valid child). Chained over a path, the per-level log-softmaxes of these masses give the
         items' full-softmax log-probabilities, so a decoder scoring codes this way is a factorised dense head.
         Below the root a parent's items are one run in code order (from one to a few hundred items), so only
         those are scored: rows sorted by run length, `rows_per_chunk` at a time, each chunk padded to its own
-        longest run (padding every row to the longest would gather ~3x more vectors on Beauty's codes)."""
+        longest run (padding every row to the longest would gather ~3x more vectors on Beauty's codes).
+        `offsets`: (places in code order [..., E], values [..., E]), a score added to a few distinct items of each
+        query (-inf leaves an item out)."""
         size, dim = self.level_sizes[level], queries.shape[-1]
         flat, nodes = queries.reshape(-1, dim), parents.reshape(-1)
+        if offsets is not None:
+            places, values = (x.reshape(len(flat), -1) for x in offsets)
         if level == 0:  # every parent is the root: all items, one matmul; each code's items are one run
             scores = flat @ vectors.T
-            top = scores.amax(-1, keepdim=True).detach()  # held constant: the gradient is the same
+            if offsets is not None:
+                scores = scores.scatter_add(1, places, values.to(scores.dtype))
+            top = _finite_max(scores)  # held constant: the gradient is the same
             sums = scores.new_zeros(len(flat), size).index_add_(1, self.order_codes[:, 0], (scores - top).exp_())
             return _log_or_minus_inf(sums).add_(top).view(*queries.shape[:-1], size)
         start, end = self.run_start[nodes], self.run_end[nodes]
@@ -127,6 +133,9 @@ class TensorTrie:
         out = []
         for rows, where, inside, items in zip(chunks, wheres, insides, gathered):
             scores = torch.bmm(items.view(*where.shape, dim), flat[rows].unsqueeze(-1)).squeeze(-1)
+            if offsets is not None:
+                hit = where.unsqueeze(-1) == places[rows].unsqueeze(1)  # [R, W, E]
+                scores = scores + torch.where(hit, values[rows].unsqueeze(1).to(scores.dtype), 0.0).sum(-1)
             out.append(_scatter_log_sum_exp(scores.masked_fill(~inside, float("-inf")), self.order_codes[where, level], size))
         return torch.cat(out)[torch.argsort(order)].view(*queries.shape[:-1], size)
 
@@ -153,10 +162,17 @@ class TensorTrie:
         return self.children[nodes, codes]
 
 
+def _finite_max(scores: torch.Tensor) -> torch.Tensor:
+    """Each row's largest score (detached) as the shift of a log-sum-exp; 0 for a row whose items are all left out
+    (-inf), so the sum is an empty 0 and not NaN."""
+    top = scores.amax(-1, keepdim=True).detach()
+    return top.masked_fill(torch.isinf(top), 0.0)
+
+
 def _scatter_log_sum_exp(scores: torch.Tensor, codes: torch.Tensor, size: int) -> torch.Tensor:
     """[R, size]: log of sum(exp(scores)) over the entries of each row [R, W] that carry each code; -inf for a
     code no entry carries. Shifted by the row's maximum (held constant: the gradient is the same)."""
-    top = scores.amax(-1, keepdim=True).detach()
+    top = _finite_max(scores)
     return _log_or_minus_inf(scores.new_zeros(scores.shape[0], size).scatter_add_(1, codes, (scores - top).exp_())).add_(top)
 
 

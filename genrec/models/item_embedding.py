@@ -21,15 +21,8 @@ from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerOutput
 
 class ItemEmbedding(nn.Module):
     def __init__(self, semantic: torch.Tensor, id_dim: int, d_model: int, tokenizer: SemanticTokenizer | None = None,
-                 item_text: torch.Tensor | None = None, text: torch.Tensor | None = None, use_semantic: bool = True,
-                 id_dropout: float = 0.0):
-        """`id_dropout`: in training, the share of items whose ID part is zeroed in each lookup (drawn per item and
-        call), so the model also learns to score items by their content alone, as it must score items that
-        arrive after training (their ID rows are zero)."""
+                 item_text: torch.Tensor | None = None, text: torch.Tensor | None = None, use_semantic: bool = True):
         super().__init__()
-        if not 0 <= id_dropout < 1:
-            raise ValueError(f"id_dropout must lie in [0, 1), got {id_dropout}")
-        self.id_dropout = id_dropout
         if (tokenizer is None) != (item_text is None):
             raise ValueError("a live tokenizer needs the item text vectors it reads (`item_text`), and only it does")
         if not (id_dim or use_semantic or text is not None):
@@ -49,18 +42,10 @@ class ItemEmbedding(nn.Module):
 
     @classmethod
     def live(cls, tokenizer: SemanticTokenizer, item_text: torch.Tensor, id_dim: int, d_model: int,
-             text: torch.Tensor | None = None, use_semantic: bool = True, id_dropout: float = 0.0) -> "ItemEmbedding":
+             text: torch.Tensor | None = None, use_semantic: bool = True) -> "ItemEmbedding":
         """Items whose semantic half is the tokenizer's current output (the tokenizer trains with the model)."""
         _, semantic = tokenizer.quantize_items(item_text.float())
-        return cls(semantic, id_dim, d_model, tokenizer, item_text, text, use_semantic, id_dropout)
-
-    def _id_rows(self, items: torch.Tensor | None) -> torch.Tensor:
-        """The ID part of `items` (every item when None), with `id_dropout` applied in training."""
-        rows = self.ids.weight if items is None else self.ids(items)
-        if not (self.training and self.id_dropout):
-            return rows
-        keep = torch.rand(self.ids.num_embeddings, device=rows.device) >= self.id_dropout
-        return rows * (keep if items is None else keep[items]).unsqueeze(-1).to(rows.dtype)
+        return cls(semantic, id_dim, d_model, tokenizer, item_text, text, use_semantic)
 
     @property
     def num_items(self) -> int:
@@ -109,7 +94,7 @@ class ItemEmbedding(nn.Module):
     def forward(self, items: torch.Tensor, semantic: torch.Tensor | None = None) -> torch.Tensor:
         """items [...] -> [..., d_model]. `semantic` [..., latent] are those items' vectors (e.g. live ones
         with gradients); by default the cached/frozen table's."""
-        parts = [] if self.ids is None else [self._id_rows(items)]
+        parts = [] if self.ids is None else [self.ids(items)]
         if self.use_semantic:
             parts.append(self.semantic[items] if semantic is None else semantic)
         if self.text is not None:
@@ -118,7 +103,7 @@ class ItemEmbedding(nn.Module):
 
     def table(self, semantic: torch.Tensor | None = None) -> torch.Tensor:
         """[items, d_model] for every item (SASRec scores against it); `semantic` as in `forward`."""
-        parts = [] if self.ids is None else [self._id_rows(None)]
+        parts = [] if self.ids is None else [self.ids.weight]
         if self.use_semantic:
             parts.append(self.semantic if semantic is None else semantic)
         if self.text is not None:

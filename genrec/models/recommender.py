@@ -25,7 +25,7 @@ from genrec.files import save_folder
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.codes import ItemCodes
 from genrec.models import losses
-from genrec.models.code_head import CodeHead
+from genrec.models.code_head import CodeHead, ItemTerms
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.seq2seq import Seq2SeqConfig, build_model
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
@@ -85,6 +85,12 @@ class GenerativeRecommender(nn.Module):
         self._index = {item: i for i, item in enumerate(self.item_ids)}
         self.user_ids = list(user_ids or []) if seq2seq.user_buckets else []
         self._user_index = {user: i for i, user in enumerate(self.user_ids)}
+        # items from `new_from` on arrived after training (`add_items`); their scores get `new_item_bias` added
+        self.new_from: int | None = None
+        self.new_item_bias = 0.0
+        # the text view: every item's score gets this weight times the cosine of its text vector to the last history
+        # item's (a model whose items carry their text vectors; chosen on validation after training, 0 = off)
+        self.text_view_weight = 0.0
 
     @property
     def num_items(self) -> int:
@@ -93,6 +99,29 @@ class GenerativeRecommender(nn.Module):
     @property
     def has_dense_head(self) -> bool:
         return self.causal
+
+    def item_terms(self, history: torch.Tensor) -> ItemTerms | None:
+        """What this batch's item scores get added beyond the state's dot product with the item rows, or None: the new
+        items' bias, and the text view (its weight times each item's text cosine to the last history item, the item
+        itself left out: a user's own last item is not its own text neighbour)."""
+        columns, queries, offsets = [], [], None
+        device, rows = self.codes.codes.device, len(history)
+        if self.new_from is not None and self.new_item_bias:
+            new = torch.zeros(self.num_items, 1, device=device)
+            new[self.new_from :] = 1.0
+            columns.append(new)
+            queries.append(torch.full((rows, 1), self.new_item_bias, device=device))
+        if self.text_view_weight:
+            if self.items is None or self.items.text is None:
+                raise GenrecError("the text view needs items that carry their text vectors (items.text=true)")
+            unit = torch.nn.functional.normalize(self.items.text.float(), dim=-1)
+            last = history[:, -1]  # left-padded: the newest item
+            columns.append(unit)
+            queries.append(self.text_view_weight * unit[last])
+            offsets = (last.unsqueeze(1), torch.full((rows, 1), -self.text_view_weight, device=device))  # its cosine, 1
+        if not columns:
+            return None
+        return ItemTerms(torch.cat(columns, 1), torch.cat(queries, 1), offsets)
 
     # ------------------------------------------------------------------ encoder
     def encoder_inputs(self, history: torch.Tensor, users: torch.Tensor | None,
@@ -177,7 +206,7 @@ class GenerativeRecommender(nn.Module):
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
             guide = self.codes.trie.node_log_mass(self.dense_scores(history, users, table, (hidden, valid)))
         states = hidden[:, -1]
-        score = self.head.scorer(self.t5, self.codes, states, table)
+        score = self.head.scorer(self.t5, self.codes, states, table, self.item_terms(history))
         return constrained_beam_search(self.t5, self.codes, hidden, valid, score, beam=beam, topk=topk,
                                        start=self.decoder_start(states), prior=guide if guided else None, alpha=alpha)
 
@@ -188,8 +217,10 @@ class GenerativeRecommender(nn.Module):
         against the item table; `table`: a precomputed `items.table()`; `encoded` as in `generate`)."""
         hidden, _ = self.encode(history, users) if encoded is None else encoded
         table = self.items.table() if table is None else table
+        terms = self.item_terms(history)
         with torch.autocast(hidden.device.type, enabled=False):
-            return torch.log_softmax(hidden[:, -1].float() @ table.float().T, dim=-1)
+            logits = hidden[:, -1].float() @ table.float().T
+            return torch.log_softmax(logits if terms is None else terms.scores(logits), dim=-1)
 
     def item_index(self, item_id: str) -> int:
         if str(item_id) not in self._index:
@@ -235,12 +266,47 @@ class GenerativeRecommender(nn.Module):
         if self.items is not None and (semantic is None or (text is None and self.items.reads_text)):
             raise GenrecError("this model embeds items: new items need their semantic vectors"
                               + (" and text vectors" if self.items.reads_text else ""))
+        known = self.num_items
         self.codes.add(codes)  # checked before anything changes
         if self.items is not None:
             self.items.add_items(semantic, text)
+        self.new_from = known if self.new_from is None else self.new_from
         self.item_ids = self.item_ids + item_ids
         self.titles = self.titles + (list(titles) if titles is not None else [""] * n)
         self._index.update({item: len(self._index) + i for i, item in enumerate(item_ids)})
+
+    @torch.no_grad()
+    def calibrate_new_items(self, history: torch.Tensor, users: torch.Tensor | None = None, share: float | None = None,
+                            beam: int = 20, topk: int = 10, batch_size: int = 512, steps: int = 12) -> float:
+        """Set `new_item_bias` so that the items added after training fill `share` of the top-k slots of the search
+        over these histories [n, H] (default: their share of the catalogue, as if they were as popular as the average
+        item); returns it. A new item is scored by its content alone, and the known items' ID rows carry what
+        training learned, so new items sit below them: the search would almost never return one. Bisection on the
+        bias, the histories encoded once. Applies to the dense head and the item-table decoder (the TIGER decoder
+        scores codes, not items)."""
+        if self.new_from is None:
+            raise GenrecError("no items were added after training: nothing to calibrate")
+        share = (self.num_items - self.new_from) / self.num_items if share is None else share
+        was = self.training
+        self.eval()
+        table = self.items.table() if self.items is not None else None
+        batches = [(h, None if users is None else u) for h, u in zip(history.split(batch_size),
+                                                                     (users if users is not None else history).split(batch_size))]
+        encoded = [self.encode(h, u) for h, u in batches]
+
+        def new_share(bias: float) -> float:
+            self.new_item_bias = bias
+            found = torch.cat([self.generate(h, u, beam, topk, e, table=table)[0] for (h, u), e in zip(batches, encoded)])
+            filled = found >= 0
+            return ((found >= self.new_from) & filled).sum().item() / max(1, filled.sum().item())
+
+        low, high = -5.0, 15.0
+        for _ in range(steps):
+            middle = (low + high) / 2
+            low, high = (middle, high) if new_share(middle) < share else (low, middle)
+        self.new_item_bias = (low + high) / 2
+        self.train(was)
+        return self.new_item_bias
 
     # ------------------------------------------------------------------ saving
     def config(self) -> dict[str, Any]:
@@ -253,7 +319,8 @@ class GenerativeRecommender(nn.Module):
                      "tokenizer": None if tokenizer is None else architecture(tokenizer.cfg),
                      "item_text_dim": None if tokenizer is None else self.items.item_text.shape[1]}
         return {"format": FORMAT, "num_items": self.num_items, "level_sizes": self.level_sizes,
-                "max_history": self.max_history, "causal": self.causal, "seq2seq": asdict(self.seq2seq), "items": items}
+                "max_history": self.max_history, "causal": self.causal, "seq2seq": asdict(self.seq2seq), "items": items,
+                "new_items": {"from": self.new_from, "bias": self.new_item_bias}, "text_view_weight": self.text_view_weight}
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the model folder whole (staged, then swapped in)."""
@@ -301,4 +368,7 @@ class GenerativeRecommender(nn.Module):
                     Seq2SeqConfig(**cfg["seq2seq"]), cfg["max_history"], items, catalog["item_ids"], catalog["titles"],
                     cfg.get("causal", False), catalog.get("user_ids"))
         load_model(model, str(folder / "model.safetensors"), device="cpu")
+        new = cfg.get("new_items") or {}
+        model.new_from, model.new_item_bias = new.get("from"), new.get("bias", 0.0)
+        model.text_view_weight = cfg.get("text_view_weight", 0.0)
         return model.to(device).eval()

@@ -98,8 +98,9 @@ class Task:
         """After each epoch's training steps, before validation; returns values to log."""
         return {}
 
-    def before_test(self, model: nn.Module) -> None:
-        """After training, before the test split is scored (the cold-start protocol's new items arrive here)."""
+    def before_test(self, model: nn.Module, accelerator: Accelerator) -> None:
+        """After training, before the test split is scored: settings chosen on validation after training, and the
+        cold-start protocol's new items, arrive here."""
 
     def lr_scale(self, parameter_name: str) -> float:
         """A part's learning rate as a fraction of `TrainConfig.lr` (the joint model's tokenizer)."""

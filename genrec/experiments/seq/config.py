@@ -24,15 +24,11 @@ class ItemInputConfig:
     id_dim: int = 16  # width of the per-item learned ID half of `[ID ‖ semantic]`; 0 drops it (ablation)
     semantic: bool = True  # the quantized semantic vector (the codes' own vectors); false: the ablations without it
     text: bool = False  # the item's text vector itself (fixed, 384 numbers), beside the ID and the semantic half
-    # in training, the share of items whose ID part is zeroed at each lookup, so that items are also scored by their
-    # content alone, as new items (zero ID rows) must be (the cold-start protocol); 0 = off
-    id_dropout: float = 0.0
 
     def validate(self) -> None:
         check(self.id_dim >= 0, f"id_dim must not be negative, got {self.id_dim}")
         check(self.id_dim > 0 or self.semantic or self.text,
               "an item needs at least one part: items.id_dim > 0, items.semantic or items.text")
-        check(0 <= self.id_dropout < 1, f"id_dropout must lie in [0, 1), got {self.id_dropout}")
 
     def embedding(self, semantic: torch.Tensor, d_model: int, text: np.ndarray | torch.Tensor | None,
                   tokenizer: SemanticTokenizer | None = None) -> ItemEmbedding:
@@ -41,9 +37,8 @@ class ItemInputConfig:
         vectors = None if text is None else torch.tensor(np.asarray(text), dtype=torch.float32)  # an aligned copy
         half = vectors if self.text else None
         if tokenizer is not None:
-            return ItemEmbedding.live(tokenizer, vectors, self.id_dim, d_model, half, self.semantic, self.id_dropout)
-        return ItemEmbedding(semantic, self.id_dim, d_model, text=half, use_semantic=self.semantic,
-                             id_dropout=self.id_dropout)
+            return ItemEmbedding.live(tokenizer, vectors, self.id_dim, d_model, half, self.semantic)
+        return ItemEmbedding(semantic, self.id_dim, d_model, text=half, use_semantic=self.semantic)
 
 
 @dataclass
@@ -84,11 +79,20 @@ class DecodeConfig:
     # beam already follows the dense head's mass, and the hybrid comes out level with the beam (the 20-minute
     # benchmark, which reports it: recipes/configs/budget/every_position.yaml), at about half the evaluation's time
     hybrid_alphas: list[float] = field(default_factory=list)
+    # the cold-start protocol: once the new items join the model, their scores get the offset at which they fill their
+    # share of the catalogue in the top-k over the validation histories (as if as popular as the average item; no
+    # test data is read); false: their raw scores, content alone against the known items' learned ID rows
+    calibrate_new_items: bool = True
+    # the text view (a model whose items carry their text vectors, items.text): each item's score gets a weight times
+    # the cosine of its text vector to the last history item's, the weight chosen on validation after training
+    # among these (one search over the validation users each; 0 is the model alone); empty: off
+    text_view_weights: list[float] = field(default_factory=list)
 
     def validate(self) -> None:
         check(self.beam >= 1 and self.batch_size >= 1, "beam and batch_size must be at least 1")
         check(1 <= self.topk <= self.beam, f"topk must be between 1 and the beam width {self.beam}, got {self.topk}")
         check(self.valid_users >= 0, f"valid_users must be 0 (all) or a positive count, got {self.valid_users}")
+        check(all(w >= 0 for w in self.text_view_weights), f"text_view_weights must not be negative, got {self.text_view_weights}")
         check(all(0 <= a <= 1 for a in self.hybrid_alphas),
               f"hybrid_alphas must be weights in [0, 1], got {self.hybrid_alphas}")
 

@@ -57,14 +57,33 @@ class GenerativeTask(Task):
             pick = np.random.default_rng(seed).choice(len(splits.valid), decode.valid_users, replace=False)
             self.data.select("valid", torch.from_numpy(np.sort(pick)))
         self.alpha: float | None = None  # the hybrid mix chosen on validation
+        self.text_view_metrics: dict[float, dict[str, float]] = {}  # validation metrics of every text-view weight tried
         self.mix_metrics: dict[float, dict[str, float]] = {}  # validation metrics of every mix tried
         self.row_targets = torch.from_numpy((rows.target >= 0).sum(1)) if rows is not None else None
         self.known, self.new_items = splits.known, new_items
 
-    def before_test(self, model: GenerativeRecommender) -> None:
-        if self.new_items is not None and model.num_items == self.known:
+    def before_test(self, model: GenerativeRecommender, accelerator: Accelerator) -> None:
+        """The cold-start protocol's new items join the model; the text view's weight is chosen on validation; the new
+        items' score offset is set on the validation histories."""
+        adding = self.new_items is not None and model.num_items == self.known
+        if adding:
             new = self.new_items
             model.add_items(new.codes, new.semantic, new.text, new.item_ids, new.titles)
+        if self.decode.text_view_weights and model.items is not None and model.items.text is not None:
+            self.choose_text_view(model, accelerator)
+        if adding and self.decode.calibrate_new_items and model.head.uses_item_table:
+            valid = self.data.gather("valid", torch.arange(self.data.rows("valid")), model.codes.codes.device)
+            model.calibrate_new_items(valid["history"], valid["user"], beam=self.decode.beam, topk=self.decode.topk,
+                                      batch_size=self.decode.batch_size)
+
+    def choose_text_view(self, model: GenerativeRecommender, accelerator: Accelerator) -> None:
+        """Set the text view's weight to the one of `decode.text_view_weights` with the best validation beam N@10
+        (ties: the smaller weight); every weight's validation metrics are kept in `text_view_metrics`."""
+        for weight in self.decode.text_view_weights:
+            model.text_view_weight = weight
+            self.text_view_metrics[weight] = self.evaluate(model, "valid", accelerator)
+        model.text_view_weight = max(self.decode.text_view_weights,
+                                     key=lambda w: (self.text_view_metrics[w]["ndcg@10"], -w))
 
     def targets_in(self, indices: torch.Tensor) -> int:
         return len(indices) if self.row_targets is None else int(self.row_targets[indices].sum())
@@ -143,6 +162,10 @@ class GenerativeTask(Task):
             return {**cold_warm_metrics(torch.cat(ranks[key]), target >= self.known), f"new_share@{self.decode.topk}": share}
 
         metrics = scored("beam")
+        if cold:
+            metrics["new_item_bias"] = model.new_item_bias
+        if self.decode.text_view_weights:
+            metrics["text_view_weight"] = model.text_view_weight
         slots = len(torch.cat(ranks["beam"])) * self.decode.topk
         metrics["invalid_rate"] = torch.cat(invalid).sum().item() / slots
         metrics["duplicate_rate"] = torch.cat(dupes).sum().item() / slots
