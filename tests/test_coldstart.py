@@ -121,3 +121,38 @@ def test_added_items_are_searchable_scored_by_content_and_saved(tmp_path):
     assert loaded.num_items == 42  # a refused addition changes nothing
     with pytest.raises(GenrecError, match="semantic vectors"):
         loaded.add_items(extra.new_tensor([[4, 4, 4]]))
+
+
+def test_the_text_view_and_the_new_items_bias_reach_the_dense_head_and_the_search_as_one_score():
+    """Dense scores with the text view (weight x cosine to the last history item, the item itself left out) and a bias
+    for added items equal the brute-force sum; the item-table decoder's first level is the same scores' mass."""
+    from genrec.models.item_embedding import ItemEmbedding
+
+    torch.manual_seed(0)
+    model = toy_model(n_items=40)
+    text = torch.randn(40, 12)
+    model.items = ItemEmbedding(torch.randn(40, 6), id_dim=4, d_model=16, text=text).eval()
+    model.add_items(model.codes.codes.new_tensor([[5, 5, 5], [5, 5, 4]]), torch.randn(2, 6), torch.randn(2, 12))
+    model.text_view_weight, model.new_item_bias = 2.5, 1.5
+    history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 41], [-1, -1, -1, -1, 2, 4, 6, 8]])
+    hidden, _ = model.encode(history, None)
+    unit = torch.nn.functional.normalize(model.items.text, dim=-1)
+    cosine = unit[history[:, -1]] @ unit.T
+    cosine[torch.arange(2), history[:, -1]] = 0.0
+    bias = torch.zeros(42)
+    bias[40:] = 1.5
+    scores = hidden[:, -1] @ model.items.table().T + 2.5 * cosine + bias
+    assert torch.allclose(model.dense_scores(history), torch.log_softmax(scores, -1), atol=1e-5)
+    # the first level of the item-table decoder: each code's log-sum-exp of the same item scores
+    terms = model.item_terms(history)
+    root = model.head.root_term(model.codes, hidden[:, -1:], torch.cat([model.items.table(), terms.columns], 1)
+                                [model.codes.trie.code_order], terms)[:, 0]
+    first = model.codes.codes[:, 0]
+    for code in range(6):
+        expected = scores[:, first == code].logsumexp(-1)
+        assert torch.allclose(root[:, code], expected, atol=1e-4)
+    # the text view needs the items' text vectors
+    plain = toy_model(n_items=40)
+    plain.text_view_weight = 1.0
+    with pytest.raises(GenrecError, match="text vectors"):
+        plain.dense_scores(history[1:])

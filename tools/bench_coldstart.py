@@ -28,8 +28,7 @@ from bench_budget import MODELS, run_fit  # noqa: E402
 # variant -> (bench_budget model, extra overrides)
 VARIANTS = {
     "sasrec_id": ("sasrec_id", ["models=[sasrec_id,text_neighbours]"]),
-    "genrec_text": ("genrec_every_position", ["items.text=true"]),
-    "genrec_text_id_dropout": ("genrec_every_position", ["items.text=true", "items.id_dropout=0.2"]),
+    "genrec_text": ("genrec_every_position", ["items.text=true", "decode.text_view_weights=[0,2,4,8,16]"]),
 }
 GROUPS = ("", "cold_", "warm_")
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
