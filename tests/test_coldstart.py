@@ -144,9 +144,9 @@ def test_the_text_view_and_the_new_items_bias_reach_the_dense_head_and_the_searc
     scores = hidden[:, -1] @ model.items.table().T + 2.5 * cosine + bias
     assert torch.allclose(model.dense_scores(history), torch.log_softmax(scores, -1), atol=1e-5)
     # the first level of the item-table decoder: each code's log-sum-exp of the same item scores
-    terms = model.item_terms(history)
-    root = model.head.root_term(model.codes, hidden[:, -1:], torch.cat([model.items.table(), terms.columns], 1)
-                                [model.codes.trie.code_order], terms)[:, 0]
+    order = model.codes.trie.code_order
+    root = model.head.root_term(model.codes, hidden[:, -1:], model.items.table()[order],
+                                model.item_scores(history)[:, order])[:, 0]
     first = model.codes.codes[:, 0]
     for code in range(6):
         expected = scores[:, first == code].logsumexp(-1)

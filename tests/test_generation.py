@@ -218,27 +218,30 @@ def test_child_masses_match_summing_each_nodes_items_on_a_random_trie():
                 assert mass[row, code].item() == pytest.approx(probs[row, under].sum().item(), abs=1e-6)
 
 
-def test_child_log_mass_adds_each_querys_item_offsets_and_can_leave_items_out():
-    """Offsets (a score for a few items per query, -inf leaving one out) reach every level as they would a full
-    ranking: the log-sum-exp under each child of the offset scores."""
+def test_child_log_mass_adds_each_users_item_scores_and_can_leave_items_out():
+    """Per-user item scores (-inf leaving an item out) reach every level, for every beam of the user, as they would a
+    full ranking: the log-sum-exp under each child of the summed scores."""
     codes = np.unique(np.random.default_rng(7).integers(0, 4, size=(50, 3)), axis=0)
     trie = TensorTrie(codes, [4, 4, 4])
-    vectors, queries = torch.randn(len(codes), 5), torch.randn(3, 5)
-    items = torch.tensor([[0, 17], [17, 30], [5, 6]])
-    values = torch.tensor([[2.0, -1.0], [float("-inf"), 0.5], [3.0, float("-inf")]])
-    scores = (queries @ vectors.T).scatter_add(1, items, values)
-    parents = trie.parents(torch.from_numpy(codes)[torch.tensor([0, 30, 6])])
-    offsets = (trie.code_rank[items], values)
+    vectors, queries = torch.randn(len(codes), 5), torch.randn(3, 2, 5)  # 3 users, 2 beams each
+    extra = torch.randn(3, len(codes))
+    extra[0, 17] = extra[1, :] = float("-inf")  # user 1 may have nothing at all
+    extra[1, 30] = 0.0
+    scores = (queries @ vectors.T) + extra.unsqueeze(1)  # [3, 2, items]
+    picks = torch.tensor([[0, 17], [30, 30], [5, 6]])
+    parents = trie.parents(torch.from_numpy(codes)[picks])  # [3, 2, depth]
     for level in range(3):
-        got = trie.child_log_mass(queries, vectors[trie.code_order], parents[:, level], level, offsets=offsets)
-        for row in range(3):
-            for code in range(4):
-                child = int(trie.children[parents[row, level], code])
-                under = trie.prefix_nodes[level] == child
-                if child < 0 or torch.isinf(scores[row, under]).all():
-                    assert got[row, code] == float("-inf")
-                    continue
-                assert got[row, code].item() == pytest.approx(scores[row, under].logsumexp(0).item(), abs=1e-5)
+        got = trie.child_log_mass(queries, vectors[trie.code_order], parents[..., level], level,
+                                  item_scores=extra[:, trie.code_order])
+        for user in range(3):
+            for b in range(2):
+                for code in range(4):
+                    child = int(trie.children[parents[user, b, level], code])
+                    under = trie.prefix_nodes[level] == child
+                    if child < 0 or torch.isinf(scores[user, b, under]).all():
+                        assert got[user, b, code] == float("-inf")
+                        continue
+                    assert got[user, b, code].item() == pytest.approx(scores[user, b, under].logsumexp(0).item(), abs=1e-5)
 
 
 def test_child_log_mass_is_the_log_sum_of_exp_scores_of_each_childs_items():

@@ -96,7 +96,7 @@ class TensorTrie:
         return _log_or_minus_inf(sums)
 
     def child_log_mass(self, queries: torch.Tensor, vectors: torch.Tensor, parents: torch.Tensor, level: int,
-                       rows_per_chunk: int = 64, offsets: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                       rows_per_chunk: int = 64, item_scores: torch.Tensor | None = None) -> torch.Tensor:
         """[..., level size]: for queries [..., d] and per-item vectors in code order `vectors` [items, d], the
         log of sum(exp(query . item)) over the items under each child of `parents` [...] at `level` (-inf where a
         code is not a valid child). Chained over a path, the per-level log-softmaxes of these masses give the
@@ -104,16 +104,15 @@ class TensorTrie:
         Below the root a parent's items are one run in code order (from one to a few hundred items), so only
         those are scored: rows sorted by run length, `rows_per_chunk` at a time, each chunk padded to its own
         longest run (padding every row to the longest would gather ~3x more vectors on Beauty's codes).
-        `offsets`: (places in code order [..., E], values [..., E]), a score added to a few distinct items of each
-        query (-inf leaves an item out)."""
+        `item_scores` [queries.shape[0], items] (code order): a score added to every item, one row for each group of
+        queries along the first dimension (a user's beams); -inf leaves an item out."""
         size, dim = self.level_sizes[level], queries.shape[-1]
         flat, nodes = queries.reshape(-1, dim), parents.reshape(-1)
-        if offsets is not None:
-            places, values = (x.reshape(len(flat), -1) for x in offsets)
+        owner = None if item_scores is None else torch.arange(len(flat), device=flat.device) // (len(flat) // len(item_scores))
         if level == 0:  # every parent is the root: all items, one matmul; each code's items are one run
             scores = flat @ vectors.T
-            if offsets is not None:
-                scores = scores.scatter_add(1, places, values.to(scores.dtype))
+            if item_scores is not None:
+                scores = scores + item_scores[owner].to(scores.dtype)
             top = _finite_max(scores)  # held constant: the gradient is the same
             sums = scores.new_zeros(len(flat), size).index_add_(1, self.order_codes[:, 0], (scores - top).exp_())
             return _log_or_minus_inf(sums).add_(top).view(*queries.shape[:-1], size)
@@ -133,9 +132,8 @@ class TensorTrie:
         out = []
         for rows, where, inside, items in zip(chunks, wheres, insides, gathered):
             scores = torch.bmm(items.view(*where.shape, dim), flat[rows].unsqueeze(-1)).squeeze(-1)
-            if offsets is not None:
-                hit = where.unsqueeze(-1) == places[rows].unsqueeze(1)  # [R, W, E]
-                scores = scores + torch.where(hit, values[rows].unsqueeze(1).to(scores.dtype), 0.0).sum(-1)
+            if item_scores is not None:
+                scores = scores + item_scores[owner[rows, None], where].to(scores.dtype)
             out.append(_scatter_log_sum_exp(scores.masked_fill(~inside, float("-inf")), self.order_codes[where, level], size))
         return torch.cat(out)[torch.argsort(order)].view(*queries.shape[:-1], size)
 

@@ -25,7 +25,7 @@ from genrec.files import save_folder
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.codes import ItemCodes
 from genrec.models import losses
-from genrec.models.code_head import CodeHead, ItemTerms
+from genrec.models.code_head import CodeHead
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.seq2seq import Seq2SeqConfig, build_model
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
@@ -100,28 +100,23 @@ class GenerativeRecommender(nn.Module):
     def has_dense_head(self) -> bool:
         return self.causal
 
-    def item_terms(self, history: torch.Tensor) -> ItemTerms | None:
-        """What this batch's item scores get added beyond the state's dot product with the item rows, or None: the new
-        items' bias, and the text view (its weight times each item's text cosine to the last history item, the item
-        itself left out: a user's own last item is not its own text neighbour)."""
-        columns, queries, offsets = [], [], None
-        device, rows = self.codes.codes.device, len(history)
-        if self.new_from is not None and self.new_item_bias:
-            new = torch.zeros(self.num_items, 1, device=device)
-            new[self.new_from :] = 1.0
-            columns.append(new)
-            queries.append(torch.full((rows, 1), self.new_item_bias, device=device))
+    def item_scores(self, history: torch.Tensor) -> torch.Tensor | None:
+        """[B, items]: what each user's item scores get added beyond the state's dot product with the item rows, or
+        None: the new items' bias, and the text view (its weight times each item's text cosine to the last history
+        item, the item itself left out: a user's own last item is not its own text neighbour)."""
+        if not self.text_view_weight and not (self.new_from is not None and self.new_item_bias):
+            return None
+        scores = torch.zeros(len(history), self.num_items, device=self.codes.codes.device)
+        if self.new_from is not None:
+            scores[:, self.new_from :] = self.new_item_bias
         if self.text_view_weight:
             if self.items is None or self.items.text is None:
                 raise GenrecError("the text view needs items that carry their text vectors (items.text=true)")
             unit = torch.nn.functional.normalize(self.items.text.float(), dim=-1)
             last = history[:, -1]  # left-padded: the newest item
-            columns.append(unit)
-            queries.append(self.text_view_weight * unit[last])
-            offsets = (last.unsqueeze(1), torch.full((rows, 1), -self.text_view_weight, device=device))  # its cosine, 1
-        if not columns:
-            return None
-        return ItemTerms(torch.cat(columns, 1), torch.cat(queries, 1), offsets)
+            cosine = (unit[last] @ unit.T).scatter_(1, last.unsqueeze(1), 0.0)
+            scores += self.text_view_weight * cosine
+        return scores
 
     # ------------------------------------------------------------------ encoder
     def encoder_inputs(self, history: torch.Tensor, users: torch.Tensor | None,
@@ -206,7 +201,7 @@ class GenerativeRecommender(nn.Module):
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
             guide = self.codes.trie.node_log_mass(self.dense_scores(history, users, table, (hidden, valid)))
         states = hidden[:, -1]
-        score = self.head.scorer(self.t5, self.codes, states, table, self.item_terms(history))
+        score = self.head.scorer(self.t5, self.codes, states, table, self.item_scores(history))
         return constrained_beam_search(self.t5, self.codes, hidden, valid, score, beam=beam, topk=topk,
                                        start=self.decoder_start(states), prior=guide if guided else None, alpha=alpha)
 
@@ -217,10 +212,10 @@ class GenerativeRecommender(nn.Module):
         against the item table; `table`: a precomputed `items.table()`; `encoded` as in `generate`)."""
         hidden, _ = self.encode(history, users) if encoded is None else encoded
         table = self.items.table() if table is None else table
-        terms = self.item_terms(history)
+        extra = self.item_scores(history)
         with torch.autocast(hidden.device.type, enabled=False):
             logits = hidden[:, -1].float() @ table.float().T
-            return torch.log_softmax(logits if terms is None else terms.scores(logits), dim=-1)
+            return torch.log_softmax(logits if extra is None else logits + extra, dim=-1)
 
     def item_index(self, item_id: str) -> int:
         if str(item_id) not in self._index:

@@ -164,7 +164,7 @@ class GenerativeTask(Task):
         metrics = scored("beam")
         if cold:
             metrics["new_item_bias"] = model.new_item_bias
-        if self.decode.text_view_weights:
+        if self.decode.text_view_weights and split != "valid":  # chosen on validation after training
             metrics["text_view_weight"] = model.text_view_weight
         slots = len(torch.cat(ranks["beam"])) * self.decode.topk
         metrics["invalid_rate"] = torch.cat(invalid).sum().item() / slots
