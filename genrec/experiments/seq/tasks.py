@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from genrec.data.splits import LeaveOneOut, Rows
 from genrec.evaluation.ranking import (cold_warm_metrics, metrics_from_ranks, new_item_share, target_ranks_from_scores,
                                        target_ranks_from_topk)
+from genrec.experiments.harness import log
 from genrec.experiments.seq.config import DecodeConfig
 from genrec.experiments.seq.schedule import JointConfig, plan_epochs
 from genrec.models.recommender import GenerativeRecommender
@@ -73,8 +74,10 @@ class GenerativeTask(Task):
             self.choose_text_view(model, accelerator)
         if adding and self.decode.calibrate_new_items and model.head.uses_item_table:
             valid = self.data.gather("valid", torch.arange(self.data.rows("valid")), model.codes.codes.device)
-            model.calibrate_new_items(valid["history"], valid["user"], beam=self.decode.beam, topk=self.decode.topk,
-                                      batch_size=self.decode.batch_size)
+            bias = model.calibrate_new_items(valid["history"], valid["user"], beam=self.decode.beam,
+                                             topk=self.decode.topk, batch_size=self.decode.batch_size)
+            log(accelerator, f"{len(new.item_ids)} new items added; their score offset {bias:.3f} gives them their share "
+                             f"of the catalogue in the top {self.decode.topk} over {len(valid['history'])} validation users")
 
     def choose_text_view(self, model: GenerativeRecommender, accelerator: Accelerator) -> None:
         """Set the text view's weight to the one of `decode.text_view_weights` with the best validation beam N@10
@@ -84,6 +87,8 @@ class GenerativeTask(Task):
             self.text_view_metrics[weight] = self.evaluate(model, "valid", accelerator)
         model.text_view_weight = max(self.decode.text_view_weights,
                                      key=lambda w: (self.text_view_metrics[w]["ndcg@10"], -w))
+        log(accelerator, f"text view weight {model.text_view_weight:g} chosen on validation (beam N@10 by weight: "
+                         + ", ".join(f"{w:g} {m['ndcg@10']:.4f}" for w, m in self.text_view_metrics.items()) + ")")
 
     def targets_in(self, indices: torch.Tensor) -> int:
         return len(indices) if self.row_targets is None else int(self.row_targets[indices].sum())
