@@ -106,6 +106,27 @@ def curve(record: dict, key: str) -> list[list[float]]:
     return [[h["train_seconds"], h[key]] for h in record["history"] if key in h and "train_seconds" in h]
 
 
+def add_rescored(args: argparse.Namespace, models: dict[str, dict], missing: list[str]) -> None:
+    """Rows of the every-position fits scored again after training (`tools/evaluate_run.py`, e.g. with the text view
+    chosen on validation): `args.rescored` names each seed's output with `{seed}`."""
+    for seed in args.seeds:
+        path = Path(args.rescored.format(seed=seed))
+        if not path.exists():
+            missing.append(path.stem)
+            continue
+        result = json.loads(path.read_text())
+        fit = next(e for e in models["genrec_beam"]["per_seed"] if e["seed"] == seed)
+        for row, prefix in RANKINGS.items():
+            record = {**fit, "test": {k: result["test"][prefix + k] for k in METRICS}, "rescored": result["command"]}
+            if "text_view_weight" in result["test"]:
+                record["text_view_weight"] = result["test"]["text_view_weight"]
+            if row == "genrec_hybrid":
+                record["hybrid_alpha"] = result["test"]["hybrid_alpha"]
+            entry = models.setdefault(f"{row}_rescored", {"fit": "genrec_every_position", "command": result["command"],
+                                                           "per_seed": [], "precision": models["genrec_beam"]["precision"]})
+            entry["per_seed"].append(record)
+
+
 def collect(args: argparse.Namespace) -> dict:
     from genrec.experiments.harness import hardware
 
@@ -122,6 +143,8 @@ def collect(args: argparse.Namespace) -> dict:
                 entry = models.setdefault(row, {"fit": model, "command": result["command"], "per_seed": [],
                                                 "precision": precision_of(result)})
                 entry["per_seed"].append(record)
+    if args.rescored:
+        add_rescored(args, models, missing)
     for row, entry in models.items():
         per_seed = entry["per_seed"]
         entry["seeds"] = [r["seed"] for r in per_seed]
@@ -130,13 +153,15 @@ def collect(args: argparse.Namespace) -> dict:
         entry["train_targets_per_second"] = float(np.mean([r["train_sequences_per_second"] for r in per_seed]))
         entry["epochs"] = [len(r["history"]) for r in per_seed]
         entry["best_epoch"] = [r["best_epoch"] for r in per_seed]
-        if row == "genrec_hybrid":
+        if row in ("genrec_hybrid", "genrec_hybrid_rescored"):
             entry["hybrid_alpha"] = [r["hybrid_alpha"] for r in per_seed]
             # fits record how their hybrid was made; before the guided search it re-scored the beam's candidates
             entry["definition"] = sorted({HYBRIDS["guided" if "guided" in r.get("protocol", "") else "re-scored"]
                                           for r in per_seed})
-        prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row]
+        prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row.removesuffix("_rescored")]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
+        if row.endswith("_rescored"):  # the same fits scored again (tools/evaluate_run.py): no new training curve
+            entry["valid_recall@10_by_train_seconds"] = []
         for r in per_seed:
             r.pop("history", None)  # the curves above keep what the plot needs; each fit's file keeps the rest
     return {
@@ -190,6 +215,8 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
     parser.add_argument("--results", default="results")
     parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
+    parser.add_argument("--rescored", default="", help="with --collect: each seed's tools/evaluate_run.py output for the "
+                        "every-position fits, a path with {seed} (adds the *_rescored rows)")
     parser.add_argument("overrides", nargs="*", help="key=value for every fit (e.g. data.max_users=2000), or "
                         "model:key=value for one model's fits (e.g. genrec_every_position:objective.distill_weight=1)")
     args = parser.parse_args()
