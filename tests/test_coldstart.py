@@ -156,3 +156,12 @@ def test_the_text_view_and_the_new_items_bias_reach_the_dense_head_and_the_searc
     plain.text_view_weight = 1.0
     with pytest.raises(GenrecError, match="text vectors"):
         plain.dense_scores(history[1:])
+
+
+def test_text_view_scores_are_the_weighted_cosine_to_the_last_item_and_zero_for_itself():
+    from genrec.models.text_view import text_view_scores
+
+    text = torch.tensor([[3.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    scores = text_view_scores(text, torch.tensor([0, 2]), weight=2.0)
+    half = 2.0 * 2**-0.5
+    assert torch.allclose(scores, torch.tensor([[0.0, half, 0.0], [0.0, half, 0.0]]))

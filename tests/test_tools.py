@@ -45,6 +45,7 @@ def test_bench_coldstart_collects_every_ranking_over_cold_warm_and_all(tmp_path,
     data = tiny_seq_config().data.dataset
     run_baselines(load_config(BaselineRunConfig, overrides=[
         f"data.dataset={data}", "data.new_items=0.1", "models=[sasrec_id,text_neighbours]", "train.epochs=1",
+        "text_view_weights=[0,4]",
         "train.progress=false", f"name={name('sasrec_id')}", f"output_dir={tmp_path}/runs", f"results_dir={args.fits}"]))
     result = bench.collect(args)
     assert not result["missing_fits"] and "cold start" in result["protocol"]
@@ -53,6 +54,9 @@ def test_bench_coldstart_collects_every_ranking_over_cold_warm_and_all(tmp_path,
         assert set(entry["metrics"]) == {f"{g}{k}" for g in bench.GROUPS for k in bench.METRICS} | {bench.SHARE}
     assert result["models"]["popularity"]["metrics"]["cold_recall@10"] == 0.0  # new items were never bought
     assert result["models"]["popularity"]["metrics"][bench.SHARE] == 0.0
+    # SASRec-CE with the text view: a weight chosen on validation, and new items reachable through their text
+    sasrec = json.loads((tmp_path / "fits" / f"{name('sasrec_id')}.json").read_text())["models"]["sasrec_id"]
+    assert sasrec["per_seed"][0]["test"]["text_view_weight"] in (0, 4)
     bench.plot(result, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert json.loads(json.dumps(result)) == result

@@ -27,6 +27,7 @@ from genrec.experiments.seq.config import ItemInputConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.sasrec import SasRec, SasRecConfig
+from genrec.models.text_view import text_view_scores
 from genrec.quantize import SemanticTokenizer
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
 from genrec.training.checkpoint import load_weights
@@ -43,8 +44,11 @@ class SasRecTask(Task):
 
     def __init__(self, splits: LeaveOneOut, num_items: int, cfg: SasRecConfig, eval_batch_size: int = 1024,
                  item_embedding: ItemEmbedding | None = None, tokenizer_lr_scale: float = 1.0, rq_weight: float = 1.0,
-                 rq_sample: int = 0):
+                 rq_sample: int = 0, text: torch.Tensor | None = None, text_view_weights: list[float] | None = None):
         self.known, self.num_items = splits.known, num_items  # cold start: trained over the known items only
+        # the text view (genrec.models.text_view), its weight chosen on validation after training
+        self.text, self.text_view_weights, self.text_view_weight = text, list(text_view_weights or []), 0.0
+        self.text_view_metrics: dict[float, dict[str, float]] = {}
         if self.known is not None and item_embedding is not None:
             raise ValueError("the cold-start protocol (data.new_items) runs the sasrec_id baseline")
         self.model = SasRec(num_items if self.known is None else self.known, cfg, item_embedding, rq_weight, rq_sample)
@@ -52,10 +56,15 @@ class SasRecTask(Task):
         self.tokenizer_lr_scale = tokenizer_lr_scale
         self.data = SplitTensors(splits.tensors())
 
-    def before_test(self, model, accelerator=None) -> None:
-        """The cold-start protocol's new items arrive with empty ID rows."""
+    def before_test(self, model, accelerator: Accelerator | None = None) -> None:
+        """The cold-start protocol's new items arrive with empty ID rows; the text view's weight is chosen on validation."""
         if model.num_items < self.num_items:
             model.add_items(self.num_items - model.num_items)
+        if self.text_view_weights:
+            for weight in self.text_view_weights:
+                self.text_view_weight = weight
+                self.text_view_metrics[weight] = self.evaluate(model, "valid", accelerator)
+            self.text_view_weight = max(self.text_view_weights, key=lambda w: (self.text_view_metrics[w]["ndcg@10"], -w))
 
     def num_train_examples(self) -> int:
         return self.data.rows("train")
@@ -80,11 +89,14 @@ class SasRecTask(Task):
         for batch in eval_batches(self, split, self.eval_batch_size, accelerator):
             with accelerator.autocast():
                 scores = model(batch["history"], table).float()
+            if self.text_view_weight:
+                scores = scores + text_view_scores(self.text.to(scores.device), batch["history"][:, -1], self.text_view_weight)
             ranks.append(accelerator.gather_for_metrics(target_ranks_from_scores(scores, batch["target"])))
             targets.append(accelerator.gather_for_metrics(batch["target"]))
             top.append(accelerator.gather_for_metrics(scores.topk(min(10, scores.shape[1]), -1).indices))
         model.train()
-        return ranked_metrics(torch.cat(ranks), torch.cat(targets), torch.cat(top), self.known, model.num_items)
+        metrics = ranked_metrics(torch.cat(ranks), torch.cat(targets), torch.cat(top), self.known, model.num_items)
+        return metrics | ({"text_view_weight": self.text_view_weight} if self.text_view_weights and split != "valid" else {})
 
 
 def ranked_metrics(ranks: torch.Tensor, targets: torch.Tensor, top: torch.Tensor, known: int | None,
@@ -136,6 +148,9 @@ class BaselineRunConfig(RunConfig):
     items: ItemInputConfig = field(default_factory=ItemInputConfig)
     unified: UnifiedConfig = field(default_factory=UnifiedConfig)
     train: TrainConfig = field(default_factory=_sasrec_train)
+    # the text view (genrec.models.text_view) added to SASRec's scores after training, its weight chosen on validation
+    # among these; empty: off
+    text_view_weights: list[float] = field(default_factory=list)
 
 def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run_dir: Path, accelerator) -> ItemEmbedding:
     """The stage-one tokenizer of this seed (the same fit the generative path uses), then either kept
@@ -219,7 +234,7 @@ def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, sta
     if unknown:
         raise ValueError(f"unknown baseline model(s) {sorted(unknown)}; choose from {MODELS + UNTRAINED}")
     embeddings = (item_vectors(data, splits, cfg.data, progress=accelerator.is_main_process)
-                  if {"sasrec_unified", "text_neighbours"} & set(cfg.models) else None)
+                  if {"sasrec_unified", "text_neighbours"} & set(cfg.models) or cfg.text_view_weights else None)
     known = splits.known
     models: dict[str, dict[str, Any]] = {"popularity": {"metrics": popularity_metrics(popularity(data, known), splits.test, known)}}
     if "text_neighbours" in cfg.models:
@@ -231,7 +246,7 @@ def _run_baselines(cfg: BaselineRunConfig, command: str | None, accelerator, sta
             start_fit(cfg, run_dir, accelerator)
             torch.manual_seed(seed)
             items = unified_items(cfg, embeddings, seed, run_dir, accelerator) if model_name == "sasrec_unified" else None
-            _, record = fit_and_test(sasrec_task(cfg, splits, data.num_items, items), cfg.train, seed, run_dir,
+            _, record = fit_and_test(sasrec_task(cfg, splits, data.num_items, items, embeddings), cfg.train, seed, run_dir,
                                      accelerator, model_name)
             per_seed.append(record)
         mean, std = summarize(per_seed)

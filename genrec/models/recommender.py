@@ -28,6 +28,7 @@ from genrec.models import losses
 from genrec.models.code_head import CodeHead
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.seq2seq import Seq2SeqConfig, build_model
+from genrec.models.text_view import text_view_scores
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 
 FORMAT = 2  # bump when the saved layout changes; from_pretrained refuses other versions
@@ -112,10 +113,7 @@ class GenerativeRecommender(nn.Module):
         if self.text_view_weight:
             if self.items is None or self.items.text is None:
                 raise GenrecError("the text view needs items that carry their text vectors (items.text=true)")
-            unit = torch.nn.functional.normalize(self.items.text.float(), dim=-1)
-            last = history[:, -1]  # left-padded: the newest item
-            cosine = (unit[last] @ unit.T).scatter_(1, last.unsqueeze(1), 0.0)
-            scores += self.text_view_weight * cosine
+            scores += text_view_scores(self.items.text, history[:, -1], self.text_view_weight)  # left-padded: newest last
         return scores
 
     # ------------------------------------------------------------------ encoder
