@@ -163,11 +163,14 @@ def unified_items(cfg: BaselineRunConfig, embeddings: np.ndarray, seed: int, run
     return cfg.items.embedding(table.semantic, cfg.sasrec.d_model, embeddings)
 
 
-def sasrec_task(cfg: BaselineRunConfig, splits: LeaveOneOut, num_items: int,
-                item_embedding: ItemEmbedding | None) -> SasRecTask:
-    """The one builder for training and for reloading a fit, so a reloaded model scores exactly as trained."""
+def sasrec_task(cfg: BaselineRunConfig, splits: LeaveOneOut, num_items: int, item_embedding: ItemEmbedding | None,
+                text: np.ndarray | None = None) -> SasRecTask:
+    """The one builder for training and for reloading a fit, so a reloaded model scores exactly as trained; `text`: the
+    item text vectors, for the text view."""
+    vectors = None if text is None else torch.tensor(np.asarray(text), dtype=torch.float32)
     return SasRecTask(splits, num_items, replace(cfg.sasrec, max_history=cfg.data.max_history), cfg.eval_batch_size,
-                      item_embedding, cfg.unified.tokenizer_lr_scale, cfg.unified.rq_weight, cfg.unified.rq_sample)
+                      item_embedding, cfg.unified.tokenizer_lr_scale, cfg.unified.rq_weight, cfg.unified.rq_sample,
+                      vectors, cfg.text_view_weights)
 
 
 @dataclass
