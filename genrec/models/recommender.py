@@ -11,6 +11,7 @@ titles, for `recommend`).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,7 @@ class GenerativeRecommender(nn.Module):
         item table their semantic vectors and, where it reads them, text vectors (the ID rows start at zero)."""
         n = len(codes)
         item_ids = [str(i) for i in item_ids] if item_ids is not None else [str(self.num_items + i) for i in range(n)]
-        clash = sorted(set(item_ids) & set(self._index)) or sorted({i for i in item_ids if item_ids.count(i) > 1})
+        clash = sorted(set(item_ids) & set(self._index)) or sorted(i for i, n in Counter(item_ids).items() if n > 1)
         if clash:
             raise GenrecError(f"item ids already in the catalogue or given twice: {clash[:5]}")
         if self.items is not None and (semantic is None or (text is None and self.items.reads_text)):
@@ -283,8 +284,8 @@ class GenerativeRecommender(nn.Module):
         was = self.training
         self.eval()
         table = self.items.table() if self.items is not None else None
-        batches = [(h, None if users is None else u) for h, u in zip(history.split(batch_size),
-                                                                     (users if users is not None else history).split(batch_size))]
+        rows = history.split(batch_size)
+        batches = list(zip(rows, users.split(batch_size) if users is not None else [None] * len(rows)))
         encoded = [self.encode(h, u) for h, u in batches]
 
         def new_share(bias: float) -> float:
