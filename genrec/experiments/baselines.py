@@ -56,10 +56,14 @@ class SasRecTask(Task):
         self.tokenizer_lr_scale = tokenizer_lr_scale
         self.data = SplitTensors(splits.tensors())
 
-    def before_test(self, model, accelerator: Accelerator | None = None) -> None:
-        """The cold-start protocol's new items arrive with empty ID rows; the text view's weight is chosen on validation."""
+    def add_new_items(self, model) -> None:
+        """The cold-start protocol's new items arrive with empty ID rows."""
         if model.num_items < self.num_items:
             model.add_items(self.num_items - model.num_items)
+
+    def before_test(self, model, accelerator: Accelerator) -> None:
+        """The new items arrive (cold start); the text view's weight is chosen on validation."""
+        self.add_new_items(model)
         if self.text_view_weights:
             for weight in self.text_view_weights:
                 self.text_view_weight = weight
@@ -201,7 +205,7 @@ def load_baseline(folder: str | Path) -> SavedBaseline:
         items = cfg.items.embedding(semantic, cfg.sasrec.d_model, text, tokenizer)
     task = sasrec_task(cfg, splits, data.num_items, items)
     load_weights(task.model, folder / BEST)
-    task.before_test(task.model)  # the cold-start protocol's new items, as the fit's test saw them
+    task.add_new_items(task.model)  # the cold-start protocol's new items, as the fit's test saw them
     task.model.eval()
     return SavedBaseline(cfg, model_name, task)
 
