@@ -165,3 +165,21 @@ def test_text_view_scores_are_the_weighted_cosine_to_the_last_item_and_zero_for_
     scores = text_view_scores(text, torch.tensor([0, 2]), weight=2.0)
     half = 2.0 * 2**-0.5
     assert torch.allclose(scores, torch.tensor([[0.0, half, 0.0], [0.0, half, 0.0]]))
+
+
+def test_items_can_keep_their_text_for_the_view_without_it_entering_the_projection(tmp_path):
+    from genrec.experiments.seq.config import ItemInputConfig
+
+    torch.manual_seed(0)
+    text = np.random.default_rng(0).normal(size=(40, 12)).astype(np.float32)
+    items = ItemInputConfig(text=False).embedding(torch.randn(40, 6), 16, text, keep_text=True)
+    assert items.proj.in_features == 16 + 6 and items.text.shape == (40, 12) and not items.use_text
+    model = toy_model(n_items=40)
+    model.items = items.eval()
+    model.text_view_weight = 3.0
+    history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 9]])
+    found = model.generate(history, beam=8, topk=5)[0]
+    model.save_pretrained(tmp_path / "model")
+    loaded = GenerativeRecommender.from_pretrained(tmp_path / "model")
+    assert not loaded.items.use_text and loaded.text_view_weight == 3.0
+    assert torch.equal(loaded.generate(history, beam=8, topk=5)[0], found)

@@ -21,14 +21,18 @@ from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerOutput
 
 class ItemEmbedding(nn.Module):
     def __init__(self, semantic: torch.Tensor, id_dim: int, d_model: int, tokenizer: SemanticTokenizer | None = None,
-                 item_text: torch.Tensor | None = None, text: torch.Tensor | None = None, use_semantic: bool = True):
+                 item_text: torch.Tensor | None = None, text: torch.Tensor | None = None, use_semantic: bool = True,
+                 use_text: bool = True):
+        """`text`: every item's text vector, kept with the model (the text view reads it); `use_text`: whether it also
+        enters the projection as the third part."""
         super().__init__()
         if (tokenizer is None) != (item_text is None):
             raise ValueError("a live tokenizer needs the item text vectors it reads (`item_text`), and only it does")
-        if not (id_dim or use_semantic or text is not None):
+        use_text = use_text and text is not None
+        if not (id_dim or use_semantic or use_text):
             raise ValueError("an item needs at least one part: an ID (id_dim > 0), the semantic half or the text vector")
         num_items, semantic_dim = semantic.shape
-        self.tokenizer, self.use_semantic = tokenizer, use_semantic
+        self.tokenizer, self.use_semantic, self.use_text = tokenizer, use_semantic, use_text
         self.register_buffer("semantic", semantic.detach().float().clone())
         if item_text is not None:
             self.register_buffer("item_text", item_text.float(), persistent=False)
@@ -37,15 +41,15 @@ class ItemEmbedding(nn.Module):
         self.ids = nn.Embedding(num_items, id_dim) if id_dim else None  # id_dim 0: no ID part
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=0.02)
-        text_dim = 0 if text is None else text.shape[1]
+        text_dim = text.shape[1] if use_text else 0
         self.proj = nn.Linear(id_dim + (semantic_dim if use_semantic else 0) + text_dim, d_model)
 
     @classmethod
     def live(cls, tokenizer: SemanticTokenizer, item_text: torch.Tensor, id_dim: int, d_model: int,
-             text: torch.Tensor | None = None, use_semantic: bool = True) -> "ItemEmbedding":
+             text: torch.Tensor | None = None, use_semantic: bool = True, use_text: bool = True) -> "ItemEmbedding":
         """Items whose semantic half is the tokenizer's current output (the tokenizer trains with the model)."""
         _, semantic = tokenizer.quantize_items(item_text.float())
-        return cls(semantic, id_dim, d_model, tokenizer, item_text, text, use_semantic)
+        return cls(semantic, id_dim, d_model, tokenizer, item_text, text, use_semantic, use_text)
 
     @property
     def num_items(self) -> int:
@@ -59,7 +63,7 @@ class ItemEmbedding(nn.Module):
 
     @property
     def reads_text(self) -> bool:
-        """Whether an item's row needs its text vector (a text part, or a live tokenizer's input)."""
+        """Whether an item needs its text vector (kept for the text view or the text part, or a live tokenizer's input)."""
         return self.text is not None or self.tokenizer is not None
 
     @torch.no_grad()
@@ -97,7 +101,7 @@ class ItemEmbedding(nn.Module):
         parts = [] if self.ids is None else [self.ids(items)]
         if self.use_semantic:
             parts.append(self.semantic[items] if semantic is None else semantic)
-        if self.text is not None:
+        if self.use_text:
             parts.append(self.text[items])
         return self.proj(torch.cat(parts, dim=-1))
 
@@ -106,7 +110,7 @@ class ItemEmbedding(nn.Module):
         parts = [] if self.ids is None else [self.ids.weight]
         if self.use_semantic:
             parts.append(self.semantic if semantic is None else semantic)
-        if self.text is not None:
+        if self.use_text:
             parts.append(self.text)
         return self.proj(torch.cat([p.to(self.proj.weight.dtype) for p in parts], dim=-1))
 

@@ -113,7 +113,8 @@ class GenerativeRecommender(nn.Module):
             scores[:, self.new_from :] = self.new_item_bias
         if self.text_view_weight:
             if self.items is None or self.items.text is None:
-                raise GenrecError("the text view needs items that carry their text vectors (items.text=true)")
+                raise GenrecError("the text view needs items that carry their text vectors (a model trained with "
+                                  "items.text=true or decode.text_view_weights)")
             scores += text_view_scores(self.items.text, history[:, -1], self.text_view_weight)  # left-padded: newest last
         return scores
 
@@ -310,6 +311,7 @@ class GenerativeRecommender(nn.Module):
             items = {"id_dim": 0 if self.items.ids is None else self.items.ids.embedding_dim,
                      "semantic_dim": self.items.semantic.shape[1], "use_semantic": self.items.use_semantic,
                      "text_dim": 0 if self.items.text is None else self.items.text.shape[1],
+                     "use_text": self.items.use_text,
                      "tokenizer": None if tokenizer is None else architecture(tokenizer.cfg),
                      "item_text_dim": None if tokenizer is None else self.items.item_text.shape[1]}
         return {"format": FORMAT, "num_items": self.num_items, "level_sizes": self.level_sizes,
@@ -348,7 +350,7 @@ class GenerativeRecommender(nn.Module):
             semantic = torch.zeros(num_items, spec["semantic_dim"])
             d_model = cfg["seq2seq"]["d_model"]
             parts = {"text": torch.zeros(num_items, spec["text_dim"]) if spec.get("text_dim") else None,
-                     "use_semantic": spec.get("use_semantic", True)}
+                     "use_semantic": spec.get("use_semantic", True), "use_text": spec.get("use_text", True)}
             if spec["tokenizer"] is None:
                 items = ItemEmbedding(semantic, spec["id_dim"], d_model, **parts)
             else:

@@ -31,14 +31,15 @@ class ItemInputConfig:
               "an item needs at least one part: items.id_dim > 0, items.semantic or items.text")
 
     def embedding(self, semantic: torch.Tensor, d_model: int, text: np.ndarray | torch.Tensor | None,
-                  tokenizer: SemanticTokenizer | None = None) -> ItemEmbedding:
+                  tokenizer: SemanticTokenizer | None = None, keep_text: bool = False) -> ItemEmbedding:
         """The item table these settings describe; `text`: every item's text vector (the tokenizer's input too),
-        needed with `text` or a live `tokenizer`; `semantic`: the frozen semantic half (ignored with a tokenizer)."""
+        needed with `text`, `keep_text` (the text view reads them) or a live `tokenizer`; `semantic`: the frozen
+        semantic half (ignored with a tokenizer)."""
         vectors = None if text is None else torch.tensor(np.asarray(text), dtype=torch.float32)  # an aligned copy
-        half = vectors if self.text else None
+        kept = vectors if self.text or keep_text else None
         if tokenizer is not None:
-            return ItemEmbedding.live(tokenizer, vectors, self.id_dim, d_model, half, self.semantic)
-        return ItemEmbedding(semantic, self.id_dim, d_model, text=half, use_semantic=self.semantic)
+            return ItemEmbedding.live(tokenizer, vectors, self.id_dim, d_model, kept, self.semantic, self.text)
+        return ItemEmbedding(semantic, self.id_dim, d_model, text=kept, use_semantic=self.semantic, use_text=self.text)
 
 
 @dataclass

@@ -100,7 +100,8 @@ def unified(ctx: SeedContext, model: GenerativeRecommender | None = None) -> Gen
         level_sizes = joint_level_sizes(ctx.cfg.tokenizer)
         check_fits(table.meta.level_sizes, level_sizes)
         known = ctx.known
-        items = ctx.cfg.items.embedding(table.semantic[:known], ctx.cfg.model.d_model, ctx.embeddings[:known])
+        items = ctx.cfg.items.embedding(table.semantic[:known], ctx.cfg.model.d_model, ctx.embeddings[:known],
+                                        keep_text=bool(ctx.cfg.decode.text_view_weights))
         model, new = ctx.recommender(table.codes[:known], level_sizes, items), ctx.new_items(table)
     return GenerativeTask(model, ctx.splits, ctx.cfg.decode, ctx.seed, **ctx.objective(), new_items=new)
 
