@@ -60,3 +60,16 @@ def test_bench_coldstart_collects_every_ranking_over_cold_warm_and_all(tmp_path,
     bench.plot(result, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert json.loads(json.dumps(result)) == result
+
+
+def test_the_benchmarks_text_model_is_the_every_position_model_with_the_text_settings():
+    """The cold-start benchmark trains the text model through overrides; the 20-minute benchmark through its own
+    config file. They must not drift apart."""
+    from genrec.config import load_config, to_dict
+    from genrec.experiments.seq import SeqRunConfig
+
+    bench, cold = load_tool("bench_budget"), load_tool("bench_coldstart")
+    model, extra = cold.VARIANTS["genrec_text"]
+    base = load_config(SeqRunConfig, bench.MODELS[model][1], overrides=[*extra, "name=budget_every_position_text"])
+    text = load_config(SeqRunConfig, bench.MODELS["genrec_every_position_text"][1])
+    assert to_dict(base) == to_dict(text)

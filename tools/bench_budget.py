@@ -32,6 +32,7 @@ MODELS = {
     "sasrec_id": ("recipes/train_baseline.py", "recipes/configs/budget/sasrec.yaml"),
     "genrec_window": ("recipes/train_seq.py", "recipes/configs/budget/window.yaml"),
     "genrec_every_position": ("recipes/train_seq.py", "recipes/configs/budget/every_position.yaml"),
+    "genrec_every_position_text": ("recipes/train_seq.py", "recipes/configs/budget/every_position_text.yaml"),
 }
 # the every-position fit reports three rankings; each becomes a row of the benchmark
 RANKINGS = {"genrec_beam": "", "genrec_hybrid": "hybrid_", "genrec_dense": "dense_"}
@@ -88,8 +89,10 @@ def rows_of(model: str, result: dict) -> dict[str, dict]:
     record = {**result["per_seed"][0], "protocol": result.get("protocol", "")}
     if model == "genrec_window":
         return {"genrec_window": {**record, "test": {k: record["test"][k] for k in METRICS}}}
-    rows = {row: {**record, "test": {k: record["test"][prefix + k] for k in METRICS}} for row, prefix in RANKINGS.items()}
-    rows["genrec_hybrid"]["hybrid_alpha"] = record["test"]["hybrid_alpha"]  # the mix chosen on validation
+    suffix = "_text" if model == "genrec_every_position_text" else ""
+    rows = {row + suffix: {**record, "test": {k: record["test"][prefix + k] for k in METRICS}}
+            for row, prefix in RANKINGS.items()}
+    rows["genrec_hybrid" + suffix]["hybrid_alpha"] = record["test"]["hybrid_alpha"]  # the mix chosen on validation
     return rows
 
 
@@ -153,12 +156,12 @@ def collect(args: argparse.Namespace) -> dict:
         entry["train_targets_per_second"] = float(np.mean([r["train_sequences_per_second"] for r in per_seed]))
         entry["epochs"] = [len(r["history"]) for r in per_seed]
         entry["best_epoch"] = [r["best_epoch"] for r in per_seed]
-        if row in ("genrec_hybrid", "genrec_hybrid_rescored"):
+        if row.startswith("genrec_hybrid"):
             entry["hybrid_alpha"] = [r["hybrid_alpha"] for r in per_seed]
             # fits record how their hybrid was made; before the guided search it re-scored the beam's candidates
             entry["definition"] = sorted({HYBRIDS["guided" if "guided" in r.get("protocol", "") else "re-scored"]
                                           for r in per_seed})
-        prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row.removesuffix("_rescored")]
+        prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row.removesuffix("_rescored").removesuffix("_text")]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
         if row.endswith("_rescored"):  # the same fits scored again (tools/evaluate_run.py): no new training curve
             entry["valid_recall@10_by_train_seconds"] = []

@@ -28,7 +28,7 @@ from bench_budget import MODELS, run_fit  # noqa: E402
 # variant -> (bench_budget model, extra overrides)
 VARIANTS = {
     "sasrec_id": ("sasrec_id", ["models=[sasrec_id,text_neighbours]"]),
-    "genrec_text": ("genrec_every_position", ["items.text=true", "decode.text_view_weights=[0,2,4,8,16]"]),
+    "genrec_text": ("genrec_every_position", ["items.text=true", "decode.text_view_weights=[0,2,4,8,16]"]),  # = genrec_every_position_text
 }
 GROUPS = ("", "cold_", "warm_")
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
