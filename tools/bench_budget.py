@@ -110,24 +110,31 @@ def curve(record: dict, key: str) -> list[list[float]]:
 
 
 def add_rescored(args: argparse.Namespace, models: dict[str, dict], missing: list[str]) -> None:
-    """Rows of the every-position fits scored again after training (`tools/evaluate_run.py`, e.g. with the text view
-    chosen on validation): `args.rescored` names each seed's output with `{seed}`."""
-    for seed in args.seeds:
-        path = Path(args.rescored.format(seed=seed))
-        if not path.exists():
-            missing.append(path.stem)
-            continue
-        result = json.loads(path.read_text())
-        fit = next(e for e in models["genrec_beam"]["per_seed"] if e["seed"] == seed)
-        for row, prefix in RANKINGS.items():
-            record = {**fit, "test": {k: result["test"][prefix + k] for k in METRICS}, "rescored": result["command"]}
-            if "text_view_weight" in result["test"]:
-                record["text_view_weight"] = result["test"]["text_view_weight"]
-            if row == "genrec_hybrid":
-                record["hybrid_alpha"] = result["test"]["hybrid_alpha"]
-            entry = models.setdefault(f"{row}_rescored", {"fit": "genrec_every_position", "command": result["command"],
-                                                           "per_seed": [], "precision": models["genrec_beam"]["precision"]})
-            entry["per_seed"].append(record)
+    """Rows of fits scored again after training (`tools/evaluate_run.py` for the every-position model,
+    `tools/evaluate_baseline.py` for SASRec-CE; e.g. with the text view chosen on validation): each of
+    `args.rescored` is `<model>=<path with {seed}>`, and adds `<row>_rescored` rows."""
+    for spec in args.rescored:
+        model, _, pattern = spec.partition("=")
+        if model not in ("sasrec_id", "genrec_every_position"):
+            raise SystemExit(f"--rescored {spec!r}: give sasrec_id=<path> or genrec_every_position=<path>, with {{seed}}")
+        rankings = {"sasrec_id": ""} if model == "sasrec_id" else RANKINGS
+        for seed in args.seeds:
+            path = Path(pattern.format(seed=seed))
+            if not path.exists():
+                missing.append(path.stem)
+                continue
+            result = json.loads(path.read_text())
+            first = "sasrec_id" if model == "sasrec_id" else "genrec_beam"
+            fit = next(e for e in models[first]["per_seed"] if e["seed"] == seed)
+            for row, prefix in rankings.items():
+                record = {**fit, "test": {k: result["test"][prefix + k] for k in METRICS}, "rescored": result["command"]}
+                if "text_view_weight" in result["test"]:
+                    record["text_view_weight"] = result["test"]["text_view_weight"]
+                if row == "genrec_hybrid":
+                    record["hybrid_alpha"] = result["test"]["hybrid_alpha"]
+                entry = models.setdefault(f"{row}_rescored", {"fit": model, "command": result["command"], "per_seed": [],
+                                                               "precision": models[first]["precision"]})
+                entry["per_seed"].append(record)
 
 
 def collect(args: argparse.Namespace) -> dict:
@@ -161,7 +168,8 @@ def collect(args: argparse.Namespace) -> dict:
             # fits record how their hybrid was made; before the guided search it re-scored the beam's candidates
             entry["definition"] = sorted({HYBRIDS["guided" if "guided" in r.get("protocol", "") else "re-scored"]
                                           for r in per_seed})
-        prefix = "" if row in ("sasrec_id", "genrec_window") else RANKINGS[row.removesuffix("_rescored").removesuffix("_text")]
+        base = row.removesuffix("_rescored").removesuffix("_text")
+        prefix = "" if base in ("sasrec_id", "genrec_window") else RANKINGS[base]
         entry["valid_recall@10_by_train_seconds"] = [curve(r, f"valid_{prefix}recall@10") for r in per_seed]
         if row.endswith("_rescored"):  # the same fits scored again (tools/evaluate_run.py): no new training curve
             entry["valid_recall@10_by_train_seconds"] = []
@@ -218,8 +226,8 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
     parser.add_argument("--results", default="results")
     parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
-    parser.add_argument("--rescored", default="", help="with --collect: each seed's tools/evaluate_run.py output for the "
-                        "every-position fits, a path with {seed} (adds the *_rescored rows)")
+    parser.add_argument("--rescored", nargs="*", default=[], help="with --collect: <model>=<path with {seed}>, each seed's "
+                        "fit scored again (tools/evaluate_run.py, tools/evaluate_baseline.py): adds the *_rescored rows")
     parser.add_argument("overrides", nargs="*", help="key=value for every fit (e.g. data.max_users=2000), or "
                         "model:key=value for one model's fits (e.g. genrec_every_position:objective.distill_weight=1)")
     args = parser.parse_args()
