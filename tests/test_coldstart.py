@@ -183,3 +183,10 @@ def test_items_can_keep_their_text_for_the_view_without_it_entering_the_projecti
     loaded = GenerativeRecommender.from_pretrained(tmp_path / "model")
     assert not loaded.items.use_text and loaded.text_view_weight == 3.0
     assert torch.equal(loaded.generate(history, beam=8, topk=5)[0], found)
+
+
+def test_the_offset_for_a_share_is_found_by_bisection():
+    from genrec.models.new_items import offset_for_share
+
+    share_at = lambda offset: min(1.0, max(0.0, (offset + 2.0) / 10))  # noqa: E731  reaches .05 at -1.5
+    assert offset_for_share(share_at, 0.05, steps=30) == pytest.approx(-1.5, abs=1e-6)

@@ -1,6 +1,7 @@
 """Evaluate finished SASRec-CE fits again, with the text view added to their scores (each item's cosine to the last
 history item's text, times a weight chosen on validation): is the generative model with the view more than SASRec-CE
-with the same view?
+with the same view? For a cold-start fit, `--calibrate-new-items` also gives the new items the score offset the
+generative model's search gets (their share of the catalogue in the validation top 10).
 
     python tools/evaluate_baseline.py --run runs/budget/budget_beauty_sasrec_id_20min_s1/sasrec_id_seed_1 \
         --text-view 0 2 4 8 16 --out results/text_view/beauty_sasrec_s1.json
@@ -27,6 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="runs/<name>/<model>_seed_<s>")
     parser.add_argument("--text-view", type=float, nargs="+", required=True, help="weights to choose from on validation")
+    parser.add_argument("--calibrate-new-items", action="store_true", help="a cold-start fit: set the new items' "
+                        "score offset on validation, as the generative model's search gets it")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     start = time.perf_counter()
@@ -36,6 +39,8 @@ def main() -> None:
     task.text = torch.tensor(item_vectors(data, splits, saved.cfg.data, progress=False), dtype=torch.float32)
     task.text_view_weights = args.text_view
     task.before_test(task.model, accelerator)  # chooses the weight on validation
+    if args.calibrate_new_items:
+        print(f"new items' score offset {task.calibrate(task.model, accelerator):.3f}")
     test = task.evaluate(task.model, "test", accelerator)
     by_weight = ", ".join(f"{w:g} {m['ndcg@10']:.4f}" for w, m in task.text_view_metrics.items())
     print(f"{args.run}: text view weight {task.text_view_weight:g} chosen on validation (N@10 by weight: {by_weight})\n"

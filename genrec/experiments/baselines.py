@@ -26,6 +26,7 @@ from genrec.experiments.harness import (DataConfig, RunConfig, cold_start_note, 
 from genrec.experiments.seq.config import ItemInputConfig
 from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenizer, seeded, semantic_table
 from genrec.models.item_embedding import ItemEmbedding
+from genrec.models.new_items import offset_for_share
 from genrec.models.sasrec import SasRec, SasRecConfig
 from genrec.models.text_view import text_view_scores
 from genrec.quantize import SemanticTokenizer
@@ -49,6 +50,7 @@ class SasRecTask(Task):
         # the text view (genrec.models.text_view), its weight chosen on validation after training
         self.text, self.text_view_weights, self.text_view_weight = text, list(text_view_weights or []), 0.0
         self.text_view_metrics: dict[float, dict[str, float]] = {}
+        self.new_item_offset = 0.0  # cold start: set on validation (genrec.models.new_items) when `calibrate` runs
         if self.known is not None and item_embedding is not None:
             raise ValueError("the cold-start protocol (data.new_items) runs the sasrec_id baseline")
         self.model = SasRec(num_items if self.known is None else self.known, cfg, item_embedding, rq_weight, rq_sample)
@@ -69,6 +71,31 @@ class SasRecTask(Task):
                 self.text_view_weight = weight
                 self.text_view_metrics[weight] = self.evaluate(model, "valid", accelerator)
             self.text_view_weight = max(self.text_view_weights, key=lambda w: (self.text_view_metrics[w]["ndcg@10"], -w))
+
+    @torch.no_grad()
+    def calibrate(self, model, accelerator: Accelerator) -> float:
+        """The new items' score offset at which they fill their share of the catalogue in the validation top 10, as the
+        generative model's search gets it (`genrec.models.new_items`); returns it."""
+        model.eval()
+        scores = torch.cat([self.scores(model, batch, model.item_table()) for batch in
+                            eval_batches(self, "valid", self.eval_batch_size, accelerator)])
+        known = self.known
+
+        def share_at(offset: float) -> float:
+            shifted = torch.cat([scores[:, :known], scores[:, known:] + offset], 1)
+            return new_item_share(shifted.topk(10, -1).indices, known)
+
+        self.new_item_offset = offset_for_share(share_at, (model.num_items - known) / model.num_items)
+        return self.new_item_offset
+
+    def scores(self, model, batch: dict[str, torch.Tensor], table: torch.Tensor) -> torch.Tensor:
+        """[B, items] fp32: SASRec's scores, with the text view and the new items' offset when set."""
+        scores = model(batch["history"], table).float()
+        if self.text_view_weight:
+            scores = scores + text_view_scores(self.text.to(scores.device), batch["history"][:, -1], self.text_view_weight)
+        if self.new_item_offset and self.known is not None and model.num_items > self.known:
+            scores[:, self.known :] += self.new_item_offset
+        return scores
 
     def num_train_examples(self) -> int:
         return self.data.rows("train")
@@ -92,15 +119,16 @@ class SasRecTask(Task):
             table = model.item_table()  # once per evaluation: unified items recompute it from the tokenizer
         for batch in eval_batches(self, split, self.eval_batch_size, accelerator):
             with accelerator.autocast():
-                scores = model(batch["history"], table).float()
-            if self.text_view_weight:
-                scores = scores + text_view_scores(self.text.to(scores.device), batch["history"][:, -1], self.text_view_weight)
+                scores = self.scores(model, batch, table)
             ranks.append(accelerator.gather_for_metrics(target_ranks_from_scores(scores, batch["target"])))
             targets.append(accelerator.gather_for_metrics(batch["target"]))
             top.append(accelerator.gather_for_metrics(scores.topk(min(10, scores.shape[1]), -1).indices))
         model.train()
         metrics = ranked_metrics(torch.cat(ranks), torch.cat(targets), torch.cat(top), self.known, model.num_items)
-        return metrics | ({"text_view_weight": self.text_view_weight} if self.text_view_weights and split != "valid" else {})
+        if split != "valid":
+            metrics |= {"text_view_weight": self.text_view_weight} if self.text_view_weights else {}
+            metrics |= {"new_item_offset": self.new_item_offset} if self.new_item_offset else {}
+        return metrics
 
 
 def ranked_metrics(ranks: torch.Tensor, targets: torch.Tensor, top: torch.Tensor, known: int | None,

@@ -28,6 +28,7 @@ from genrec.generation.codes import ItemCodes
 from genrec.models import losses
 from genrec.models.code_head import CodeHead
 from genrec.models.item_embedding import ItemEmbedding
+from genrec.models.new_items import offset_for_share
 from genrec.models.seq2seq import Seq2SeqConfig, build_model
 from genrec.models.text_view import text_view_scores
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
@@ -274,10 +275,8 @@ class GenerativeRecommender(nn.Module):
     def calibrate_new_items(self, history: torch.Tensor, users: torch.Tensor | None = None, share: float | None = None,
                             beam: int = 20, topk: int = 10, batch_size: int = 512, steps: int = 12) -> float:
         """Set `new_item_bias` so that the items added after training fill `share` of the top-k slots of the search
-        over these histories [n, H] (default: their share of the catalogue, as if they were as popular as the average
-        item); returns it. A new item is scored by its content alone, and the known items' ID rows carry what
-        training learned, so new items sit below them: the search would almost never return one. Bisection on the
-        bias, the histories encoded once. Applies to the dense head and the item-table decoder (the TIGER decoder
+        over these histories [n, H] (default: their share of the catalogue; `genrec.models.new_items`); returns it.
+        The histories are encoded once. Applies to the dense head and the item-table decoder (the TIGER decoder
         scores codes, not items)."""
         if self.new_from is None:
             raise GenrecError("no items were added after training: nothing to calibrate")
@@ -295,11 +294,7 @@ class GenerativeRecommender(nn.Module):
             filled = found >= 0
             return ((found >= self.new_from) & filled).sum().item() / max(1, filled.sum().item())
 
-        low, high = -5.0, 15.0
-        for _ in range(steps):
-            middle = (low + high) / 2
-            low, high = (middle, high) if new_share(middle) < share else (low, middle)
-        self.new_item_bias = (low + high) / 2
+        self.new_item_bias = offset_for_share(new_share, share, steps=steps)
         self.train(was)
         return self.new_item_bias
 
