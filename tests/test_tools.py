@@ -37,7 +37,7 @@ def test_bench_coldstart_collects_every_ranking_over_cold_warm_and_all(tmp_path,
     from genrec.experiments.seq import run
 
     bench = load_tool("bench_coldstart")
-    args = argparse.Namespace(dataset="toy", minutes=1.0, new_items=0.1, seeds=[42], jobs=1, fits=str(tmp_path / "fits"),
+    args = argparse.Namespace(dataset="toy", minutes=1.0, new_items=0.1, seeds=[42], jobs=1, fits=str(tmp_path / "fits"), sasrec_rescored="",
                               variants=["sasrec_id", "genrec_text"], note="")
     name = lambda variant: bench.fit_name("toy", variant, 42, 1.0, 0.1)  # noqa: E731
     run(tiny_seq_config(f"name={name('genrec_text')}", "data.new_items=0.1", "items.text=true", "train.epochs=1",

@@ -7,9 +7,10 @@ The protocol (`data.new_items`, genrec/data/coldstart.py): a seeded 5% of the it
 with them is left out of training and validation, the tokenizer is fitted without their text and then encodes them,
 and the test covers every user, reported over cold targets (a new item), warm ones and all, with the share of new
 items among each model's top 10. Models: SASRec-CE (its run also reports popularity and the text neighbours of
-the last history item, which need no training), and genrec with the item text in its item table, with and without
-ID dropout (whole ID rows zeroed in training, so items are also scored by their content alone). Fits resume and
-are kept under `--fits` as in tools/bench_budget.py. Writes results/coldstart_<dataset>.json and
+the last history item, which need no training), and genrec with the item text in its item table, with
+the text view and the new items' score offset chosen on validation (genrec/models/text_view.py, new_items.py), and
+SASRec-CE scored again with the same view and offset (`--sasrec-rescored`). Fits resume and are kept under `--fits`
+as in tools/bench_budget.py. Writes results/coldstart_<dataset>.json and
 results/plots/coldstart_<dataset>.png.
 """
 from __future__ import annotations
@@ -84,6 +85,16 @@ def collect(args: argparse.Namespace) -> dict:
             for row, record in rows_of(variant, result).items():
                 entry = models.setdefault(row, {"fit": variant, "command": result["command"], "per_seed": []})
                 entry["per_seed"].append(record)
+            rescored = Path(args.sasrec_rescored.format(seed=seed)) if variant == "sasrec_id" and args.sasrec_rescored else None
+            if rescored is not None:
+                if not rescored.exists():
+                    missing.append(rescored.stem)
+                    continue
+                again = json.loads(rescored.read_text())
+                entry = models.setdefault("sasrec_id_text_view", {"fit": variant, "command": again["command"], "per_seed": []})
+                entry["per_seed"].append({"seed": seed, "test": pick(again["test"]),
+                                          "text_view_weight": again["test"].get("text_view_weight"),
+                                          "new_item_offset": again["test"].get("new_item_offset")})
     for entry in models.values():
         per_seed = entry["per_seed"]
         entry["seeds"] = [r["seed"] for r in per_seed]
@@ -135,6 +146,8 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
     parser.add_argument("--results", default="results")
     parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
+    parser.add_argument("--sasrec-rescored", default="", help="with a {seed}: each SASRec-CE fit scored again by "
+                        "tools/evaluate_baseline.py --text-view ... --calibrate-new-items (adds the sasrec_id_text_view row)")
     args = parser.parse_args()
 
     if not args.collect:
