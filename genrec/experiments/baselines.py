@@ -28,7 +28,7 @@ from genrec.experiments.tokenizer import TokenizerFitConfig, pretrained_tokenize
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.new_items import offset_for_share
 from genrec.models.sasrec import SasRec, SasRecConfig
-from genrec.models.text_view import text_view_scores
+from genrec.models.text_view import choose_weight, text_view_scores
 from genrec.quantize import SemanticTokenizer
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
 from genrec.training.checkpoint import load_weights
@@ -67,10 +67,11 @@ class SasRecTask(Task):
         """The new items arrive (cold start); the text view's weight is chosen on validation."""
         self.add_new_items(model)
         if self.text_view_weights:
-            for weight in self.text_view_weights:
+            def validate(weight: float) -> dict[str, float]:
                 self.text_view_weight = weight
-                self.text_view_metrics[weight] = self.evaluate(model, "valid", accelerator)
-            self.text_view_weight = max(self.text_view_weights, key=lambda w: (self.text_view_metrics[w]["ndcg@10"], -w))
+                return self.evaluate(model, "valid", accelerator)
+
+            self.text_view_weight, self.text_view_metrics = choose_weight(self.text_view_weights, validate)
 
     @torch.no_grad()
     def calibrate(self, model, accelerator: Accelerator) -> float:

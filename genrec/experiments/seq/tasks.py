@@ -19,6 +19,7 @@ from genrec.experiments.harness import log
 from genrec.experiments.seq.config import DecodeConfig
 from genrec.experiments.seq.schedule import JointConfig, plan_epochs
 from genrec.models.recommender import GenerativeRecommender
+from genrec.models.text_view import choose_weight
 from genrec.quantize.semantic_ids import SemanticIdTable
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 from genrec.training import SplitTensors, Task, eval_batches
@@ -82,11 +83,11 @@ class GenerativeTask(Task):
     def choose_text_view(self, model: GenerativeRecommender, accelerator: Accelerator) -> None:
         """Set the text view's weight to the one of `decode.text_view_weights` with the best validation beam N@10
         (ties: the smaller weight); every weight's validation metrics are kept in `text_view_metrics`."""
-        for weight in self.decode.text_view_weights:
+        def validate(weight: float) -> dict[str, float]:
             model.text_view_weight = weight
-            self.text_view_metrics[weight] = self.evaluate(model, "valid", accelerator)
-        model.text_view_weight = max(self.decode.text_view_weights,
-                                     key=lambda w: (self.text_view_metrics[w]["ndcg@10"], -w))
+            return self.evaluate(model, "valid", accelerator)
+
+        model.text_view_weight, self.text_view_metrics = choose_weight(self.decode.text_view_weights, validate)
         log(accelerator, f"text view weight {model.text_view_weight:g} chosen on validation (beam N@10 by weight: "
                          + ", ".join(f"{w:g} {m['ndcg@10']:.4f}" for w, m in self.text_view_metrics.items()) + ")")
 
