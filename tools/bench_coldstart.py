@@ -109,6 +109,17 @@ def collect(args: argparse.Namespace) -> dict:
             **({"note": args.note} if args.note else {})}
 
 
+def markdown(result: dict) -> str:
+    """The report's table: each row's mean ± std over seeds, all / cold / warm R@10 and N@10, and the new items' share."""
+    lines = ["| model | all R@10 | all N@10 | cold R@10 | cold N@10 | warm R@10 | warm N@10 | new items in top 10 | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row, entry in result["models"].items():
+        m, s = entry["metrics"], entry["metrics_std"]
+        cells = [f"{m[f'{g}{k}']:.4f}±{s[f'{g}{k}']:.4f}".replace("0.", ".") for g in GROUPS for k in ("recall@10", "ndcg@10")]
+        lines.append(f"| {row} | " + " | ".join(cells) + f" | {m[SHARE]:.1%} | {', '.join(map(str, entry['seeds']))} |")
+    return "\n".join(lines)
+
+
 def plot(result: dict, out: Path) -> None:
     import matplotlib
 
@@ -168,6 +179,7 @@ def main() -> None:
               + f"{m['cold_ndcg@10']:.4f}     {m[SHARE]:.3f}  (seeds {entry['seeds']})")
     if result["missing_fits"]:
         print(f"missing: {', '.join(result['missing_fits'])}")
+    print(markdown(result))
     print(f"wrote {out}")
 
 
