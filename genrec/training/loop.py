@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import math
 import os
 import time
