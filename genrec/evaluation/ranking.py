@@ -53,3 +53,12 @@ def new_item_share(topk_items: torch.Tensor, known: int) -> float:
     """The share of filled top-k slots (item >= 0) holding a new item (index >= `known`)."""
     filled = topk_items >= 0
     return ((topk_items >= known) & filled).sum().item() / max(1, filled.sum().item())
+
+
+def protocol_metrics(ranks: torch.Tensor, targets: torch.Tensor, top: torch.Tensor, known: int | None,
+                     num_items: int, k: int = 10) -> dict[str, float]:
+    """Metrics of a ranking; once the cold-start protocol's new items are in the catalogue (`num_items` > `known`),
+    also over cold and warm targets, with the new items' share of the top-k lists `top` (`new_share@k`)."""
+    if known is None or num_items == known:
+        return metrics_from_ranks(ranks)
+    return {**cold_warm_metrics(ranks, targets >= known), f"new_share@{k}": new_item_share(top, known)}

@@ -19,7 +19,7 @@ from genrec.config import load_config
 from genrec.errors import MissingFileError
 from genrec.data import LeaveOneOut, popularity
 from genrec.data.splits import Split
-from genrec.evaluation.ranking import cold_warm_metrics, metrics_from_ranks, new_item_share, target_ranks_from_scores
+from genrec.evaluation.ranking import new_item_share, protocol_metrics, target_ranks_from_scores
 from genrec.experiments.harness import (DataConfig, RunConfig, cold_start_note, fit_and_test, format_metrics, hardware,
                                         holding, item_vectors, load_data, log, popularity_metrics, run_record,
                                         start_fit, summarize, write_result)
@@ -125,20 +125,11 @@ class SasRecTask(Task):
             targets.append(accelerator.gather_for_metrics(batch["target"]))
             top.append(accelerator.gather_for_metrics(scores.topk(min(10, scores.shape[1]), -1).indices))
         model.train()
-        metrics = ranked_metrics(torch.cat(ranks), torch.cat(targets), torch.cat(top), self.known, model.num_items)
+        metrics = protocol_metrics(torch.cat(ranks), torch.cat(targets), torch.cat(top), self.known, model.num_items)
         if split != "valid":
             metrics |= {"text_view_weight": self.text_view_weight} if self.text_view_weights else {}
             metrics |= {"new_item_offset": self.new_item_offset} if self.new_item_offset else {}
         return metrics
-
-
-def ranked_metrics(ranks: torch.Tensor, targets: torch.Tensor, top: torch.Tensor, known: int | None,
-                   num_items: int) -> dict[str, float]:
-    """Metrics of a full ranking; once the cold-start protocol's new items are in the catalogue (`num_items` >
-    `known`), also over cold and warm targets, with the new items' share of the top 10 (`top`)."""
-    if known is None or num_items == known:
-        return metrics_from_ranks(ranks)
-    return {**cold_warm_metrics(ranks, targets >= known), "new_share@10": new_item_share(top, known)}
 
 
 def text_neighbour_metrics(vectors: np.ndarray, split: Split, known: int | None = None) -> dict[str, float]:
@@ -153,7 +144,7 @@ def text_neighbour_metrics(vectors: np.ndarray, split: Split, known: int | None 
         scores[torch.arange(len(rows)), last[rows]] = -2.0  # below any cosine, finite (non-finite scores raise)
         ranks.append(target_ranks_from_scores(scores, targets[rows]))
         top.append(scores.topk(min(10, len(unit)), -1).indices)
-    return ranked_metrics(torch.cat(ranks), targets, torch.cat(top), known, len(unit))
+    return protocol_metrics(torch.cat(ranks), targets, torch.cat(top), known, len(unit))
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch
 from accelerate import Accelerator
 
 from genrec.data.splits import LeaveOneOut, Rows
-from genrec.evaluation.ranking import (cold_warm_metrics, metrics_from_ranks, new_item_share, target_ranks_from_scores,
+from genrec.evaluation.ranking import (protocol_metrics, target_ranks_from_scores,
                                        target_ranks_from_topk)
 from genrec.experiments.harness import log
 from genrec.experiments.seq.config import DecodeConfig
@@ -161,11 +161,8 @@ class GenerativeTask(Task):
         target = torch.cat(targets)
 
         def scored(key) -> dict[str, float]:
-            """One ranking's metrics; under the cold-start protocol also over cold and warm targets."""
-            if not cold:
-                return metrics_from_ranks(torch.cat(ranks[key]))
-            share = new_item_share(torch.cat(found[key]), self.known)
-            return {**cold_warm_metrics(torch.cat(ranks[key]), target >= self.known), f"new_share@{self.decode.topk}": share}
+            return protocol_metrics(torch.cat(ranks[key]), target, torch.cat(found[key]), self.known, model.num_items,
+                                    self.decode.topk)
 
         metrics = scored("beam")
         if cold:
