@@ -187,33 +187,36 @@ class GenerativeRecommender(nn.Module):
     @torch.no_grad()
     def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20, topk: int = 10,
                  encoded: tuple[torch.Tensor, torch.Tensor] | None = None, alpha: float = 1.0,
-                 guide: torch.Tensor | None = None, table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 guide: torch.Tensor | None = None, table: torch.Tensor | None = None,
+                 extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities.
-        `encoded`: this batch's `encode(history, users)`, and `table`: `items.table()`, when the caller already
-        has them. `alpha` < 1 (a model with a dense head): the search is guided by the dense head, every prefix
+        `encoded`: this batch's `encode(history, users)`, `table`: `items.table()`, and `extra`: its
+        `item_scores(history)`, when the caller already has them. `alpha` < 1 (a model with a dense head): the search is guided by the dense head, every prefix
         scored alpha * its sequence log-prob + (1 - alpha) * the dense head's log-mass under it (`guide`:
         `trie.node_log_mass` of the dense scores, when the caller already has it, e.g. for several mixes)."""
         hidden, valid = self.encode(history, users) if encoded is None else encoded
         guided = alpha != 1.0
         if table is None and (self.head.uses_item_table or (guided and guide is None)):
             table = self.items.table()
+        extra = self.item_scores(history) if extra is None else extra
         if guided and guide is None:
             if not self.has_dense_head:
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
-            guide = self.codes.trie.node_log_mass(self.dense_scores(history, users, table, (hidden, valid)))
+            guide = self.codes.trie.node_log_mass(self.dense_scores(history, users, table, (hidden, valid), extra))
         states = hidden[:, -1]
-        score = self.head.scorer(self.t5, self.codes, states, table, self.item_scores(history))
+        score = self.head.scorer(self.t5, self.codes, states, table, extra)
         return constrained_beam_search(self.t5, self.codes, hidden, valid, score, beam=beam, topk=topk,
                                        start=self.decoder_start(states), prior=guide if guided else None, alpha=alpha)
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,
-                     encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                     encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     extra: torch.Tensor | None = None) -> torch.Tensor:
         """[B, items] fp32 log-probabilities of the next item from the dense head (the last position's state
-        against the item table; `table`: a precomputed `items.table()`; `encoded` as in `generate`)."""
+        against the item table, plus `item_scores`; `table`, `encoded`, `extra` as in `generate`)."""
         hidden, _ = self.encode(history, users) if encoded is None else encoded
         table = self.items.table() if table is None else table
-        extra = self.item_scores(history)
+        extra = self.item_scores(history) if extra is None else extra
         with torch.autocast(hidden.device.type, enabled=False):
             logits = hidden[:, -1].float() @ table.float().T
             return torch.log_softmax(logits if extra is None else logits + extra, dim=-1)
@@ -287,10 +290,16 @@ class GenerativeRecommender(nn.Module):
         rows = history.split(batch_size)
         batches = list(zip(rows, users.split(batch_size) if users is not None else [None] * len(rows)))
         encoded = [self.encode(h, u) for h, u in batches]
+        self.new_item_bias = 0.0
+        # each batch's item scores without the offset (the text view's, or none), computed once for every offset tried
+        fixed = [self.item_scores(h) for h, _ in batches]
+        fixed = [torch.zeros(len(h), self.num_items, device=h.device) if f is None else f for (h, _), f in zip(batches, fixed)]
+        new = torch.zeros(self.num_items, device=self.codes.codes.device)
+        new[self.new_from :] = 1.0
 
         def new_share(bias: float) -> float:
-            self.new_item_bias = bias
-            found = torch.cat([self.generate(h, u, beam, topk, e, table=table)[0] for (h, u), e in zip(batches, encoded)])
+            found = torch.cat([self.generate(h, u, beam, topk, e, table=table, extra=f + bias * new)[0]
+                               for (h, u), e, f in zip(batches, encoded, fixed)])
             filled = found >= 0
             return ((found >= self.new_from) & filled).sum().item() / max(1, filled.sum().item())
 

@@ -137,12 +137,13 @@ class GenerativeTask(Task):
         for batch in eval_batches(self, split, self.decode.batch_size, accelerator):
             history, users, target = batch["history"], batch["user"], batch["target"]
             with accelerator.autocast():
-                encoded = model.encode(history, users)  # once for every ranking
-                items, _ = model.generate(history, users, self.decode.beam, self.decode.topk, encoded, table=table)
-                dense_logp = model.dense_scores(history, users, table, encoded) if dense else None
+                encoded, extra = model.encode(history, users), model.item_scores(history)  # once for every ranking
+                items, _ = model.generate(history, users, self.decode.beam, self.decode.topk, encoded, table=table,
+                                          extra=extra)
+                dense_logp = model.dense_scores(history, users, table, encoded, extra) if dense else None
                 guide = model.codes.trie.node_log_mass(dense_logp) if mixes else None  # once for every mix
                 guided = {a: model.generate(history, users, self.decode.beam, self.decode.topk, encoded,
-                                            alpha=a, guide=guide, table=table)[0] for a in mixes}
+                                            alpha=a, guide=guide, table=table, extra=extra)[0] for a in mixes}
             ranks["beam"].append(accelerator.gather_for_metrics(target_ranks_from_topk(items, target)))
             targets.append(accelerator.gather_for_metrics(target))
             found["beam"].append(accelerator.gather_for_metrics(items))
