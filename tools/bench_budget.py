@@ -207,25 +207,34 @@ def plot(result: dict, out: Path) -> None:
     ax.set_ylabel("validation R@10")
     ax.set_title(f"{result['name']}: {result['budget_minutes']:g}-minute budget")
     ax.grid(alpha=0.3)
+    save_figure(fig, ax, out)
+
+
+def save_figure(fig, ax, out: Path) -> None:
     ax.legend(fontsize=8)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def fit_arguments(parser: argparse.ArgumentParser, runs: str, fits: str) -> None:
+    """The arguments every budgeted benchmark takes: what to fit, where, and how to collect."""
     parser.add_argument("--dataset", default="beauty")
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--runs", default="runs/budget", help="checkpoints and logs (not committed)")
-    parser.add_argument("--fits", default="results/budget_fits",
+    parser.add_argument("--runs", default=runs, help="checkpoints and logs (not committed)")
+    parser.add_argument("--fits", default=fits,
                         help="each fit's result file (committed, so a later session adds seeds or collects)")
     parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
     parser.add_argument("--results", default="results")
     parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit_arguments(parser, "runs/budget", "results/budget_fits")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--rescored", nargs="*", default=[], help="with --collect: <model>=<path with {seed}>, each seed's "
                         "fit scored again (tools/evaluate_run.py, tools/evaluate_baseline.py): adds the *_rescored rows")
     parser.add_argument("overrides", nargs="*", help="key=value for every fit (e.g. data.max_users=2000), or "

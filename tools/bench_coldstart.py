@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tools are scripts, not a package
-from bench_budget import MODELS, run_fit  # noqa: E402
+from bench_budget import MODELS, fit_arguments, run_fit, save_figure  # noqa: E402
 
 # variant -> (bench_budget model, extra overrides)
 VARIANTS = {
@@ -138,25 +138,14 @@ def plot(result: dict, out: Path) -> None:
     ax.set_ylabel("test R@10")
     ax.set_title(f"{result['name']}: {result['new_items']:g} of the items new, {result['budget_minutes']:g}-minute fits")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, ax, out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="beauty")
-    parser.add_argument("--minutes", type=float, default=20.0)
+    fit_arguments(parser, "runs/coldstart", "results/coldstart_fits")
     parser.add_argument("--new-items", type=float, default=0.05, help="the share of the catalogue that is new")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--runs", default="runs/coldstart", help="checkpoints and logs (not committed)")
-    parser.add_argument("--fits", default="results/coldstart_fits", help="each fit's result file (committed)")
-    parser.add_argument("--collect", action="store_true", help="train nothing; gather the finished fits")
-    parser.add_argument("--results", default="results")
-    parser.add_argument("--note", default="", help="what else ran on the machine during the fits, for the record")
     parser.add_argument("--sasrec-rescored", default="", help="with a {seed}: each SASRec-CE fit scored again by "
                         "tools/evaluate_baseline.py --text-view ... --calibrate-new-items (adds the sasrec_id_text_view row)")
     args = parser.parse_args()

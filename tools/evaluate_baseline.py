@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from genrec.errors import cli
 from genrec.experiments.baselines import load_baseline
 from genrec.experiments.harness import format_metrics, hardware, item_vectors, load_data
+from genrec.files import write_atomic
 
 
 def main() -> None:
@@ -50,9 +51,7 @@ def main() -> None:
                   "run": args.run, "model": saved.model_name, "hardware": hardware(),
                   "seconds": round(time.perf_counter() - start, 1), "test": test,
                   "valid_by_text_view_weight": {str(w): m for w, m in task.text_view_metrics.items()}}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.out}")
+        print(f"wrote {write_atomic(args.out, json.dumps(result, indent=1))}")
 
 
 if __name__ == "__main__":

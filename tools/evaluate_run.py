@@ -24,6 +24,7 @@ from genrec.errors import cli
 from genrec.experiments.harness import format_metrics, hardware
 from genrec.experiments.seq import SavedRun
 from genrec.experiments.seq.run import HYBRID
+from genrec.files import write_atomic
 
 
 def main() -> None:
@@ -70,9 +71,7 @@ def main() -> None:
                   "valid": valid, "test": test,
                   "valid_by_mix": {str(a): m for a, m in task.mix_metrics.items()},
                   "valid_by_text_view_weight": {str(w): m for w, m in task.text_view_metrics.items()}}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.out}")
+        print(f"wrote {write_atomic(args.out, json.dumps(result, indent=1))}")
 
 
 if __name__ == "__main__":
