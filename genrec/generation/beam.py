@@ -19,7 +19,8 @@ Scorer = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 @torch.no_grad()
 def constrained_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, attention_mask: torch.Tensor,
                             score: Scorer, beam: int = 20, topk: int = 10, start: torch.Tensor | None = None,
-                            prior: torch.Tensor | None = None, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                            prior: torch.Tensor | None = None, alpha: float = 1.0,
+                            allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched: every (user, beam) row advances together; masking is a gather into `trie.children`, and
     cross-attention keys/values over `encoder_hidden` [B, S, d] (where `attention_mask` [B, S]) are computed
     once per user (see `fast_decoder`).
@@ -29,7 +30,9 @@ def constrained_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, 
     the prior's mass under it, so the other model steers which prefixes survive, not only the order of what
     the decoder found; a finished item's score is the same mix of its sequence log-probability and its
     log-probability under the prior. `alpha=1` (or no prior) is the plain search. `start` [B, d]: added to
-    the decoder's start token embedding (a decoder that starts from the encoder state)."""
+    the decoder's start token embedding (a decoder that starts from the encoder state). `allowed` [B, nodes] bool
+    (`TensorTrie.allowed_nodes`): each user's search steps only into these nodes, so only allowed items come out
+    (`generation.rules`)."""
     if topk > beam:
         raise ValueError(f"topk ({topk}) cannot exceed the beam width ({beam})")
     trie = codes.trie
@@ -45,12 +48,15 @@ def constrained_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, 
         width = nodes.shape[1]
         hidden = decoder.step(tokens, parent)
         logp = score(hidden, nodes, level)
-        valid = trie.valid_mask(nodes, level)
+        children = trie.children[nodes, :size]  # [B, W, size], -1 where a code is no valid child
+        valid = children >= 0
+        children = children.clamp_min(0).view(batch, -1)
+        if allowed is not None:
+            valid = valid & allowed.gather(1, children).view(batch, width, size)
         extended = sequence_logp.unsqueeze(-1) + logp
         candidate = extended
         if prior is not None and alpha != 1.0:
-            child = trie.children[nodes, :size].clamp_min(0).view(batch, -1)
-            mass = prior.gather(1, child).view(batch, width, size)
+            mass = prior.gather(1, children).view(batch, width, size)
             candidate = alpha * extended + (1 - alpha) * mass
         candidate = candidate.masked_fill(~valid | ~torch.isfinite(scores).unsqueeze(-1), float("-inf"))
         k = min(beam, width * size)
@@ -74,9 +80,11 @@ def _pad_to(x: torch.Tensor, k: int, value: float) -> torch.Tensor:
 @torch.no_grad()
 def reference_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, attention_mask: torch.Tensor,
                           score: Scorer, beam: int = 20, topk: int = 10,
-                          start: torch.Tensor | None = None) -> list[list[tuple[int, float]]]:
+                          start: torch.Tensor | None = None,
+                          allowed: torch.Tensor | None = None) -> list[list[tuple[int, float]]]:
     """One user and one beam at a time, beams as Python lists, HF's decoder re-run on the whole prefix at every
-    step, children read off the trie one by one. Slow and obviously right."""
+    step, children read off the trie one by one (and, with `allowed` [B, nodes], only the allowed ones). Slow and
+    obviously right."""
     children, item = codes.trie.children.tolist(), codes.trie.item.tolist()
     results = []
     for row in range(len(encoder_hidden)):
@@ -91,9 +99,10 @@ def reference_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, at
                 out = t5.decoder(inputs_embeds=embeds, encoder_hidden_states=hidden_row, encoder_attention_mask=mask_row)
                 logp = score(out.last_hidden_state[:, -1], torch.tensor([node], device=encoder_hidden.device), level)[0]
                 for code in range(size):
-                    if children[node][code] >= 0:
+                    child = children[node][code]
+                    if child >= 0 and (allowed is None or bool(allowed[row, child])):
                         token = codes.level_offsets[level] + code
-                        candidates.append((tokens + [token], total + float(logp[code]), children[node][code]))
+                        candidates.append((tokens + [token], total + float(logp[code]), child))
             candidates.sort(key=lambda c: -c[1])
             beams = candidates[:beam]
         results.append([(item[node], total) for _, total, node in beams[:topk]])

@@ -72,6 +72,17 @@ class TensorTrie:
             mass.index_add_(1, self.prefix_nodes[level], probs)
         return mass.clamp_min(torch.finfo(torch.float32).tiny).log()
 
+    def allowed_nodes(self, allowed: torch.Tensor) -> torch.Tensor:
+        """[B, nodes] bool: for allowed items [B, items] (`generation.rules`), the nodes with an allowed item under
+        them (the root when any item is allowed); a search that steps only into these never reaches an excluded item
+        and never strands a beam where nothing allowed remains."""
+        count = allowed.new_zeros(allowed.shape[0], self.num_nodes, dtype=torch.int32)
+        ones = allowed.to(torch.int32)
+        for level in range(self.depth):
+            count.index_add_(1, self.prefix_nodes[level], ones)
+        count[:, 0] = ones.sum(1)
+        return count > 0
+
     def child_masses(self, probs: torch.Tensor, parents: torch.Tensor) -> list[torch.Tensor]:
         """Per level l, [n, level size]: for distributions over the items in code order `probs` [n, items]
         (column j is item `code_order[j]`), the probability mass under each child of `parents[:, l]` (0 where a

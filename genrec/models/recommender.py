@@ -25,6 +25,7 @@ from genrec.errors import GenrecError, MissingFileError
 from genrec.files import save_folder
 from genrec.generation.beam import constrained_beam_search
 from genrec.generation.codes import ItemCodes
+from genrec.generation.rules import allowed_items, rule_scores
 from genrec.models import losses
 from genrec.models.code_head import CodeHead
 from genrec.models.item_embedding import ItemEmbedding
@@ -188,8 +189,10 @@ class GenerativeRecommender(nn.Module):
     def generate(self, history: torch.Tensor, users: torch.Tensor | None = None, beam: int = 20, topk: int = 10,
                  encoded: tuple[torch.Tensor, torch.Tensor] | None = None, alpha: float = 1.0,
                  guide: torch.Tensor | None = None, table: torch.Tensor | None = None,
-                 extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 extra: torch.Tensor | None = None, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k distinct valid items [B, k] (-1 where fewer exist) and their sequence log-probabilities.
+        `allowed` [B, items] bool (`generation.rules.allowed_items`): only these items come out; the search is
+        restricted to them, not filtered afterwards, so it returns k items wherever k are allowed.
         `encoded`: this batch's `encode(history, users)`, `table`: `items.table()`, and `extra`: its
         `item_scores(history)`, when the caller already has them. `alpha` < 1 (a model with a dense head): the search is guided by the dense head, every prefix
         scored alpha * its sequence log-prob + (1 - alpha) * the dense head's log-mass under it (`guide`:
@@ -199,6 +202,8 @@ class GenerativeRecommender(nn.Module):
         if table is None and (self.head.uses_item_table or (guided and guide is None)):
             table = self.items.table()
         extra = self.item_scores(history) if extra is None else extra
+        if allowed is not None:  # a decoder scoring codes by their items counts the allowed ones only
+            extra = rule_scores(allowed) if extra is None else extra + rule_scores(allowed)
         if guided and guide is None:
             if not self.has_dense_head:
                 raise GenrecError("a guided search (alpha < 1) needs a model with a dense head (objective.kind=every_position)")
@@ -206,17 +211,21 @@ class GenerativeRecommender(nn.Module):
         states = hidden[:, -1]
         score = self.head.scorer(self.t5, self.codes, states, table, extra)
         return constrained_beam_search(self.t5, self.codes, hidden, valid, score, beam=beam, topk=topk,
-                                       start=self.decoder_start(states), prior=guide if guided else None, alpha=alpha)
+                                       start=self.decoder_start(states), prior=guide if guided else None, alpha=alpha,
+                                       allowed=None if allowed is None else self.codes.trie.allowed_nodes(allowed))
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,
                      encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
-                     extra: torch.Tensor | None = None) -> torch.Tensor:
+                     extra: torch.Tensor | None = None, allowed: torch.Tensor | None = None) -> torch.Tensor:
         """[B, items] fp32 log-probabilities of the next item from the dense head (the last position's state
-        against the item table, plus `item_scores`; `table`, `encoded`, `extra` as in `generate`)."""
+        against the item table, plus `item_scores`; `table`, `encoded`, `extra`, `allowed` as in `generate`: an item
+        not allowed gets -inf, the allowed ones share the probability)."""
         hidden, _ = self.encode(history, users) if encoded is None else encoded
         table = self.items.table() if table is None else table
         extra = self.item_scores(history) if extra is None else extra
+        if allowed is not None:
+            extra = rule_scores(allowed) if extra is None else extra + rule_scores(allowed)
         with torch.autocast(hidden.device.type, enabled=False):
             logits = hidden[:, -1].float() @ table.float().T
             return torch.log_softmax(logits if extra is None else logits + extra, dim=-1)
@@ -233,23 +242,52 @@ class GenerativeRecommender(nn.Module):
 
     @torch.no_grad()
     def recommend(self, history: list[str], k: int = 10, beam: int = 20, user: str | None = None,
-                  alpha: float = 1.0) -> list[dict[str, Any]]:
+                  alpha: float = 1.0, exclude: list[str] | None = None, only: list[str] | None = None,
+                  exclude_history: bool = False) -> list[dict[str, Any]]:
         """The next k items after a history of raw item ids (oldest first): item id, title, score (the
         sequence log-probability; with `alpha` < 1, the search guided by the dense head, as `generate`).
-        `user`, a raw user id, matters only to a model trained with user tokens."""
+        `user`, a raw user id, matters only to a model trained with user tokens. Rules, applied inside the search:
+        `exclude` (item ids never to return; `exclude_history` adds the history's), `only` (the item ids that may be
+        returned). Fewer than k entries come back only when fewer than k items are allowed."""
+        return self.recommend_many([history], k, beam, [user], alpha, [exclude or []], only, exclude_history)[0]
+
+    @torch.no_grad()
+    def recommend_many(self, histories: list[list[str]], k: int = 10, beam: int = 20,
+                       users: list[str | None] | None = None, alpha: float = 1.0,
+                       exclude: list[list[str]] | None = None, only: list[str] | None = None,
+                       exclude_history: bool = False) -> list[list[dict[str, Any]]]:
+        """`recommend` for many users in one batched search (one list per history; `users` and `exclude` one entry
+        per history, `only` one allow-list for the batch)."""
         if k < 1:
             raise GenrecError(f"k must be at least 1, got {k}")
-        if not history:
-            raise GenrecError("recommend needs a history of at least one item id")
+        for row, history in enumerate(histories):
+            if not history:
+                raise GenrecError(f"recommend needs a history of at least one item id (history {row} is empty)")
         was = self.training
         self.eval()
         device = self.codes.codes.device
-        index = [self.item_index(i) for i in history][-self.max_history:]
-        users = torch.tensor([self.user_index(user)], device=device) if user is not None and self.user_ids else None
-        items, scores = self.generate(torch.tensor([index], device=device), users, beam=max(beam, k), topk=k, alpha=alpha)
+        indices = [[self.item_index(i) for i in history] for history in histories]
+        batch = torch.full((len(indices), self.max_history), -1, dtype=torch.long)
+        for row, index in enumerate(indices):
+            recent = index[-self.max_history:]
+            batch[row, self.max_history - len(recent):] = torch.tensor(recent)  # left-padded: newest last
+        user_rows = None
+        if self.user_ids and users is not None and any(u is not None for u in users):
+            if any(u is None for u in users):
+                raise GenrecError("give a user id for every history or for none")
+            user_rows = torch.tensor([self.user_index(u) for u in users], device=device)
+        excluded = None
+        if exclude is not None or exclude_history:
+            excluded = [[self.item_index(i) for i in (exclude[row] if exclude is not None else [])]
+                        + (indices[row] if exclude_history else []) for row in range(len(indices))]
+        allowed = allowed_items(self.num_items, len(indices), excluded,
+                                None if only is None else [self.item_index(i) for i in only], device)
+        items, scores = self.generate(batch.to(device), user_rows, beam=max(beam, k), topk=k, alpha=alpha,
+                                      allowed=allowed)
         self.train(was)
-        return [{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(s)}
-                for i, s in zip(items[0].tolist(), scores[0].tolist()) if i >= 0]
+        return [[{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(s)}
+                 for i, s in zip(row_items, row_scores) if i >= 0]
+                for row_items, row_scores in zip(items.tolist(), scores.tolist())]
 
     @torch.no_grad()
     def add_items(self, codes: torch.Tensor, semantic: torch.Tensor | None = None, text: torch.Tensor | None = None,
