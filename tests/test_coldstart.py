@@ -100,7 +100,7 @@ def test_added_items_are_searchable_scored_by_content_and_saved(tmp_path):
     extra = model.codes.codes.new_tensor([[5, 5, 5], [5, 5, 4]])
     assert not (model.codes.codes == extra[:, None]).all(-1).any()  # not among the toy model's codes
     semantic = torch.randn(2, 6)
-    model.add_items(extra, semantic, item_ids=["new-a", "new-b"], titles=["A", "B"])
+    model.add_encoded_items(extra, semantic, item_ids=["new-a", "new-b"], titles=["A", "B"])
     assert model.num_items == 42 and model.items.ids.weight[40:].abs().sum() == 0  # nothing learned of them yet
     assert model.items.ids.weight.requires_grad
     # the new item's row is its content: the projection of [0 ‖ semantic]
@@ -115,12 +115,12 @@ def test_added_items_are_searchable_scored_by_content_and_saved(tmp_path):
     assert torch.equal(loaded.items.table(), model.items.table())
     assert loaded.item_index("new-b") == 41
     with pytest.raises(GenrecError, match="already in the catalogue"):
-        loaded.add_items(extra.new_tensor([[4, 4, 4]]), torch.randn(1, 6), item_ids=["new-a"])
+        loaded.add_encoded_items(extra.new_tensor([[4, 4, 4]]), torch.randn(1, 6), item_ids=["new-a"])
     with pytest.raises(ValueError, match="must differ"):
-        loaded.add_items(extra[:1], torch.randn(1, 6), item_ids=["new-c"])
+        loaded.add_encoded_items(extra[:1], torch.randn(1, 6), item_ids=["new-c"])
     assert loaded.num_items == 42  # a refused addition changes nothing
     with pytest.raises(GenrecError, match="semantic vectors"):
-        loaded.add_items(extra.new_tensor([[4, 4, 4]]))
+        loaded.add_encoded_items(extra.new_tensor([[4, 4, 4]]))
 
 
 def test_the_text_view_and_the_new_items_bias_reach_the_dense_head_and_the_search_as_one_score():
@@ -132,7 +132,7 @@ def test_the_text_view_and_the_new_items_bias_reach_the_dense_head_and_the_searc
     model = toy_model(n_items=40)
     text = torch.randn(40, 12)
     model.items = ItemEmbedding(torch.randn(40, 6), id_dim=4, d_model=16, text=text).eval()
-    model.add_items(model.codes.codes.new_tensor([[5, 5, 5], [5, 5, 4]]), torch.randn(2, 6), torch.randn(2, 12))
+    model.add_encoded_items(model.codes.codes.new_tensor([[5, 5, 5], [5, 5, 4]]), torch.randn(2, 6), torch.randn(2, 12))
     model.text_view_weight, model.new_item_bias = 2.5, 1.5
     history = torch.tensor([[-1, -1, 3, 7, 1, 0, 5, 41], [-1, -1, -1, -1, 2, 4, 6, 8]])
     hidden, _ = model.encode(history, None)

@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from genrec.errors import RunFolderError
+from genrec.data import load_dataset
+from genrec.errors import GenrecError, RunFolderError
 from genrec.experiments.harness import merge_seed_results
 from genrec.experiments.seq import SavedRun, run
 from genrec.models.recommender import GenerativeRecommender
@@ -69,12 +71,43 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
 
 
 @pytest.mark.slow
-def test_a_run_with_the_item_text_in_the_item_table_trains_saves_and_recommends(tmp_path, tiny_seq_config):
+def test_a_run_with_the_item_text_in_the_item_table_trains_saves_recommends_and_takes_new_items(tmp_path, tiny_seq_config,
+                                                                                                beauty_slice):
     result = run(tiny_seq_config("name=text", "items.text=true", "train.epochs=1"))
     assert result["metrics"]["invalid_rate"] == 0.0
     model = GenerativeRecommender.from_pretrained(tmp_path / "runs" / "text" / "seed_42" / "model")
     assert model.items.text is not None and model.items.text.shape == (model.num_items, 384)
     assert len(model.recommend(["1", "2", "3"], k=5)) == 5
+
+    # the saved model takes new items by their text: its kept tokenizer is the one that made the codes
+    known = model.num_items
+    raw, _ = model.tokenizer.quantize_items(model.items.text)
+    assert torch.equal(raw, model.codes.codes[:, : raw.shape[1]])
+    catalog = load_dataset(str(beauty_slice)).catalog
+    near = next(i for i in range(known) if catalog.title(i) and catalog.get("categories", i))
+    fields = {name: catalog.get(name, near) for name in ("title", "brand", "categories", "description")}
+    texts = [{**fields, "title": fields["title"] + " (travel size)"}, "Title: Cordless hedge trimmer; Categories: Garden"]
+    with pytest.raises(GenrecError, match="given twice: \\['n1'\\]"):
+        model.add_items(["n1", "n1"], texts)
+    with pytest.raises(GenrecError, match="already in the catalogue.*'1'"):
+        model.add_items(["1", "n2"], texts)
+    with pytest.raises(GenrecError, match="empty for item ids \\['n2'\\]"):
+        model.add_items(["n1", "n2"], [texts[0], "  "])
+    assert model.num_items == known  # refused additions change nothing
+    model.add_items(["n1", "n2"], texts)
+    assert model.num_items == known + 2 and model.titles[-2] == texts[0]["title"] and model.item_index("n2") == known + 1
+    assert len(torch.unique(model.codes.codes, dim=0)) == known + 2
+    unit = torch.nn.functional.normalize(model.items.text, dim=-1)
+    assert float(unit[known] @ unit[near]) > 0.9  # the travel size reads like its original
+    model.save_pretrained(tmp_path / "with_new")
+    loaded = GenerativeRecommender.from_pretrained(tmp_path / "with_new")
+    assert loaded.num_items == known + 2 and loaded.item_ids[-2:] == ["n1", "n2"]
+    assert torch.equal(loaded.codes.codes, model.codes.codes) and torch.equal(loaded.items.table(), model.items.table())
+    # a history ending at the original finds the new item (by its text; its ID row is empty)
+    loaded.text_view_weight = 8.0
+    history = [catalog.original_ids[i] for i in (0, 1, near)]
+    assert "n1" in [r["item_id"] for r in loaded.recommend(history, k=10)]
+    assert sorted(r["item_id"] for r in loaded.recommend(history, k=10, only=["n1", "n2"])) == ["n1", "n2"]
 
 
 def test_lr_factor_warms_up_then_anneals_by_steps_or_by_time_budget():

@@ -12,7 +12,7 @@ from genrec.evaluation.codes import (code_report, collision_group_sizes, field_c
 from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 from genrec.quantize import DISTANCES, Codebook, ParallelQuantizer, ResidualQuantizer, SemanticIdTable, distance_schedule
 from genrec.quantize.codebook import assign, distances, kmeans, rotate_to
-from genrec.quantize.semantic_ids import add_suffix, reassign_last_level
+from genrec.quantize.semantic_ids import add_suffix, extend_codes, reassign_last_level
 
 
 def clustered(n=600, dim=24, centers=60, seed=0):
@@ -179,3 +179,18 @@ def test_codebooks_identical_across_two_gloo_processes(tmp_path):
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path), x), nprocs=2, join=True)
     w0, w1 = torch.load(tmp_path / "w0.pt"), torch.load(tmp_path / "w1.pt")
     assert torch.equal(w0, w1)
+
+
+def test_new_items_extend_a_table_as_resolving_the_whole_catalogue_with_them_last_would():
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 3, size=(60, 2))  # many collisions
+    whole = add_suffix(raw)
+    known, new = whole[:45], raw[45:]
+    assert np.array_equal(extend_codes(known, new, "suffix"), whole[45:])
+    # reassign: the known codes stay; each new item takes its code if free, else the nearest free code of its prefix
+    known_codes = np.array([[0, 0], [0, 1], [1, 2]])
+    new = np.array([[0, 0], [1, 2], [2, 2]])
+    distances = np.array([[0.0, 0.5, 0.2], [0.0, 0.1, 0.9], [0.3, 0.3, 0.0]])
+    assert extend_codes(known_codes, new, "reassign", distances).tolist() == [[0, 2], [1, 0], [2, 2]]
+    with pytest.raises(ValueError, match="no free code"):
+        extend_codes(np.array([[0, 0], [0, 1]]), np.array([[0, 1]]), "reassign", np.zeros((1, 2)))

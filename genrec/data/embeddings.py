@@ -9,6 +9,7 @@ import hashlib
 import os
 from importlib import resources, util
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -23,21 +24,26 @@ TEMPLATE_ORDER = (("title", "Title"), ("brand", "Brand"), ("categories", "Catego
                   ("keywords", "Keywords"), ("description", "Description"))
 
 
-def item_texts(catalog: Catalog, max_description_chars: int = 512) -> list[str]:
-    """One string per item from the fields the dataset has (already HTML-unescaped by the loaders): the known
-    fields in a fixed order, then any other text column of a user's item table under its own name."""
+def item_text(fields: Mapping[str, Any], item_id: str = "", max_description_chars: int = 512) -> str:
+    """One item's text from its fields (title, brand, categories, keywords, description, then any other under its own
+    name), as every item of a catalogue gets it: the known fields in a fixed order, empty ones left out; the item id
+    stands in when no field has text."""
     known = {field for field, _ in TEMPLATE_ORDER}
-    fields = [*TEMPLATE_ORDER, *((name, name.replace("_", " ").capitalize()) for name in catalog.text if name not in known)]
-    texts = []
-    for i in range(len(catalog)):
-        parts = []
-        for field, label in fields:
-            value = catalog.get(field, i)
-            if value:
-                value = str(value)[:max_description_chars] if field == "description" else str(value)
-                parts.append(f"{label}: {value}")
-        texts.append("; ".join(parts) or f"Item {catalog.original_ids[i]}")
-    return texts
+    labels = [*TEMPLATE_ORDER, *((name, name.replace("_", " ").capitalize()) for name in fields if name not in known)]
+    parts = []
+    for field, label in labels:
+        value = fields.get(field)
+        if value:
+            value = str(value)[:max_description_chars] if field == "description" else str(value)
+            parts.append(f"{label}: {value}")
+    return "; ".join(parts) or f"Item {item_id}"
+
+
+def item_texts(catalog: Catalog, max_description_chars: int = 512) -> list[str]:
+    """One string per item (`item_text`) from the fields the dataset has (already HTML-unescaped by the loaders)."""
+    names = [field for field, _ in TEMPLATE_ORDER] + [name for name in catalog.text if name not in dict(TEMPLATE_ORDER)]
+    return [item_text({name: catalog.get(name, i) for name in names}, catalog.original_ids[i], max_description_chars)
+            for i in range(len(catalog))]
 
 
 def cache_dir() -> Path:
@@ -68,22 +74,31 @@ def cache_key(texts: list[str], max_length: int, precision: str = "fp32") -> str
     return h.hexdigest()[:24]
 
 
+def encoder_spec(max_length: int = 128) -> dict[str, Any]:
+    """What a model records of the text encoder that made its item vectors, so items added later are embedded alike."""
+    return {"model": MODEL_NAME, "max_length": max_length}
+
+
 @torch.no_grad()
 def encode_texts(
     texts: list[str], batch_size: int = 256, max_length: int = 128, device: str | None = None, progress: bool = True,
-    precision: str = "auto",
+    precision: str = "auto", encoder: str = MODEL_NAME,
 ) -> np.ndarray:
     """Mean-pooled, L2-normalised MiniLM vectors; texts are length-sorted so batches pad little. `precision`:
-    auto (bf16 where native), fp32 or bf16; pooling and normalisation are in fp32 either way."""
+    auto (bf16 where native), fp32 or bf16; pooling and normalisation are in fp32 either way. `encoder`: the
+    model's name a caller expects (a saved model's `text_encoder`); only MiniLM ships with genrec."""
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
+    if encoder != MODEL_NAME:
+        raise ValueError(f"text encoder {encoder!r} asked for; genrec embeds item text with {MODEL_NAME} only")
     quiet_repeated_warnings()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = resolve_precision(precision, device) == "bf16"
     path = model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).to(device).eval()
+    with torch.random.fork_rng(devices=[]):  # loading the encoder draws from the global generator: leave it as it was
+        model = AutoModel.from_pretrained(path).to(device).eval()
     order = np.argsort([len(t) for t in texts])[::-1]
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     for start in tqdm(range(0, len(texts), batch_size), desc="embed items", disable=not (progress and interactive())):
@@ -125,8 +140,7 @@ def item_embeddings(catalog: Catalog, *, max_length: int = 128, refresh: bool = 
         vectors = np.load(path)
         if vectors.shape[0] == len(texts):
             return vectors
-    with torch.random.fork_rng(devices=[]):  # loading the encoder draws from the global generator: leave it as it was
-        vectors = encode_texts(texts, max_length=max_length, progress=progress, precision=precision)
+    vectors = encode_texts(texts, max_length=max_length, progress=progress, precision=precision)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
     np.save(tmp, vectors)

@@ -14,13 +14,14 @@ import json
 from collections import Counter
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from genrec.data.embeddings import encode_texts, item_text
 from genrec.errors import GenrecError, MissingFileError
 from genrec.files import save_folder
 from genrec.generation.beam import constrained_beam_search
@@ -32,6 +33,7 @@ from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.new_items import offset_for_share
 from genrec.models.seq2seq import Seq2SeqConfig, build_model
 from genrec.models.text_view import text_view_scores
+from genrec.quantize.semantic_ids import extend_codes
 from genrec.quantize.tokenizer import SemanticTokenizer, TokenizerConfig
 
 FORMAT = 2  # bump when the saved layout changes; from_pretrained refuses other versions
@@ -95,6 +97,10 @@ class GenerativeRecommender(nn.Module):
         # the text view: every item's score gets this weight times the cosine of its text vector to the last history
         # item's (a model whose items carry their text vectors; chosen on validation after training, 0 = off)
         self.text_view_weight = 0.0
+        # what encodes new items (`add_items`): the stage-one tokenizer when the item table has no live one, and the
+        # text encoder's spec (`keep_tokenizer`)
+        self.catalog_tokenizer: SemanticTokenizer | None = None
+        self.text_encoder: dict[str, Any] | None = None
 
     @property
     def num_items(self) -> int:
@@ -290,16 +296,71 @@ class GenerativeRecommender(nn.Module):
                 for row_items, row_scores in zip(items.tolist(), scores.tolist())]
 
     @torch.no_grad()
-    def add_items(self, codes: torch.Tensor, semantic: torch.Tensor | None = None, text: torch.Tensor | None = None,
-                  item_ids: list[str] | None = None, titles: list[str] | None = None) -> None:
-        """Append items the model never trained on, so the search and the dense head can return them: their code
-        tuples (from the fitted tokenizer, collisions resolved after the known items'), and for a model with an
-        item table their semantic vectors and, where it reads them, text vectors (the ID rows start at zero)."""
-        n = len(codes)
-        item_ids = [str(i) for i in item_ids] if item_ids is not None else [str(self.num_items + i) for i in range(n)]
+    def add_items(self, item_ids: Sequence[str], texts: Sequence[str | Mapping[str, Any]],
+                  titles: Sequence[str] | None = None) -> None:
+        """Add items by their text, without retraining, so the search and the dense head can return them. Each text is
+        a string, or the item's fields (title, brand, categories, description, ...: formatted as the training
+        catalogue's were). The model's text encoder embeds them, its tokenizer gives each a code tuple (collisions
+        resolved after the known items', as in training), and the trie, code vocabulary and item table grow (text
+        and semantic rows; the ID row starts empty). `save_pretrained` keeps them. Titles default to the fields'."""
+        item_ids = [str(i) for i in item_ids]
+        if len(texts) != len(item_ids):
+            raise GenrecError(f"{len(item_ids)} item ids but {len(texts)} texts")
+        self._check_new_ids(item_ids)
+        strings = [item_text(t, i) if isinstance(t, Mapping) else str(t) for i, t in zip(item_ids, texts)]
+        empty = [i for i, t, s in zip(item_ids, texts, strings)
+                 if not (any(str(v).strip() for v in t.values() if v) if isinstance(t, Mapping) else s.strip())]
+        if empty:
+            raise GenrecError(f"new items need a text; empty for item ids {empty[:5]}" + (" ..." if len(empty) > 5 else ""))
+        tokenizer = self.tokenizer
+        if tokenizer is None or self.text_encoder is None:
+            raise GenrecError("this model was saved without its tokenizer and text encoder (trained with tokenizer_path, "
+                              "or before models kept them): add items by their codes with add_encoded_items")
+        if titles is None:
+            titles = [str(t.get("title") or "") if isinstance(t, Mapping) else "" for t in texts]
+        device = self.codes.codes.device
+        vectors = torch.from_numpy(encode_texts(strings, max_length=self.text_encoder["max_length"],
+                                                device=device.type, progress=False, encoder=self.text_encoder["model"]))
+        vectors = vectors.to(device)
+        raw, semantic = tokenizer.quantize_items(vectors)
+        collision = tokenizer.cfg.collision
+        last = tokenizer.last_level_distances(vectors).cpu().numpy() if collision == "reassign" else None
+        codes = extend_codes(self.codes.codes.cpu().numpy(), raw.cpu().numpy(), collision, last)
+        try:
+            self.add_encoded_items(torch.from_numpy(codes), semantic, vectors, item_ids, list(titles))
+        except ValueError as error:  # a collision group past the code vocabulary's last level
+            raise GenrecError(f"the new items' codes do not fit this model's code vocabulary: {error}") from None
+
+    @property
+    def tokenizer(self) -> SemanticTokenizer | None:
+        """The tokenizer that gives new items their codes: the live one inside the item table, or the stage-one
+        tokenizer kept with the model (`keep_tokenizer`)."""
+        if self.items is not None and self.items.tokenizer is not None:
+            return self.items.tokenizer
+        return self.catalog_tokenizer
+
+    def keep_tokenizer(self, tokenizer: SemanticTokenizer, text_encoder: dict[str, Any]) -> None:
+        """Keep the tokenizer that made the codes, and the text encoder (`data.embeddings.encoder_spec`) that made its
+        inputs, with the model (saved with it, not trained), so a saved model can take new items by their text."""
+        self.catalog_tokenizer = tokenizer.requires_grad_(False).eval()
+        self.text_encoder = dict(text_encoder)
+
+    def _check_new_ids(self, item_ids: list[str]) -> None:
         clash = sorted(set(item_ids) & set(self._index)) or sorted(i for i, n in Counter(item_ids).items() if n > 1)
         if clash:
-            raise GenrecError(f"item ids already in the catalogue or given twice: {clash[:5]}")
+            raise GenrecError(f"item ids already in the catalogue or given twice: {clash[:5]}"
+                              + (" ..." if len(clash) > 5 else ""))
+
+    @torch.no_grad()
+    def add_encoded_items(self, codes: torch.Tensor, semantic: torch.Tensor | None = None,
+                          text: torch.Tensor | None = None, item_ids: list[str] | None = None,
+                          titles: list[str] | None = None) -> None:
+        """`add_items` from what the text encoder and tokenizer give: the items' code tuples (collisions resolved after
+        the known items'), and for a model with an item table their semantic vectors and, where it reads them, text
+        vectors (the ID rows start at zero)."""
+        n = len(codes)
+        item_ids = [str(i) for i in item_ids] if item_ids is not None else [str(self.num_items + i) for i in range(n)]
+        self._check_new_ids(item_ids)
         if self.items is not None and (semantic is None or (text is None and self.items.reads_text)):
             raise GenrecError("this model embeds items: new items need their semantic vectors"
                               + (" and text vectors" if self.items.reads_text else ""))
@@ -358,7 +419,10 @@ class GenerativeRecommender(nn.Module):
                      "item_text_dim": None if tokenizer is None else self.items.item_text.shape[1]}
         return {"format": FORMAT, "num_items": self.num_items, "level_sizes": self.level_sizes,
                 "max_history": self.max_history, "causal": self.causal, "seq2seq": asdict(self.seq2seq), "items": items,
-                "new_items": {"from": self.new_from, "bias": self.new_item_bias}, "text_view_weight": self.text_view_weight}
+                "new_items": {"from": self.new_from, "bias": self.new_item_bias}, "text_view_weight": self.text_view_weight,
+                "catalog_tokenizer": None if self.catalog_tokenizer is None else {
+                    "input_dim": self.catalog_tokenizer.mean.shape[0], "config": architecture(self.catalog_tokenizer.cfg)},
+                "text_encoder": self.text_encoder}
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the model folder whole (staged, then swapped in)."""
@@ -405,7 +469,13 @@ class GenerativeRecommender(nn.Module):
         model = cls(codes, cfg["level_sizes"],
                     Seq2SeqConfig(**cfg["seq2seq"]), cfg["max_history"], items, catalog["item_ids"], catalog["titles"],
                     cfg.get("causal", False), catalog.get("user_ids"))
+        if cfg.get("catalog_tokenizer"):
+            spec = cfg["catalog_tokenizer"]
+            model.catalog_tokenizer = SemanticTokenizer(spec["input_dim"], TokenizerConfig(**spec["config"]))
+        model.text_encoder = cfg.get("text_encoder")
         load_model(model, str(folder / "model.safetensors"), device="cpu")
+        if model.catalog_tokenizer is not None:
+            model.keep_tokenizer(model.catalog_tokenizer, model.text_encoder)
         new = cfg.get("new_items") or {}
         model.new_from, model.new_item_bias = new.get("from"), new.get("bias", 0.0)
         model.text_view_weight = cfg.get("text_view_weight", 0.0)

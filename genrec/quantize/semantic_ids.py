@@ -57,6 +57,43 @@ def reassign_last_level(codes: np.ndarray, last_distances: np.ndarray) -> np.nda
     return codes
 
 
+def extend_codes(known: np.ndarray, raw: np.ndarray, collision: str,
+                 last_distances: np.ndarray | None = None) -> np.ndarray:
+    """Code tuples for items that join a table (their tokenizer codes `raw` [n, levels]) beside the known items'
+    resolved codes, which do not change (a trained model's targets). `suffix`: the next free suffix of their code
+    tuple, which is what resolving the whole catalogue with the new items last gives; `reassign`: the code if free,
+    else the nearest free last-level code under its prefix (`last_distances` [n, K])."""
+    raw = np.asarray(raw, dtype=np.int64)
+    if collision == "suffix":
+        next_suffix: dict[tuple, int] = {}
+        for row in np.asarray(known):
+            key = tuple(row[:-1].tolist())
+            next_suffix[key] = max(next_suffix.get(key, 0), int(row[-1]) + 1)
+        suffix = np.zeros(len(raw), dtype=np.int64)
+        for n, row in enumerate(raw):
+            key = tuple(row.tolist())
+            suffix[n] = next_suffix.get(key, 0)
+            next_suffix[key] = suffix[n] + 1
+        return np.concatenate([raw, suffix[:, None]], axis=1)
+    if collision != "reassign":
+        raise ValueError(f"collision must be one of {COLLISION_MODES}, got {collision!r}")
+    if last_distances is None:
+        raise ValueError("collision='reassign' needs the new items' last-level distances")
+    used: dict[tuple, set[int]] = {}
+    for row in np.asarray(known):
+        used.setdefault(tuple(row[:-1].tolist()), set()).add(int(row[-1]))
+    codes = raw.copy()
+    for n, row in enumerate(codes):
+        taken = used.setdefault(tuple(row[:-1].tolist()), set())
+        if int(row[-1]) in taken:
+            free = [int(c) for c in np.argsort(last_distances[n]) if int(c) not in taken]
+            if not free:
+                raise ValueError(f"prefix {tuple(row[:-1].tolist())} has no free code left for new item {n}")
+            row[-1] = free[0]
+        taken.add(int(row[-1]))
+    return codes
+
+
 @dataclass
 class TableMeta:
     codebook_size: int

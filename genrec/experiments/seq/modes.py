@@ -14,6 +14,7 @@ import torch
 from accelerate import Accelerator
 
 from genrec.data import LeaveOneOut, SequenceData
+from genrec.data.embeddings import encoder_spec
 from genrec.data.splits import training_rows
 from genrec.experiments.harness import log
 from genrec.experiments.seq.config import SeqRunConfig
@@ -23,6 +24,9 @@ from genrec.experiments.tokenizer import pretrained_tokenizer, seeded, semantic_
 from genrec.models.item_embedding import ItemEmbedding
 from genrec.models.recommender import GenerativeRecommender
 from genrec.quantize import SemanticIdTable
+from genrec.quantize.tokenizer import SemanticTokenizer
+from genrec.training.checkpoint import load_weights
+from genrec.training.loop import BEST
 
 
 @dataclass
@@ -49,6 +53,18 @@ class SeedContext:
         return GenerativeRecommender(codes, level_sizes, self.cfg.model, self.cfg.data.max_history, items,
                                      list(catalog.original_ids[:n]), [catalog.title(i) for i in range(n)],
                                      causal=self.every_position, user_ids=self.data.user_ids)
+
+    def keep_tokenizer(self, model: GenerativeRecommender) -> None:
+        """Keep this seed's stage-one tokenizer (and the text encoder's spec) with a trained model that has no live
+        one, so the saved model takes new items by their text (`GenerativeRecommender.add_items`); a run that read
+        its codes from `tokenizer_path` has no tokenizer to keep."""
+        checkpoint = self.run_dir / "tokenizer" / BEST  # where `semantic_table` fitted it
+        if model.tokenizer is None and not self.cfg.tokenizer_path and checkpoint.exists():
+            tokenizer = SemanticTokenizer(self.embeddings.shape[1], seeded(self.cfg.tokenizer, self.seed))
+            load_weights(tokenizer, checkpoint)
+            model.keep_tokenizer(tokenizer, encoder_spec())
+        elif model.tokenizer is not None:
+            model.text_encoder = encoder_spec()
 
     def objective(self) -> dict:
         """The task's training-example settings: every-position rows and the dense head's and distillation's weights."""

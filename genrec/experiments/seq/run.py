@@ -40,8 +40,10 @@ def _run(cfg: SeqRunConfig, command: str | None, accelerator, start: float) -> d
         run_dir = Path(cfg.output_dir) / cfg.name / f"seed_{seed}"
         start_fit(cfg, run_dir, accelerator)
         torch.manual_seed(seed)
-        task = build_task(SeedContext(cfg, seed, data, splits, embeddings, run_dir, accelerator))
+        context = SeedContext(cfg, seed, data, splits, embeddings, run_dir, accelerator)
+        task = build_task(context)
         model, record = fit_and_test(task, cfg.train, seed, run_dir, accelerator, cfg.mode)
+        context.keep_tokenizer(model)
         if accelerator.is_main_process:
             model.save_pretrained(run_dir / "model")
         per_seed.append({**record, "mode": cfg.mode})

@@ -70,7 +70,7 @@ class GenerativeTask(Task):
         adding = self.new_items is not None and model.num_items == self.known
         if adding:
             new = self.new_items
-            model.add_items(new.codes, new.semantic, new.text, new.item_ids, new.titles)
+            model.add_encoded_items(new.codes, new.semantic, new.text, new.item_ids, new.titles)
         if self.decode.text_view_weights and model.items is not None and model.items.text is not None:
             self.choose_text_view(model, accelerator)
         if adding and self.decode.calibrate_new_items and model.head.uses_item_table:
