@@ -57,6 +57,33 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
         done = subprocess.run([sys.executable, str(script), "--run", str(tmp_path / "runs" / "smoke" / "seed_42"), *args],
                               capture_output=True, text=True)
         assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and message in done.stderr
+    # many users from a file: batched, rules per line, bad lines named and skipped (or, with --strict, fatal)
+    requests = tmp_path / "users.jsonl"
+    requests.write_text("\n".join([
+        json.dumps({"id": "a", "history": ["1", "2", "3"]}),
+        "{not json",
+        json.dumps({"history": ["1", "no-such-item"]}),
+        json.dumps({"id": "b", "history": ["1", "2", "3"], "exclude": ["4"], "only": ["4", "5", "6", "7"]}),
+        json.dumps({"histroy": ["1"]}),
+        json.dumps({"user": saved_run_user(tmp_path)}),
+    ]) + "\n")
+    out = tmp_path / "recs.jsonl"
+    run_dir = str(tmp_path / "runs" / "smoke" / "seed_42")
+    done = subprocess.run([sys.executable, str(script), "--run", run_dir, "--input", str(requests), "--output", str(out),
+                           "--k", "5", "--batch-size", "2", "--exclude-history"], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    for line, message in ((2, "not JSON"), (3, "item 'no-such-item' is not in this model's catalogue"), (5, "unknown key")):
+        assert f"users.jsonl line {line}: {message}" in done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["line"] for r in rows] == [1, 4, 6] and rows[0]["id"] == "a" and "user" in rows[2]
+    assert [r["item_id"] for r in rows[0]["items"]] == [r["item_id"] for r in model.recommend(
+        ["1", "2", "3"], k=5, exclude_history=True)] and rows[0]["complete"]
+    assert sorted(r["item_id"] for r in rows[1]["items"]) == ["5", "6", "7"] and not rows[1]["complete"]
+    done = subprocess.run([sys.executable, str(script), "--run", run_dir, "--input", str(requests), "--output",
+                           str(tmp_path / "strict.jsonl"), "--strict"], capture_output=True, text=True)
+    assert done.returncode == 2 and "users.jsonl line 2: not JSON" in done.stderr
+    assert not (tmp_path / "strict.jsonl").exists()  # no half-written output
+
     # and re-evaluated through the task its mode builds, it gives the run's test metrics back
     from accelerate import Accelerator
 
@@ -68,6 +95,10 @@ def test_train_evaluate_resume_and_recommend(tmp_path, tiny_seq_config):
     assert merged["seeds"] == [42, 42]
     assert merged["metrics_std"]["recall@10"] == pytest.approx(
         np.std([result["metrics"]["recall@10"], resumed["metrics"]["recall@10"]]))
+
+
+def saved_run_user(tmp_path) -> str:
+    return SavedRun.load(tmp_path / "runs" / "smoke" / "seed_42").data.user_ids[0]
 
 
 @pytest.mark.slow

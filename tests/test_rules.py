@@ -17,6 +17,8 @@ def test_allowed_items_combines_each_users_exclusions_with_the_batchs_allow_list
     allowed = allowed_items(6, 2, exclude=[[0, -1, 2], []], only=[0, 1, 2, 3])
     assert allowed.tolist() == [[False, True, False, True, False, False], [True, True, True, True, False, False]]
     assert allowed_items(6, 2) is None
+    per_user = allowed_items(4, 2, only=[[1], None], per_user_only=True)
+    assert per_user.tolist() == [[False, True, False, False], [True, True, True, True]]
     assert rule_scores(allowed)[0].tolist() == [float("-inf"), 0.0, float("-inf"), 0.0, float("-inf"), float("-inf")]
     with pytest.raises(ValueError, match="3 users"):
         allowed_items(6, 3, exclude=[[0]])

@@ -16,16 +16,22 @@ import torch
 
 
 def allowed_items(num_items: int, users: int, exclude: Sequence[Iterable[int]] | None = None,
-                  only: Iterable[int] | None = None, device: torch.device | str = "cpu") -> torch.Tensor | None:
+                  only: Iterable[int] | Sequence[Iterable[int] | None] | None = None, per_user_only: bool = False,
+                  device: torch.device | str = "cpu") -> torch.Tensor | None:
     """[users, items] bool, or None when there is no rule. `exclude`: per user, item indices never to recommend
-    (-1 entries, padding, are ignored); `only`: the item indices any user may get (all when None)."""
+    (-1 entries, padding, are ignored); `only`: the item indices any user may get (all when None), or with
+    `per_user_only` one such list (or None) per user."""
     if exclude is None and only is None:
         return None
-    if only is None:
-        allowed = torch.ones(users, num_items, dtype=torch.bool, device=device)
-    else:
-        allowed = torch.zeros(users, num_items, dtype=torch.bool, device=device)
-        allowed[:, torch.as_tensor(list(only), dtype=torch.long, device=device)] = True
+    allowed = torch.ones(users, num_items, dtype=torch.bool, device=device)
+    if only is not None:
+        lists = list(only) if per_user_only else [only] * users
+        if len(lists) != users:
+            raise ValueError(f"only holds {len(lists)} lists for {users} users")
+        for user, items in enumerate(lists):
+            if items is not None:
+                allowed[user] = False
+                allowed[user, torch.as_tensor(list(items), dtype=torch.long, device=device)] = True
     if exclude is not None:
         if len(exclude) != users:
             raise ValueError(f"exclude holds {len(exclude)} lists for {users} users")

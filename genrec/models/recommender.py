@@ -255,22 +255,21 @@ class GenerativeRecommender(nn.Module):
         `user`, a raw user id, matters only to a model trained with user tokens. Rules, applied inside the search:
         `exclude` (item ids never to return; `exclude_history` adds the history's), `only` (the item ids that may be
         returned). Fewer than k entries come back only when fewer than k items are allowed."""
-        return self.recommend_many([history], k, beam, [user], alpha, [exclude or []], only, exclude_history)[0]
+        return self.recommend_many([history], k, beam, [user], alpha, [exclude or []], None if only is None else [only],
+                                   exclude_history)[0]
 
     @torch.no_grad()
     def recommend_many(self, histories: list[list[str]], k: int = 10, beam: int = 20,
                        users: list[str | None] | None = None, alpha: float = 1.0,
-                       exclude: list[list[str]] | None = None, only: list[str] | None = None,
+                       exclude: list[list[str]] | None = None, only: list[list[str] | None] | None = None,
                        exclude_history: bool = False) -> list[list[dict[str, Any]]]:
-        """`recommend` for many users in one batched search (one list per history; `users` and `exclude` one entry
-        per history, `only` one allow-list for the batch)."""
+        """`recommend` for many users in one batched search (one list per history; `users`, `exclude` and `only` one
+        entry per history, an `only` entry None for no allow-list)."""
         if k < 1:
             raise GenrecError(f"k must be at least 1, got {k}")
         for row, history in enumerate(histories):
             if not history:
                 raise GenrecError(f"recommend needs a history of at least one item id (history {row} is empty)")
-        was = self.training
-        self.eval()
         device = self.codes.codes.device
         indices = [[self.item_index(i) for i in history] for history in histories]
         batch = torch.full((len(indices), self.max_history), -1, dtype=torch.long)
@@ -286,8 +285,10 @@ class GenerativeRecommender(nn.Module):
         if exclude is not None or exclude_history:
             excluded = [[self.item_index(i) for i in (exclude[row] if exclude is not None else [])]
                         + (indices[row] if exclude_history else []) for row in range(len(indices))]
-        allowed = allowed_items(self.num_items, len(indices), excluded,
-                                None if only is None else [self.item_index(i) for i in only], device)
+        allowed_only = None if only is None else [None if o is None else [self.item_index(i) for i in o] for o in only]
+        allowed = allowed_items(self.num_items, len(indices), excluded, allowed_only, per_user_only=True, device=device)
+        was = self.training
+        self.eval()
         items, scores = self.generate(batch.to(device), user_rows, beam=max(beam, k), topk=k, alpha=alpha,
                                       allowed=allowed)
         self.train(was)
