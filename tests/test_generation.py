@@ -255,6 +255,8 @@ def test_child_log_mass_is_the_log_sum_of_exp_scores_of_each_childs_items():
         got = trie.child_log_mass(queries, vectors[trie.code_order], parents[:, level], level)
         chunked = trie.child_log_mass(queries, vectors[trie.code_order], parents[:, level], level, rows_per_chunk=1)
         assert torch.allclose(got, chunked, atol=1e-6)  # one row per chunk: the same numbers
+        grouped = trie.child_log_mass(queries, vectors[trie.code_order], parents[:, level], level, grouped=True)
+        assert torch.allclose(got, grouped, atol=1e-5)  # one matmul per parent: the same numbers
         for row in range(3):
             for code in range(4):
                 child = int(trie.children[parents[row, level], code])
@@ -263,6 +265,31 @@ def test_child_log_mass_is_the_log_sum_of_exp_scores_of_each_childs_items():
                     continue
                 under = trie.prefix_nodes[level] == child
                 assert got[row, code].item() == pytest.approx(scores[row, under].logsumexp(0).item(), abs=1e-5)
+
+
+def test_grouping_rows_by_parent_gives_the_gathered_paths_masses_and_gradients():
+    """Many rows on few parents (a batch's beams below the root) with per-user item scores, some items left out."""
+    codes = np.unique(np.random.default_rng(7).integers(0, 5, size=(90, 3)), axis=0)
+    trie = TensorTrie(codes, [5, 5, 5])
+    vectors = torch.randn(len(codes), 6, requires_grad=True)
+    queries = torch.randn(4, 10, 6)  # 4 users x 10 beams
+    item_scores = torch.randn(4, len(codes)).masked_fill(torch.rand(4, len(codes)) < 0.3, float("-inf"))
+    pick = torch.randint(0, len(codes), (4, 10)) % 7  # few distinct items: few distinct parents
+    for level in (1, 2):
+        parents = trie.parents(torch.from_numpy(codes)[pick])[..., level]
+        parents[0, 0] = 0  # a dead beam parked at the root
+        live = torch.ones(4, 10, 5, dtype=torch.bool)
+        live[0, 0] = False  # what a parked beam gets does not matter
+        results = []
+        for grouped in (False, True):
+            out = trie.child_log_mass(queries, vectors, parents, level, item_scores=item_scores, grouped=grouped)
+            finite = live & torch.isfinite(out)
+            (grad,) = torch.autograd.grad(out[finite].sum(), vectors)
+            results.append((out, finite, grad))
+        (plain, plain_finite, plain_grad), (grouped_out, grouped_finite, grouped_grad) = results
+        assert torch.equal(plain_finite, grouped_finite) and plain_finite.any() and not plain_finite[live].all()
+        assert torch.allclose(plain[plain_finite], grouped_out[plain_finite], atol=1e-5)
+        assert torch.allclose(plain_grad, grouped_grad, atol=1e-4)
 
 
 def test_root_log_mass_is_the_log_of_each_first_codes_probability_with_gradients():

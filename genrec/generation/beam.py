@@ -48,9 +48,9 @@ def constrained_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, 
         width = nodes.shape[1]
         hidden = decoder.step(tokens, parent)
         logp = score(hidden, nodes, level)
-        children = trie.children[nodes, :size]  # [B, W, size], -1 where a code is no valid child
-        valid = children >= 0
-        children = children.clamp_min(0).view(batch, -1)
+        valid = trie.valid_mask(nodes, level)
+        if allowed is not None or (prior is not None and alpha != 1.0):  # per-node scores to read
+            children = trie.children[nodes, :size].clamp_min(0).view(batch, -1)
         if allowed is not None:
             valid = valid & allowed.gather(1, children).view(batch, width, size)
         extended = sequence_logp.unsqueeze(-1) + logp

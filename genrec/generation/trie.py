@@ -40,6 +40,7 @@ class TensorTrie:
             children[node_of[tuple(row[:-1])], row[-1]] = leaf
             item[leaf] = i
         self.children = torch.from_numpy(children)
+        self.child_valid = self.children >= 0  # bool: a search's per-step mask reads 8x less memory than `children`
         self.item = torch.from_numpy(item)
         # [depth, n]: the node each item's first l+1 codes lead to (its leaf at the last level)
         prefix = np.zeros((depth, n), dtype=np.int64)
@@ -107,7 +108,8 @@ class TensorTrie:
         return _log_or_minus_inf(sums)
 
     def child_log_mass(self, queries: torch.Tensor, vectors: torch.Tensor, parents: torch.Tensor, level: int,
-                       rows_per_chunk: int = 64, item_scores: torch.Tensor | None = None) -> torch.Tensor:
+                       rows_per_chunk: int = 64, item_scores: torch.Tensor | None = None,
+                       grouped: bool | None = None) -> torch.Tensor:
         """[..., level size]: for queries [..., d] and per-item vectors in code order `vectors` [items, d], the
         log of sum(exp(query . item)) over the items under each child of `parents` [...] at `level` (-inf where a
         code is not a valid child). Chained over a path, the per-level log-softmaxes of these masses give the
@@ -116,7 +118,9 @@ class TensorTrie:
         those are scored: rows sorted by run length, `rows_per_chunk` at a time, each chunk padded to its own
         longest run (padding every row to the longest would gather ~3x more vectors on Beauty's codes).
         `item_scores` [queries.shape[0], items] (code order): a score added to every item, one row for each group of
-        queries along the first dimension (a user's beams); -inf leaves an item out."""
+        queries along the first dimension (a user's beams); -inf leaves an item out. `grouped` (default: when rows
+        share parents, 8 or more a parent on average, as a batch's beams do just below the root): one matmul per
+        distinct parent against its run, which gathers no [rows, run, d] copy of the vectors (`_grouped_log_mass`)."""
         size, dim = self.level_sizes[level], queries.shape[-1]
         flat, nodes = queries.reshape(-1, dim), parents.reshape(-1)
         owner = None if item_scores is None else torch.arange(len(flat), device=flat.device) // (len(flat) // len(item_scores))
@@ -130,6 +134,11 @@ class TensorTrie:
         start, end = self.run_start[nodes], self.run_end[nodes]
         first, last = self.level_ranges[level - 1]
         end = torch.where((nodes >= first) & (nodes < last), end, start + 1)  # a dead beam parked at the root
+        if grouped is None:
+            grouped = len(torch.unique(nodes)) * 8 <= len(nodes)
+        if grouped:
+            return self._grouped_log_mass(flat, vectors, nodes, start, end, level, item_scores, owner).view(
+                *queries.shape[:-1], size)
         order = torch.argsort(end - start)
         chunks = order.split(rows_per_chunk)
         wheres, insides = [], []
@@ -140,13 +149,36 @@ class TensorTrie:
             wheres.append(where.clamp_max(len(vectors) - 1))
         # one gather for every chunk: each gather's backward adds a dense [items, d] gradient
         gathered = F.embedding(torch.cat([w.flatten() for w in wheres]), vectors).split([w.numel() for w in wheres])
-        out = []
+        out = None
         for rows, where, inside, items in zip(chunks, wheres, insides, gathered):
             scores = torch.bmm(items.view(*where.shape, dim), flat[rows].unsqueeze(-1)).squeeze(-1)
+            if item_scores is not None:  # one flat gather: [rows, width] positions in the [users, items] scores
+                scores = scores + item_scores.reshape(-1)[owner[rows, None] * item_scores.shape[1] + where].to(scores.dtype)
+            mass = _scatter_log_sum_exp(scores.masked_fill(~inside, float("-inf")), self.order_codes[where, level], size)
+            out = mass.new_empty(len(flat), size) if out is None else out
+            out.index_copy_(0, rows, mass)  # each chunk's rows in their place (autograd follows in-place copies)
+        return out.view(*queries.shape[:-1], size)
+
+    def _grouped_log_mass(self, flat: torch.Tensor, vectors: torch.Tensor, nodes: torch.Tensor, start: torch.Tensor,
+                          end: torch.Tensor, level: int, item_scores: torch.Tensor | None,
+                          owner: torch.Tensor | None) -> torch.Tensor:
+        """`child_log_mass` below the root, one distinct parent at a time: its rows' queries against its run of
+        vectors in one matmul, each code's mass summed by one index_add over the run's codes."""
+        size = self.level_sizes[level]
+        parents, inverse, counts = torch.unique(nodes, return_inverse=True, return_counts=True)
+        order = torch.argsort(inverse, stable=True)
+        first_row = torch.zeros(len(parents), dtype=torch.long, device=nodes.device)
+        first_row[inverse.flip(0)] = torch.arange(len(nodes) - 1, -1, -1, device=nodes.device)  # a row of each parent
+        bounds = torch.stack([start[first_row], end[first_row]], 1).tolist()
+        out = flat.new_empty(len(flat), size)
+        for rows, (a, b) in zip(order.split(counts.tolist()), bounds):
+            scores = flat[rows] @ vectors[a:b].T
             if item_scores is not None:
-                scores = scores + item_scores[owner[rows, None], where].to(scores.dtype)
-            out.append(_scatter_log_sum_exp(scores.masked_fill(~inside, float("-inf")), self.order_codes[where, level], size))
-        return torch.cat(out)[torch.argsort(order)].view(*queries.shape[:-1], size)
+                scores = scores + item_scores[owner[rows], a:b].to(scores.dtype)
+            top = _finite_max(scores)
+            sums = scores.new_zeros(len(rows), size).index_add_(1, self.order_codes[a:b, level], (scores - top).exp_())
+            out.index_copy_(0, rows, _log_or_minus_inf(sums).add_(top))
+        return out
 
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
         """[..., depth] code tuples (of real items) -> [..., depth]: the node each level's code is chosen under."""
@@ -157,6 +189,7 @@ class TensorTrie:
 
     def to(self, device: torch.device | str) -> "TensorTrie":
         self.children, self.item = self.children.to(device), self.item.to(device)
+        self.child_valid = self.child_valid.to(device)
         self.prefix_nodes = self.prefix_nodes.to(device)
         self.code_order, self.code_rank = self.code_order.to(device), self.code_rank.to(device)
         self.run_start, self.run_end = self.run_start.to(device), self.run_end.to(device)
@@ -165,7 +198,7 @@ class TensorTrie:
 
     def valid_mask(self, nodes: torch.Tensor, level: int) -> torch.Tensor:
         """[..., level_size] bool: which codes extend each node to a real prefix."""
-        return self.children[nodes, : self.level_sizes[level]] >= 0
+        return self.child_valid[nodes, : self.level_sizes[level]]
 
     def step(self, nodes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         return self.children[nodes, codes]

@@ -66,9 +66,12 @@ class CodeHead(nn.Module):
         code order, [items, d]) and, at the first level, `root` (its term there, [..., size]); `item_scores`
         [B, items] (code order) is added to each user's item scores (B the first dimension of `hidden`)."""
         offset, size = codes.level_offsets[level], codes.level_sizes[level]
-        logits = t5.lm_head(hidden * output_scale(t5)).float()
-        if self.node_proj is None:
+        if self.node_proj is None:  # TIGER normalises over the whole vocabulary
+            logits = t5.lm_head(hidden * output_scale(t5)).float()
             return torch.log_softmax(logits, dim=-1)[..., offset : offset + size]
+        # the item-table decoder normalises over the level's codes: only their rows of the LM head are needed
+        weight = t5.lm_head.weight[offset : offset + size]
+        logits = torch.nn.functional.linear(hidden * output_scale(t5), weight).float()
         if level == 0:
             if root is None:
                 raise ValueError("the item-table decoder scores its first level with the encoder states' root term")
@@ -76,8 +79,8 @@ class CodeHead(nn.Module):
         else:
             node_term = codes.trie.child_log_mass(self.node_proj(hidden).float(), ordered.float(), parents, level,
                                                   item_scores=item_scores)
-        valid = codes.trie.children[parents, :size] >= 0
-        return torch.log_softmax((logits[..., offset : offset + size] + node_term).masked_fill(~valid, float("-inf")), dim=-1)
+        valid = codes.trie.child_valid[parents, :size]
+        return torch.log_softmax((logits + node_term).masked_fill(~valid, float("-inf")), dim=-1)
 
     def scorer(self, t5: T5ForConditionalGeneration, codes: ItemCodes, states: torch.Tensor | None = None,
                table: torch.Tensor | None = None, item_scores: torch.Tensor | None = None) -> Scorer:

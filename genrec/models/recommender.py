@@ -208,7 +208,8 @@ class GenerativeRecommender(nn.Module):
         if table is None and (self.head.uses_item_table or (guided and guide is None)):
             table = self.items.table()
         extra = self.item_scores(history) if extra is None else extra
-        if allowed is not None:  # a decoder scoring codes by their items counts the allowed ones only
+        if allowed is not None:  # the item-table decoder counts the allowed items only: a code with none scores -inf,
+            # so its search needs no node mask; the TIGER decoder, which does not read items, gets one
             extra = rule_scores(allowed) if extra is None else extra + rule_scores(allowed)
         if guided and guide is None:
             if not self.has_dense_head:
@@ -218,7 +219,8 @@ class GenerativeRecommender(nn.Module):
         score = self.head.scorer(self.t5, self.codes, states, table, extra)
         return constrained_beam_search(self.t5, self.codes, hidden, valid, score, beam=beam, topk=topk,
                                        start=self.decoder_start(states), prior=guide if guided else None, alpha=alpha,
-                                       allowed=None if allowed is None else self.codes.trie.allowed_nodes(allowed))
+                                       allowed=None if allowed is None or self.head.uses_item_table
+                                       else self.codes.trie.allowed_nodes(allowed))
 
     @torch.no_grad()
     def dense_scores(self, history: torch.Tensor, users: torch.Tensor | None = None, table: torch.Tensor | None = None,
