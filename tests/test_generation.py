@@ -114,12 +114,13 @@ def test_hf_generate_with_prefix_fn_agrees_with_ours():
     assert theirs.tolist() == ours.tolist()
 
 
-@pytest.mark.parametrize("with_start", [False, True])
-def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start):
+@pytest.mark.parametrize("with_start,room", [(False, 4), (True, 2)])
+def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start, room):
     """The fast path (cross-attention K/V once per user, beams folded into the query, self-attention K/V
     cached and reordered to the surviving beams' parents) against HF's decoder re-run on each beam's whole
     prefix, in fp32, with a padded encoder input and two layers; `with_start`: a vector added to each user's
-    start-token embedding (a decoder started from the encoder state)."""
+    start-token embedding (a decoder started from the encoder state); `room`: the steps its cache is made for at first
+    (2: it grows after the second step)."""
     from genrec.generation.fast_decoder import SharedCrossDecoder
 
     torch.manual_seed(0)
@@ -131,7 +132,7 @@ def test_shared_cross_decoder_equals_the_plain_decoder_step(with_start):
     ids = torch.randint(2, 20, (3, 6)).masked_fill(~mask, 0)
     encoder_hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
     start = torch.randn(3, 16) if with_start else None
-    fast = SharedCrossDecoder(model, encoder_hidden, mask, start)
+    fast = SharedCrossDecoder(model, encoder_hidden, mask, start, steps=room)
 
     def plain(prefixes: torch.Tensor) -> torch.Tensor:  # [B, W, t] -> [B, W, d], the whole prefix re-run
         beams = prefixes.shape[1]

@@ -38,7 +38,7 @@ def constrained_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, 
     trie = codes.trie
     batch = attention_mask.shape[0]
     device = attention_mask.device
-    decoder = SharedCrossDecoder(t5, encoder_hidden, attention_mask, start)
+    decoder = SharedCrossDecoder(t5, encoder_hidden, attention_mask, start, steps=len(codes.level_sizes))
     nodes = torch.zeros(batch, 1, dtype=torch.long, device=device)  # start: one beam at the root
     scores = torch.zeros(batch, 1, device=device)  # what ranks the beams
     sequence_logp = scores  # the decoder's part of it (the same without a prior)

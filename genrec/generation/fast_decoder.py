@@ -23,14 +23,25 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
     return rearrange(x, "... h t d -> ... t (h d)")
 
 
+def _follow(cache: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+    """[B, W', ...] -> [B, W, ...]: beam w's rows become those of its parent `parents[:, w]`, one contiguous row copy
+    per beam (a gather along the beam dimension with a broadcast index reads every element's index instead)."""
+    batch, width = cache.shape[:2]
+    rows = (parents + torch.arange(batch, device=parents.device)[:, None] * width).reshape(-1)
+    return cache.reshape(batch * width, -1).index_select(0, rows).view(*parents.shape, *cache.shape[2:])
+
+
 class SharedCrossDecoder:
     """Encode cross-attention K/V for [B, S] once; then `step(tokens [B, W], parents [B, W])` -> [B, W, d]:
     the decoder state after appending one token to each beam, beam w continuing the prefix that was beam
     `parents[:, w]` at the previous step. `start` [B, d]: added to each row's start-token embedding (a
     decoder started from the encoder state)."""
 
-    def __init__(self, model, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor, start: torch.Tensor | None = None):
+    def __init__(self, model, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor, start: torch.Tensor | None = None,
+                 steps: int = 4):
+        """`steps`: how many steps the cache has room for at first (a search's code levels); more grow it."""
         self.decoder = model.decoder
+        self.steps = steps
         self.start = start
         blocks = self.decoder.block
         self.n_heads = blocks[0].layer[1].EncDecAttention.n_heads
@@ -42,7 +53,11 @@ class SharedCrossDecoder:
         ]
         neg = torch.finfo(torch.float32).min
         self.cross_bias = ((~encoder_mask.bool()).float() * neg)[:, None, None, :]  # [B, 1, 1, S]
-        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: self-attention K, V [B, W, h, t, d]
+        # per layer, self-attention keys and values [B, W, 2, h, steps, d], the first `self.length` positions filled:
+        # a step reorders them to the surviving beams (one contiguous row copy per beam, a per-layer tensor small
+        # enough that its allocation costs no page faults) and writes its own position in place
+        self.cache: list[torch.Tensor] = []
+        self.length = 0
 
     def _attend(self, q, k, v, bias):
         scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) + bias  # T5 does not scale by sqrt(d)
@@ -55,21 +70,24 @@ class SharedCrossDecoder:
         if not self.cache and self.start is not None:
             x = x + self.start[:, None, None].to(x.dtype)
         if parents is not None:  # the cache follows the surviving beams
-            index = parents[:, :, None, None, None]
-            self.cache = [(k.gather(1, index.expand(-1, -1, *k.shape[2:])), v.gather(1, index.expand(-1, -1, *v.shape[2:])))
-                          for k, v in self.cache]
-        t = self.cache[0][0].shape[-2] + 1 if self.cache else 1
+            self.cache = [_follow(layer, parents) for layer in self.cache]
+        t = self.length + 1
         first = self.decoder.block[0].layer[0].SelfAttention
         self_bias = first.compute_bias(t, t, device=x.device).float()[:, :, -1:]  # [1, h, 1, t]: the new position's row
-        cache = []
         for i, (block, (ck, cv)) in enumerate(zip(self.decoder.block, self.cross)):
             sa = block.layer[0].SelfAttention
             h = block.layer[0].layer_norm(x)
             q, k, v = (_heads(proj(h), self.n_heads) for proj in (sa.q, sa.k, sa.v))  # [B, W, h, 1, d]
-            if self.cache:
-                k, v = torch.cat([self.cache[i][0], k], dim=-2), torch.cat([self.cache[i][1], v], dim=-2)
-            cache.append((k, v))
-            x = x + sa.o(_merge(self._attend(q, k, v, self_bias)))
+            if len(self.cache) <= i:
+                self.cache.append(k.new_empty(*k.shape[:2], 2, k.shape[2], max(self.steps, 1), k.shape[-1]))
+            elif t > self.cache[i].shape[-2]:  # more steps than room: grow it
+                grown = self.cache[i].new_empty(*self.cache[i].shape[:-2], 2 * self.cache[i].shape[-2], k.shape[-1])
+                grown[..., : self.length, :] = self.cache[i][..., : self.length, :]
+                self.cache[i] = grown
+            layer = self.cache[i]
+            layer[:, :, 0, :, t - 1 : t], layer[:, :, 1, :, t - 1 : t] = k, v
+            keys, values = layer[:, :, 0, :, :t], layer[:, :, 1, :, :t]
+            x = x + sa.o(_merge(self._attend(q, keys, values, self_bias)))
             ca = block.layer[1].EncDecAttention
             h = block.layer[1].layer_norm(x)
             # beams folded into the query length: one bmm per user against its K/V, no copies per beam
@@ -78,5 +96,5 @@ class SharedCrossDecoder:
             x = x + ca.o(_merge(out))
             ff = block.layer[2]
             x = x + ff.DenseReluDense(ff.layer_norm(x))
-        self.cache = cache
+        self.length = t
         return self.decoder.final_layer_norm(x[..., -1, :])
