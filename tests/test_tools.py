@@ -73,3 +73,23 @@ def test_the_benchmarks_text_model_is_the_every_position_model_with_the_text_set
     base = load_config(SeqRunConfig, bench.MODELS[model][1], overrides=[*extra, "name=budget_every_position_text"])
     text = load_config(SeqRunConfig, bench.MODELS["genrec_every_position_text"][1])
     assert to_dict(base) == to_dict(text)
+
+
+def test_bench_serving_measures_the_loop_the_batch_and_every_rule_on_a_saved_run(tmp_path, tiny_seq_config):
+    """The serving benchmark end to end on a toy run: it checks inside that no rule let a disallowed item out."""
+    import json
+    import subprocess
+    import sys
+
+    from genrec.experiments.seq import run
+
+    run(tiny_seq_config("name=serve", "train.epochs=1"))
+    out = tmp_path / "serving.json"
+    done = subprocess.run([sys.executable, str(TOOLS / "bench_serving.py"), "--run", str(tmp_path / "runs" / "serve" / "seed_42"),
+                           "--users", "24", "--loop-users", "4", "--batch-size", "8", "--repeats", "1", "--beam", "10",
+                           "--threads", "1", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["one_user_loop"]["users"] == 4 and result["batch_mode"]["users"] == 24
+    assert result["batch_over_loop"] > 0 and set(result["rules"]["overhead"]) == {"exclude_history", "allow_list", "both"}
+    assert "batch mode" in done.stdout

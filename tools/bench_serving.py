@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections import Counter
@@ -110,7 +111,7 @@ def main() -> None:
 
     loop_rate, batch_rate = len(loop_histories) / loop_best, n / batch_best
     result = {
-        "command": "python " + " ".join(sys.argv),
+        "command": "python " + shlex.join(sys.argv),
         "hardware": hardware(),
         "threads": torch.get_num_threads(),
         "note": args.note,
@@ -128,7 +129,7 @@ def main() -> None:
                   "overhead": {name: rule_best[name] / rule_best["none"] - 1 for name in rules if name != "none"}},
     }
     write_atomic(Path(args.out), json.dumps(result, indent=1))
-    print(f"{result['hardware']}, {result['threads']} thread(s); beam {args.beam}, top {args.k}, {model.num_items} items")
+    print(f"{result['hardware']}; beam {args.beam}, top {args.k}, {model.num_items} items")
     print(f"one-user loop: {loop_rate:.1f} users/s (latency median {result['one_user_loop']['latency_ms_median']:.1f} ms, "
           f"p90 {result['one_user_loop']['latency_ms_p90']:.1f} ms)")
     print(f"batch mode ({args.batch_size} per search): {batch_rate:.1f} users/s = {result['batch_over_loop']:.1f}x the loop")
