@@ -118,8 +118,8 @@ class TensorTrie:
         those are scored: rows sorted by run length, `rows_per_chunk` at a time, each chunk padded to its own
         longest run (padding every row to the longest would gather ~3x more vectors on Beauty's codes).
         `item_scores` [queries.shape[0], items] (code order): a score added to every item, one row for each group of
-        queries along the first dimension (a user's beams); -inf leaves an item out. `grouped` (default: when rows
-        share parents, 8 or more a parent on average, as a batch's beams do just below the root): one matmul per
+        queries along the first dimension (a user's beams); -inf leaves an item out. `grouped` (default: without gradients,
+        when rows share parents, 8 or more a parent on average, as a batch's beams do just below the root): one matmul per
         distinct parent against its run, which gathers no [rows, run, d] copy of the vectors (`_grouped_log_mass`)."""
         size, dim = self.level_sizes[level], queries.shape[-1]
         flat, nodes = queries.reshape(-1, dim), parents.reshape(-1)
@@ -134,8 +134,8 @@ class TensorTrie:
         start, end = self.run_start[nodes], self.run_end[nodes]
         first, last = self.level_ranges[level - 1]
         end = torch.where((nodes >= first) & (nodes < last), end, start + 1)  # a dead beam parked at the root
-        if grouped is None:
-            grouped = len(torch.unique(nodes)) * 8 <= len(nodes)
+        if grouped is None:  # a search's batch (training keeps the gathered path its speed was measured with)
+            grouped = not torch.is_grad_enabled() and len(torch.unique(nodes)) * 8 <= len(nodes)
         if grouped:
             return self._grouped_log_mass(flat, vectors, nodes, start, end, level, item_scores, owner).view(
                 *queries.shape[:-1], size)
