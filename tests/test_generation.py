@@ -291,6 +291,11 @@ def test_grouping_rows_by_parent_gives_the_gathered_paths_masses_and_gradients()
         assert torch.equal(plain_finite, grouped_finite) and plain_finite.any() and not plain_finite[live].all()
         assert torch.allclose(plain[plain_finite], grouped_out[plain_finite], atol=1e-5)
         assert torch.allclose(plain_grad, grouped_grad, atol=1e-4)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # as evaluation runs under mixed precision
+            low = [trie.child_log_mass(queries, vectors, parents, level, item_scores=item_scores, grouped=g)
+                   for g in (False, True)]
+        assert low[0].dtype == low[1].dtype and torch.allclose(low[0][plain_finite].float(), low[1][plain_finite].float(),
+                                                                atol=0.1)
 
 
 def test_root_log_mass_is_the_log_of_each_first_codes_probability_with_gradients():

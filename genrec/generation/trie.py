@@ -170,14 +170,16 @@ class TensorTrie:
         first_row = torch.zeros(len(parents), dtype=torch.long, device=nodes.device)
         first_row[inverse.flip(0)] = torch.arange(len(nodes) - 1, -1, -1, device=nodes.device)  # a row of each parent
         bounds = torch.stack([start[first_row], end[first_row]], 1).tolist()
-        out = flat.new_empty(len(flat), size)
+        out = None
         for rows, (a, b) in zip(order.split(counts.tolist()), bounds):
             scores = flat[rows] @ vectors[a:b].T
             if item_scores is not None:
                 scores = scores + item_scores[owner[rows], a:b].to(scores.dtype)
             top = _finite_max(scores)
             sums = scores.new_zeros(len(rows), size).index_add_(1, self.order_codes[a:b, level], (scores - top).exp_())
-            out.index_copy_(0, rows, _log_or_minus_inf(sums).add_(top))
+            mass = _log_or_minus_inf(sums).add_(top)
+            out = mass.new_empty(len(flat), size) if out is None else out  # the scores' dtype (bf16 under autocast)
+            out.index_copy_(0, rows, mass)
         return out
 
     def parents(self, codes: torch.Tensor) -> torch.Tensor:
