@@ -133,3 +133,24 @@ def test_many_users_at_once_equal_one_at_a_time():
         alone = model.recommend(history, k=5, exclude=excluded, exclude_history=True)
         assert [r["item_id"] for r in alone] == [r["item_id"] for r in together]
         assert np.allclose([r["score"] for r in alone], [r["score"] for r in together], atol=1e-4)
+
+
+def test_no_rule_is_the_plain_search(monkeypatch):
+    """recommend without rules searches without a mask (one allowing everything would only cost time)."""
+    model = toy_model(n_items=40)
+    model.item_ids = [f"i{n}" for n in range(40)]
+    model._index = {item: n for n, item in enumerate(model.item_ids)}
+    seen = []
+    plain = model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("allowed"))
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    model.recommend(["i3"], k=3)
+    model.recommend(["i3"], k=3, exclude=[], only=None)
+    model.recommend_many([["i3"], ["i4"]], k=3, exclude=[[], []], only=[None, None])
+    assert seen == [None, None, None]
+    model.recommend(["i3"], k=3, exclude=["i4"])
+    assert seen[-1] is not None and not seen[-1][0, 4]

@@ -257,8 +257,8 @@ class GenerativeRecommender(nn.Module):
         `user`, a raw user id, matters only to a model trained with user tokens. Rules, applied inside the search:
         `exclude` (item ids never to return; `exclude_history` adds the history's), `only` (the item ids that may be
         returned). Fewer than k entries come back only when fewer than k items are allowed."""
-        return self.recommend_many([history], k, beam, [user], alpha, [exclude or []], None if only is None else [only],
-                                   exclude_history)[0]
+        return self.recommend_many([history], k, beam, [user], alpha, [exclude] if exclude else None,
+                                   None if only is None else [only], exclude_history)[0]
 
     @torch.no_grad()
     def recommend_many(self, histories: list[list[str]], k: int = 10, beam: int = 20,
@@ -287,13 +287,19 @@ class GenerativeRecommender(nn.Module):
         if exclude is not None or exclude_history:
             excluded = [[self.item_index(i) for i in (exclude[row] if exclude is not None else [])]
                         + (indices[row] if exclude_history else []) for row in range(len(indices))]
+        if only is not None and all(o is None for o in only):
+            only = None
         allowed_only = None if only is None else [None if o is None else [self.item_index(i) for i in o] for o in only]
-        allowed = allowed_items(self.num_items, len(indices), excluded, allowed_only, per_user_only=True, device=device)
+        # no rule at all: the plain search (a mask allowing everything would only cost time)
+        allowed = None if not any(excluded or []) and allowed_only is None else allowed_items(
+            self.num_items, len(indices), excluded, allowed_only, per_user_only=True, device=device)
         was = self.training
         self.eval()
-        items, scores = self.generate(batch.to(device), user_rows, beam=max(beam, k), topk=k, alpha=alpha,
-                                      allowed=allowed)
-        self.train(was)
+        try:
+            items, scores = self.generate(batch.to(device), user_rows, beam=max(beam, k), topk=k, alpha=alpha,
+                                          allowed=allowed)
+        finally:
+            self.train(was)
         return [[{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(s)}
                  for i, s in zip(row_items, row_scores) if i >= 0]
                 for row_items, row_scores in zip(items.tolist(), scores.tolist())]
