@@ -21,7 +21,7 @@ def constrained_beam_search(t5, codes: ItemCodes, encoder_hidden: torch.Tensor, 
                             score: Scorer, beam: int = 20, topk: int = 10, start: torch.Tensor | None = None,
                             prior: torch.Tensor | None = None, alpha: float = 1.0,
                             allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched: every (user, beam) row advances together; masking is a gather into `trie.children`, and
+    """Batched: every (user, beam) row advances together; masking is a lookup in the trie's child table, and
     cross-attention keys/values over `encoder_hidden` [B, S, d] (where `attention_mask` [B, S]) are computed
     once per user (see `fast_decoder`).
 
