@@ -64,7 +64,8 @@ def test_time_budget_stops_within_the_epoch_and_the_run_stays_stopped(tmp_path):
     task = SlowTask()
     first = Trainer(cfg, tmp_path).fit(task)
     assert [h["epoch"] for h in first["history"]] == [1]
-    assert 6 <= task.steps < 16 and first["history"][0]["steps"] == f"{task.steps}/16"
+    # 0.3 s at 0.05 s a step: 6 steps on an idle machine, fewer on a loaded one, never the whole epoch
+    assert 3 <= task.steps < 16 and first["history"][0]["steps"] == f"{task.steps}/16"
     again = SlowTask()
     Trainer(cfg, tmp_path).fit(again)
     assert again.steps == 0  # resumed past its budget: nothing more is trained
