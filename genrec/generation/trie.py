@@ -167,9 +167,9 @@ class TensorTrie:
         size = self.level_sizes[level]
         parents, inverse, counts = torch.unique(nodes, return_inverse=True, return_counts=True)
         order = torch.argsort(inverse, stable=True)
-        first_row = torch.zeros(len(parents), dtype=torch.long, device=nodes.device)
-        first_row[inverse.flip(0)] = torch.arange(len(nodes) - 1, -1, -1, device=nodes.device)  # a row of each parent
-        bounds = torch.stack([start[first_row], end[first_row]], 1).tolist()
+        # each parent's run: every row of a parent holds the same bounds, so any of them may be the one written
+        bounds = torch.stack([start.new_empty(len(parents)).scatter_(0, inverse, start),
+                              end.new_empty(len(parents)).scatter_(0, inverse, end)], 1).tolist()
         out = None
         for rows, (a, b) in zip(order.split(counts.tolist()), bounds):
             scores = flat[rows] @ vectors[a:b].T
