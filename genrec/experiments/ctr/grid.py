@@ -6,6 +6,7 @@ re-run, so an interrupted grid resumes where it stopped.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from genrec.config import save_config
+from genrec.config import save_config, to_dict
 from genrec.data import item_embeddings
 from genrec.data.ctr import CtrSampleConfig, CtrSamples, ctr_samples
 from genrec.evaluation.codes import effective_rank, singular_spectrum
@@ -61,9 +62,12 @@ class CtrGrid:
 
 
 def _ctr_train() -> TrainConfig:
-    # fp32: the grid's cells are filled session after session on machines with and without native bf16
-    return TrainConfig(epochs=10, batch_size=4096, lr=3e-3, weight_decay=0.0, eval_every=1, patience=1,
-                       monitor="auc", checkpoint_every=0, resume=False, progress=False, mixed_precision="no")
+    """FuxiCTR's training (rank_model.py, model_zoo configs): Adam (no weight decay), lr 1e-3, gradient
+    norm clipped at 10, early stopping after 2 epochs without a better validation AUC. fp32: the grid's
+    cells are filled session after session on machines with and without native bf16."""
+    return TrainConfig(epochs=10, batch_size=4096, lr=1e-3, weight_decay=0.0, max_grad_norm=10.0, eval_every=1,
+                       patience=2, monitor="auc", checkpoint_every=0, resume=False, progress=False,
+                       mixed_precision="no")
 
 
 def _ctr_tokenizer() -> TokenizerFitConfig:
@@ -112,7 +116,8 @@ class CtrTask(Task):
         return {"fields": fields, "label": rows["label"]}
 
     def loss(self, model, batch):
-        return F.binary_cross_entropy_with_logits(model(batch["fields"]).float(), batch["label"]), {}
+        log_loss = F.binary_cross_entropy_with_logits(model(batch["fields"]).float(), batch["label"])
+        return log_loss + self.model.regularization(), {"logloss": log_loss.detach()}
 
     @torch.no_grad()
     def evaluate(self, model, split: str, accelerator: Accelerator) -> dict[str, float]:
@@ -143,29 +148,44 @@ def _cell_dir(cfg: CtrRunConfig, cell: tuple[str, str, int, bool], seed: int) ->
     return Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}"
 
 
-def _saved_fit(run_dir: Path, fields: ItemFields) -> dict[str, Any] | None:
-    """A finished fit, reused only if it saw exactly these fields (same codes)."""
+def _settings_fingerprint(cfg: CtrRunConfig, fusion: bool) -> str:
+    """What a fit was trained with (training and model settings), so a saved fit is reused only by a run
+    that would train the same model."""
+    train = {k: v for k, v in to_dict(cfg.train).items() if k not in ("progress", "resume", "checkpoint_every")}
+    settings = {"train": train, "model": to_dict(replace(cfg.model, fusion=fusion))}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _saved_fit(run_dir: Path, fields: ItemFields, settings: str) -> dict[str, Any] | None:
+    """A finished fit, reused only if it saw exactly these fields (same codes) and settings."""
     saved = run_dir / "result.json"
     if saved.exists():
         record = json.loads(saved.read_text())
-        if record.get("fields_fingerprint") == fields.fingerprint():
+        if record.get("fields_fingerprint") == fields.fingerprint() and record.get("settings_fingerprint") == settings:
             return record
     return None
 
 
-def _fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int,
-              accelerator: Accelerator) -> dict[str, Any]:
+def saved_cell(cfg: CtrRunConfig, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int) -> dict[str, Any] | None:
+    """The finished fit of a cell and seed under these settings, or None."""
+    return _saved_fit(_cell_dir(cfg, cell, seed), fields, _settings_fingerprint(cfg, cell[3]))
+
+
+def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int,
+             accelerator: Accelerator) -> dict[str, Any]:
+    """One cell and seed: trained, or read back from runs/<name>/<cell>/seed_<seed> when a fit with the same
+    fields and settings finished there."""
     backbone, representation, scale, fusion = cell
-    run_dir = _cell_dir(cfg, cell, seed)
-    record = _saved_fit(run_dir, fields)
+    record = saved_cell(cfg, fields, cell, seed)
     if record is not None:
         return record
+    run_dir, settings = _cell_dir(cfg, cell, seed), _settings_fingerprint(cfg, fusion)
     torch.manual_seed(seed)
     task = CtrTask(samples, fields, backbone, replace(cfg.model, fusion=fusion), cfg.eval_batch_size)
     model, fit = fit_and_test(task, cfg.train, seed, run_dir, accelerator, cell_name(*cell))
     rep = item_representation(model.cpu(), fields)
     epochs_run = len(fit["history"])
-    record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
+    record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "settings_fingerprint": settings, "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
               "epochs_run": epochs_run, "epoch_seconds": fit["train_seconds"] / max(1, epochs_run),
               "train_rows_per_second": fit["train_sequences_per_second"],
               "parameters": sum(p.numel() for p in model.parameters()),
@@ -217,26 +237,46 @@ def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
         return _run_ctr(cfg, command, accelerator, start)
 
 
-def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, start: float) -> dict[str, Any]:
+@dataclass
+class CtrInputs:
+    """What every cell of a run shares: the samples, the attribute fields and the tokenizers' codes."""
+    samples: CtrSamples
+    num_items: int
+    attributes: ItemFields
+    codes: Any  # CodeSource or None when only ID representations are trained
+
+    def fields(self, cfg: CtrRunConfig, representation: str, scale: int) -> ItemFields:
+        return self.attributes + representation_fields(representation, scale, self.num_items, cfg.base_levels,
+                                                       cfg.tokenizer.codebook_size, self.codes)
+
+
+def prepare_inputs(cfg: CtrRunConfig, accelerator: Accelerator, representations: list[str]) -> CtrInputs:
+    """Samples, attribute fields and (when a representation needs them) codes, each cached on disk; the
+    tokenizers are cached under runs/<name>/tokenizers, one per (kind, size), shared by every model seed."""
     data, _ = load_data(cfg.data)
     samples = ctr_samples(data, cfg.samples)
-    base = attribute_fields(data.catalog, cfg.attribute_slots)
-    needs_codes = any(r != "id" for r in cfg.grid.representations)
-    embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process) if needs_codes else None
-    tok_cfg = seeded(cfg.tokenizer, cfg.tokenizer_seed)
-    codes = tokenizer_codes(embeddings, tok_cfg, Path(cfg.output_dir) / cfg.name / "tokenizers") if needs_codes else None
+    codes = None
+    if any(r != "id" for r in representations):
+        embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process)
+        tokenizers = Path(cfg.output_dir) / cfg.name / "tokenizers"
+        codes = tokenizer_codes(embeddings, seeded(cfg.tokenizer, cfg.tokenizer_seed), tokenizers)
+    return CtrInputs(samples, data.num_items, attribute_fields(data.catalog, cfg.attribute_slots), codes)
+
+
+def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, start: float) -> dict[str, Any]:
+    inputs = prepare_inputs(cfg, accelerator, cfg.grid.representations)
+    samples = inputs.samples
     log = (lambda m: print(f"[genrec] {m}", flush=True)) if accelerator.is_main_process else (lambda m: None)
     log("CTR samples: " + ", ".join(f"{s} {len(samples.split(s))} rows" for s in ("train", "valid", "test"))
         + f" ({cfg.samples.negatives} negative(s) per positive)")
     rows, missing = [], []
     for cell in cfg.grid.cells():
         backbone, representation, scale, fusion = cell
-        fields = base + representation_fields(representation, scale, data.num_items, cfg.base_levels,
-                                              cfg.tokenizer.codebook_size, codes)
-        if cfg.grid.only_finished and any(_saved_fit(_cell_dir(cfg, cell, seed), fields) is None for seed in cfg.seeds):
+        fields = inputs.fields(cfg, representation, scale)
+        if cfg.grid.only_finished and any(saved_cell(cfg, fields, cell, seed) is None for seed in cfg.seeds):
             missing.append(cell_name(*cell))
             continue
-        per_seed = [_fit_cell(cfg, samples, fields, cell, seed, accelerator) for seed in cfg.seeds]
+        per_seed = [fit_cell(cfg, samples, fields, cell, seed, accelerator) for seed in cfg.seeds]
         rows.append(_summarize_cell(cell, fields, per_seed))
         r = rows[-1]
         log(f"{cell_name(*cell)}: test auc={r['auc']:.4f}±{r['auc_std']:.4f} logloss={r['logloss']:.4f} "

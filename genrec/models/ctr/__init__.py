@@ -13,7 +13,9 @@ BACKBONES: dict[str, type[CtrModel]] = {"deepfm": DeepFM, "deepim": DeepIM, "aut
 def build_ctr_model(backbone: str, vocab_sizes: list[int], cfg: CtrModelConfig) -> CtrModel:
     if backbone not in BACKBONES:
         raise ValueError(f"unknown CTR backbone {backbone!r}; choose from {sorted(BACKBONES)}")
-    return BACKBONES[backbone](vocab_sizes, cfg)
+    model = BACKBONES[backbone](vocab_sizes, cfg)
+    model.reset_parameters()
+    return model
 
 
 __all__ = ["BACKBONES", "CtrModel", "CtrModelConfig", "FieldEmbedding", "MoCFusion", "build_ctr_model",

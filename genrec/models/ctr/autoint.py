@@ -1,5 +1,5 @@
 """AutoInt+ (Song et al., CIKM 2019): stacked multi-head self-attention over fields with residual
-projections and ReLU, flattened to a logit, plus a parallel DNN (the "+")."""
+connections and ReLU, flattened to a logit, plus a parallel DNN (the "+")."""
 from __future__ import annotations
 
 import torch
@@ -10,17 +10,25 @@ from genrec.models.ctr.base import CtrModel, CtrModelConfig, mlp
 
 
 class InteractingLayer(nn.Module):
+    """One projection gives queries, keys, values and (when the width changes) the residual, so a layer
+    is one matmul over all fields; the residual is the identity where widths match (FuxiCTR's layer)."""
+
     def __init__(self, in_dim: int, heads: int, head_dim: int):
         super().__init__()
         self.heads, self.head_dim = heads, head_dim
-        self.qkv = nn.Linear(in_dim, 3 * heads * head_dim, bias=False)
-        self.residual = nn.Linear(in_dim, heads * head_dim, bias=False)
+        width = heads * head_dim
+        self.project_residual = in_dim != width
+        self.proj = nn.Linear(in_dim, (4 if self.project_residual else 3) * width, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, f, _ = x.shape
-        q, k, v = self.qkv(x).view(b, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, f, -1)
-        return F.relu(attended + self.residual(x))
+        width = self.heads * self.head_dim
+        projected = self.proj(x)
+        q, k, v = projected[..., : 3 * width].view(b, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        # unscaled, as in the paper and FuxiCTR (`use_scale=False`)
+        attended = F.scaled_dot_product_attention(q, k, v, scale=1.0).transpose(1, 2).reshape(b, f, width)
+        residual = projected[..., 3 * width :] if self.project_residual else x
+        return F.relu(attended + residual)
 
 
 class AutoIntPlus(CtrModel):

@@ -15,6 +15,9 @@ class CtrModelConfig:
     embedding_dim: int = 16
     dnn: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.1
+    # L2 on every embedding table, (lambda / 2) * ||E||^2 over whole tables each step, added to the mean
+    # log loss: FuxiCTR's `embedding_regularizer`, the setting its benchmarks tune first
+    embedding_l2: float = 0.0
     fusion: bool = False  # the MoC bottleneck in front of the interaction module
     fusion_dim: int = 64  # bottleneck width
     im_order: int = 3  # DeepIM: highest interaction order (<= 5)
@@ -61,6 +64,9 @@ class MoCFusion(nn.Module):
         super().__init__()
         self.down = nn.Linear(num_fields * dim, bottleneck)
         self.up = nn.Linear(bottleneck, num_fields * dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
@@ -70,6 +76,8 @@ class MoCFusion(nn.Module):
 
 
 class CtrModel(nn.Module):
+    """Subclasses build their layers and call `reset_parameters()` last (`build_ctr_model` does)."""
+
     def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -80,6 +88,24 @@ class CtrModel(nn.Module):
     @property
     def flat_dim(self) -> int:
         return self.num_fields * self.cfg.embedding_dim
+
+    def reset_parameters(self) -> None:
+        """FuxiCTR's initialisation: Xavier-normal linear weights and zero biases; embeddings and the
+        zero-initialised fusion keep their own."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_normal_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        if isinstance(self.fusion, MoCFusion):
+            self.fusion.reset_parameters()
+
+    def regularization(self) -> torch.Tensor | float:
+        """The embedding L2 term to add to the loss (0 when `embedding_l2` is 0)."""
+        if not self.cfg.embedding_l2:
+            return 0.0
+        tables = [m.table.weight for m in self.modules() if isinstance(m, FieldEmbedding)]
+        return 0.5 * self.cfg.embedding_l2 * sum(t.float().square().sum() for t in tables)
 
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         """[B, F] field ids -> [B] logits."""
