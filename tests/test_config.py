@@ -90,3 +90,11 @@ def test_command_line_text_stays_text_and_numbers_widen():
     assert cfg.train.mixed_precision == "no" and cfg.name == "123" and cfg.train.lr == 1.0
     assert cfg.tokenizer.distances == ["cosine", "euclidean", "euclidean"]
     assert load_config(SeqRunConfig, overrides=["tokenizer.distances=euclidean"]).tokenizer.distances == "euclidean"
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    """YAML 1.1 reads `1e-3` as text; a float field still takes it, from the command line and from a file."""
+    assert load_config(SeqRunConfig, overrides=["train.lr=1e-3"]).train.lr == 1e-3
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 3e-4\n")
+    assert load_config(SeqRunConfig, path).train.lr == 3e-4
