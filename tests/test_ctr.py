@@ -146,6 +146,38 @@ def test_backbone_smoke_learns_a_field_rule(backbone, fusion):
     assert auc_logloss(y.numpy(), model(x).detach().numpy())["auc"] > 0.95
 
 
+def test_embedding_l2_is_half_lambda_times_every_tables_squared_norm():
+    """FuxiCTR's embedding regulariser: whole tables (DeepFM's first-order weights too), not the batch's rows."""
+    torch.manual_seed(0)
+    vocab = [5, 7, 3]
+    model = build_ctr_model("deepfm", vocab, CtrModelConfig(embedding_dim=4, dnn=[8], embedding_l2=0.1))
+    torch.nn.init.normal_(model.first_order.table.weight)
+    by_hand = 0.05 * (model.embedding.table.weight.square().sum() + model.first_order.table.weight.square().sum())
+    torch.testing.assert_close(model.regularization(), by_hand)
+    assert build_ctr_model("deepfm", vocab, CtrModelConfig(embedding_dim=4, dnn=[8])).regularization() == 0.0
+
+
+def test_autoint_layer_matches_a_plain_per_head_attention():
+    """The one-projection layer (SDPA, unscaled) equals attention written out head by head."""
+    from genrec.models.ctr.autoint import InteractingLayer
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 6, dtype=torch.float64)
+    for in_dim in (6, 8):  # width changes (projected residual) and width kept (identity residual)
+        layer = InteractingLayer(in_dim, heads=2, head_dim=4).double()
+        assert layer.project_residual == (in_dim == 6)
+        inp = x if in_dim == 6 else torch.randn(3, 5, 8, dtype=torch.float64)
+        w = layer.proj.weight  # rows: q, k, v (, residual), each heads * head_dim
+        width = 2 * layer.head_dim
+        heads = []
+        for h in range(2):
+            rows = slice(h * layer.head_dim, (h + 1) * layer.head_dim)
+            q, k, v = (inp @ w[i * width : (i + 1) * width][rows].T for i in range(3))
+            heads.append(torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v)
+        residual = inp @ w[3 * width :].T if layer.project_residual else inp
+        torch.testing.assert_close(layer(inp), torch.relu(torch.cat(heads, dim=-1) + residual))
+
+
 def test_fusion_starts_as_identity_and_mixes_fields_after_training():
     fusion = MoCFusion(num_fields=3, dim=4, bottleneck=2)
     e = torch.randn(5, 3, 4)
@@ -193,6 +225,9 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     assert collected["missing_cells"] == ["deepim_id_x1_plain", "deepim_id_x1_fusion", "deepim_moc_x1_plain",
                                           "deepim_moc_x1_fusion"]
     assert not (tmp_path / "runs" / "ctr_smoke" / "deepim_id_x1_plain").exists()
+    # a fit saved under other training settings is not taken for this run's: collecting finds nothing
+    other = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["train.lr=0.01", "grid.only_finished=true"]))
+    assert other["rows"] == [] and len(other["missing_cells"]) == 8
 
 
 def test_merge_ctr_results_unions_cells_and_refuses_other_samples():

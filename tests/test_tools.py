@@ -93,3 +93,48 @@ def test_bench_serving_measures_the_loop_the_batch_and_every_rule_on_a_saved_run
     assert result["one_user_loop"]["users"] == 4 and result["batch_mode"]["users"] == 24
     assert result["batch_over_loop"] > 0 and set(result["rules"]["overhead"]) == {"exclude_history", "allow_list", "both"}
     assert "batch mode" in done.stdout
+
+
+def test_tune_ctr_sweeps_every_combination_and_chooses_by_validation(tmp_path, beauty_slice, monkeypatch):
+    """Two settings on a tiny slice: both trained once, a re-run and the collect step reuse them, and the choice is
+    the setting with the better validation AUC."""
+    import json
+    import subprocess
+    import sys
+
+    tune = load_tool("tune_ctr")
+    assert tune.settings_from(["train.lr=1e-3,3e-3", "model.dropout=0.1"]) == [
+        {"train.lr": "1e-3", "model.dropout": "0.1"}, {"train.lr": "3e-3", "model.dropout": "0.1"}]
+    base = [sys.executable, str(TOOLS / "tune_ctr.py"), "--backbones", "deepfm", "--representations", "id",
+            "--sweep", "train.lr=1e-3,1e-2", "--set", f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs",
+            "model.embedding_dim=4", "model.dnn=[8]", "train.epochs=2", "train.batch_size=256"]
+    env = {**__import__("os").environ, "GENREC_CACHE": str(tmp_path / "cache"), "GENREC_NUM_THREADS": "1"}
+    first = subprocess.run(base, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("valid auc") == 2
+    out = tmp_path / "tuning.json"
+    collected = subprocess.run(base + ["--collect", "--out", str(out)], capture_output=True, text=True, env=env)
+    assert collected.returncode == 0, collected.stderr
+    result = json.loads(out.read_text())
+    assert len(result["rows"]) == 2
+    winner = max(result["rows"], key=lambda r: r["valid_auc"])
+    assert result["best"]["deepfm"]["setting"] == winner["setting"]
+
+
+def test_bench_ctr_times_every_backbone_and_variant(tmp_path, beauty_slice):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(TOOLS / "bench_ctr.py"), "--representation", "id", "--scales", "1", "2",
+                           "--attention-dims", "8", "4", "--steps", "2", "--warmup", "1", "--repeats", "1",
+                           "--set", f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs", "train.batch_size=128",
+                           "--out", str(out)], capture_output=True, text=True,
+                          env={**__import__("os").environ, "GENREC_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    precisions = {r["precision"] for r in rows}
+    assert len(rows) == 2 * (3 + 2) * len(precisions)  # 2 scales x (3 backbones + AutoInt+ at 2 widths) x precisions
+    assert all(r["step_ms"] > 0 and r["epoch_seconds"] > 0 for r in rows)
+    assert {r["fields"] for r in rows} == {1 + 4 + 1, 1 + 4 + 2}

@@ -5,6 +5,7 @@ import numpy as np
 
 
 def auc_logloss(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    from scipy.special import expit  # the sigmoid without exp's overflow on large logits
     from sklearn.metrics import log_loss, roc_auc_score
 
     labels, logits = np.asarray(labels, dtype=np.float64), np.asarray(logits, dtype=np.float64)
@@ -13,5 +14,5 @@ def auc_logloss(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
         raise FloatingPointError(f"{len(bad)} non-finite CTR score(s), first at row(s) {bad[:5].tolist()}")
     if len(np.unique(labels)) < 2:
         raise ValueError("AUC needs both positive and negative rows")
-    probs = 1.0 / (1.0 + np.exp(-logits))
+    probs = expit(logits)
     return {"auc": float(roc_auc_score(labels, logits)), "logloss": float(log_loss(labels, np.clip(probs, 1e-7, 1 - 1e-7)))}
