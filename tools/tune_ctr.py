@@ -4,7 +4,8 @@
         --sweep train.lr=1e-3,3e-3 model.embedding_l2=0,1e-3,1e-2 [--shard 0 --num-shards 2]
     python tools/tune_ctr.py --config recipes/configs/ctr_beauty.yaml ... --collect --out results/ctr_tuning_beauty.json
 
-Every combination of the `--sweep` values is one setting; each setting trains every backbone on the
+Every combination of the `--sweep` values is one setting (over the shared `train`/`model` sections: a
+backbone's own `backbone.<name>.*` settings are cleared here); each setting trains every backbone on the
 `--representations` at `--scale` (fusion off) with one `--seed`, through the grid's own `fit_cell`. Fits are
 saved under runs/<name>_tuning/<setting>/ and reused, so shards run side by side and an interrupted sweep
 resumes. `--collect` trains nothing: it reads the finished fits and writes, per backbone, every setting's
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from genrec.config import load_config
-from genrec.experiments.ctr.grid import CtrRunConfig, fit_cell, prepare_inputs, saved_cell
+from genrec.experiments.ctr.grid import CtrRunConfig, TunedBackbones, fit_cell, prepare_inputs, saved_cell
 from genrec.experiments.harness import hardware
 from genrec.files import write_atomic
 from genrec.training import make_accelerator
@@ -72,7 +73,8 @@ def main() -> None:
         if not args.collect and i % args.num_shards != args.shard:
             continue
         cfg = load_config(CtrRunConfig, args.config, args.set + [f"{k}={v}" for k, v in setting.items()])
-        cfg = replace(cfg, name=f"{base.name}_tuning/{tag(setting)}")
+        # the sweep is over the shared sections: no backbone keeps settings of its own here
+        cfg = replace(cfg, name=f"{base.name}_tuning/{tag(setting)}", backbone=TunedBackbones())
         cell = (backbone, representation, args.scale, False)
         fields = inputs.fields(cfg, representation, args.scale)
         if args.collect:

@@ -78,6 +78,26 @@ def _ctr_tokenizer() -> TokenizerFitConfig:
 
 
 @dataclass
+class BackboneSettings:
+    """One backbone's own settings; each one set replaces the shared section's value (`train.lr`,
+    `model.embedding_l2`, `model.dropout`) in that backbone's cells, None keeps it."""
+    lr: float | None = None
+    embedding_l2: float | None = None
+    dropout: float | None = None
+
+
+@dataclass
+class TunedBackbones:
+    deepfm: BackboneSettings = field(default_factory=BackboneSettings)
+    deepim: BackboneSettings = field(default_factory=BackboneSettings)
+    autoint: BackboneSettings = field(default_factory=BackboneSettings)  # AutoInt+
+    dcnv2: BackboneSettings = field(default_factory=BackboneSettings)
+
+    def of(self, backbone: str) -> BackboneSettings:
+        return getattr(self, backbone.rstrip("+"))
+
+
+@dataclass
 class CtrRunConfig(RunConfig):
     name: str = "ctr_beauty"
     seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
@@ -92,6 +112,16 @@ class CtrRunConfig(RunConfig):
     model: CtrModelConfig = field(default_factory=CtrModelConfig)
     tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
+    backbone: TunedBackbones = field(default_factory=TunedBackbones)
+
+    def for_backbone(self, backbone: str) -> "CtrRunConfig":
+        """This config with `backbone.<name>`'s settings in place of the shared ones."""
+        own = self.backbone.of(backbone)
+        train = replace(self.train, lr=own.lr) if own.lr is not None else self.train
+        model = replace(self.model, **{k: v for k, v in (("embedding_l2", own.embedding_l2), ("dropout", own.dropout))
+                                       if v is not None})
+        return replace(self, train=train, model=model)
+
 
 class CtrTask(Task):
     """Binary cross-entropy on (user, item fields) rows; evaluation scores every row of a split."""
@@ -168,7 +198,7 @@ def _saved_fit(run_dir: Path, fields: ItemFields, settings: str) -> dict[str, An
 
 def saved_cell(cfg: CtrRunConfig, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int) -> dict[str, Any] | None:
     """The finished fit of a cell and seed under these settings, or None."""
-    return _saved_fit(_cell_dir(cfg, cell, seed), fields, _settings_fingerprint(cfg, cell[3]))
+    return _saved_fit(_cell_dir(cfg, cell, seed), fields, _settings_fingerprint(cfg.for_backbone(cell[0]), cell[3]))
 
 
 def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int,
@@ -179,13 +209,16 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
     record = saved_cell(cfg, fields, cell, seed)
     if record is not None:
         return record
+    cfg = cfg.for_backbone(backbone)
     run_dir, settings = _cell_dir(cfg, cell, seed), _settings_fingerprint(cfg, fusion)
     torch.manual_seed(seed)
     task = CtrTask(samples, fields, backbone, replace(cfg.model, fusion=fusion), cfg.eval_batch_size)
     model, fit = fit_and_test(task, cfg.train, seed, run_dir, accelerator, cell_name(*cell))
     rep = item_representation(model.cpu(), fields)
     epochs_run = len(fit["history"])
-    record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "settings_fingerprint": settings, "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
+    record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "settings_fingerprint": settings,
+              "settings": {"lr": cfg.train.lr, "embedding_l2": cfg.model.embedding_l2, "dropout": cfg.model.dropout},
+              "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
               "epochs_run": epochs_run, "epoch_seconds": fit["train_seconds"] / max(1, epochs_run),
               "train_rows_per_second": fit["train_sequences_per_second"],
               "parameters": sum(p.numel() for p in model.parameters()),
@@ -206,6 +239,7 @@ def _summarize_cell(cell: tuple[str, str, int, bool], fields: ItemFields, per_se
     for key in ("epoch_seconds", "train_rows_per_second", "effective_rank", "best_valid_auc"):
         row[key] = float(np.mean([r[key] for r in per_seed]))
     row["parameters"] = per_seed[0]["parameters"]
+    row["settings"] = per_seed[0].get("settings")
     row["per_seed"] = per_seed
     return row
 
