@@ -64,7 +64,10 @@ def main() -> None:
     args = p.parse_args()
 
     base = load_config(CtrRunConfig, args.config, args.set)
-    settings = settings_from(args.sweep)
+    # fixed training/model overrides are part of every setting's name, so sweeps around different fixed values
+    # (e.g. dropout at each backbone's chosen learning rate) never share folders
+    fixed = dict(item.split("=", 1) for item in args.set if item.startswith(("train.", "model.")))
+    settings = [{**fixed, **s} for s in settings_from(args.sweep)]
     jobs = [(s, b, r) for s in settings for b in args.backbones for r in args.representations]
     accelerator = make_accelerator(base.train)
     inputs = prepare_inputs(base, accelerator, args.representations)  # codes cached under runs/<name>/tokenizers
@@ -72,7 +75,7 @@ def main() -> None:
     for i, (setting, backbone, representation) in enumerate(jobs):
         if not args.collect and i % args.num_shards != args.shard:
             continue
-        cfg = load_config(CtrRunConfig, args.config, args.set + [f"{k}={v}" for k, v in setting.items()])
+        cfg = load_config(CtrRunConfig, args.config, args.set + [f"{k}={v}" for k, v in setting.items() if k not in fixed])
         # the sweep is over the shared sections: no backbone keeps settings of its own here
         cfg = replace(cfg, name=f"{base.name}_tuning/{tag(setting)}", backbone=TunedBackbones())
         cell = (backbone, representation, args.scale, False)
