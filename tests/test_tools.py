@@ -138,3 +138,24 @@ def test_bench_ctr_times_every_backbone_and_variant(tmp_path, beauty_slice):
     assert len(rows) == 2 * (3 + 2) * len(precisions)  # 2 scales x (3 backbones + AutoInt+ at 2 widths) x precisions
     assert all(r["step_ms"] > 0 and r["epoch_seconds"] > 0 for r in rows)
     assert {r["fields"] for r in rows} == {1 + 4 + 1, 1 + 4 + 2}
+
+
+def test_moc_claims_compare_cells_beyond_their_seed_noise():
+    analyze = load_tool("analyze_ctr")
+
+    def row(backbone, rep, scale, fusion, auc, std=0.001):
+        return {"backbone": backbone, "representation": rep, "scale": scale, "fusion": fusion, "auc": auc, "auc_std": std}
+
+    rows = [row("deepfm", "id", 1, False, 0.70), row("deepfm", "moc", 1, False, 0.72),   # codes better
+            row("deepfm", "rq", 1, False, 0.71),
+            row("deepfm", "id", 7, False, 0.70), row("deepfm", "moc", 7, False, 0.7005),  # within noise: tie
+            row("deepfm", "rq", 7, False, 0.69), row("deepfm", "me", 7, False, 0.71),
+            row("deepfm", "moc", 1, True, 0.70)]                                          # fusion hurts
+    claims = analyze.moc_claims({"rows": rows})
+    codes = claims["codes beat IDs"]
+    assert codes["counts"] == {"better": 1, "tie": 1, "worse": 0} and codes["verdict"] == "mixed"
+    assert claims["fusion helps"]["verdict"] == "not reproduced" and claims["fusion helps"]["counts"]["worse"] == 1
+    # 7x: MoC beats RQ (.7005 vs .69) and loses to ME (.7005 vs .71)
+    assert claims["MoC beats RQ and ME at 2x and above"]["counts"] == {"better": 1, "tie": 0, "worse": 1}
+    # 1x -> 7x: MoC -.0195; RQ -.02 (tie within noise); ME from RQ's 1x .71 to .71: 0 (MoC worse)
+    assert [c["outcome"] for c in claims["MoC gains more from scaling than RQ and ME"]["cells"]] == ["tie", "worse"]

@@ -88,10 +88,73 @@ def main() -> None:
     out = Path(args.results).with_name(Path(args.results).stem + "_analysis.json")
     out.write_text(json.dumps(analysis, indent=1))
     plot(analysis, heatmaps, spectra, Path(args.results).parent / "plots", Path(args.results).stem)
+    analysis["claims"] = moc_claims(result)
+    out.write_text(json.dumps(analysis, indent=1))
     print(markdown_table(result))
+    for claim, verdict in analysis["claims"].items():
+        print(f"{claim}: {verdict['verdict']} ({verdict['counts']})")
     for key, r in analysis["representations"].items():
         print(f"{key:10s} fields={r['fields']:2d} NMI mean={r['nmi_mean']:.4f} tuple={r['nmi_tuple']:.4f} unique={r['unique_tuples']:.4f}")
     print(f"wrote {out}")
+
+
+def compare(a: dict | None, b: dict | None) -> str | None:
+    """'better' when cell a's mean test AUC beats b's by more than their seeds' combined std, 'worse' the other
+    way, else 'tie'; None when either cell is missing."""
+    if a is None or b is None:
+        return None
+    margin = float(np.hypot(a["auc_std"], b["auc_std"]))
+    diff = a["auc"] - b["auc"]
+    return "better" if diff > margin else "worse" if diff < -margin else "tie"
+
+
+def verdict(outcomes: list[tuple[str, str]]) -> dict:
+    """Reproduced when the claim holds ('better') in at least 3/4 of the compared cells, not reproduced when it
+    holds in at most 1/4, else mixed."""
+    counts = {k: sum(o == k for _, o in outcomes) for k in ("better", "tie", "worse")}
+    n = len(outcomes)
+    if n == 0:
+        return {"verdict": "no cells", "counts": counts, "cells": []}
+    share = counts["better"] / n
+    word = "reproduced" if share >= 0.75 else "not reproduced" if share <= 0.25 else "mixed"
+    return {"verdict": word, "counts": counts, "cells": [{"cell": c, "outcome": o} for c, o in outcomes]}
+
+
+def moc_claims(result: dict) -> dict:
+    """The MoC paper's three claims, cell by cell, fusion off unless the claim is about fusion:
+    codes beat IDs (MoC vs ID, same backbone and scale); MoC scales better than RQ and ME (MoC vs each at 2x+,
+    and MoC's 1x -> largest-scale change vs theirs); fusion helps (on vs off, every cell)."""
+    cells = {(r["backbone"], r["representation"], r["scale"], r["fusion"]): r for r in result["rows"]}
+    backbones = list(dict.fromkeys(r["backbone"] for r in result["rows"]))
+    scales = sorted({r["scale"] for r in result["rows"]})
+    codes_beat_ids, moc_over_rq_me, moc_scales, fusion_helps = [], [], [], []
+    for b in backbones:
+        for s in scales:
+            o = compare(cells.get((b, "moc", s, False)), cells.get((b, "id", s, False)))
+            if o:
+                codes_beat_ids.append((f"{b} {s}x moc vs id", o))
+            for other in ("rq", "me"):
+                o = compare(cells.get((b, "moc", s, False)), cells.get((b, other, s, False))) if s > 1 else None
+                if o:
+                    moc_over_rq_me.append((f"{b} {s}x moc vs {other}", o))
+        top = max(scales)
+        for other in ("rq", "me"):
+            # ME at 1x is RQ at 1x (the grid trains it once)
+            ends = [cells.get((b, "rq" if rep == "me" and s == 1 else rep, s, False)) for rep in ("moc", other)
+                    for s in (1, top)]
+            if top > 1 and all(ends):
+                moc_gain = ends[1]["auc"] - ends[0]["auc"]
+                other_gain = ends[3]["auc"] - ends[2]["auc"]
+                margin = float(np.sqrt(sum(c["auc_std"] ** 2 for c in ends)))
+                o = "better" if moc_gain - other_gain > margin else "worse" if moc_gain - other_gain < -margin else "tie"
+                moc_scales.append((f"{b} 1x->{top}x change, moc vs {other}", o))
+        for (bb, rep, s, fusion), row in cells.items():
+            if bb == b and fusion:
+                o = compare(row, cells.get((bb, rep, s, False)))
+                if o:
+                    fusion_helps.append((f"{b} {rep} {s}x fusion on vs off", o))
+    return {"codes beat IDs": verdict(codes_beat_ids), "MoC beats RQ and ME at 2x and above": verdict(moc_over_rq_me),
+            "MoC gains more from scaling than RQ and ME": verdict(moc_scales), "fusion helps": verdict(fusion_helps)}
 
 
 def markdown_table(result: dict) -> str:

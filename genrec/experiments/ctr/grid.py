@@ -62,10 +62,11 @@ class CtrGrid:
 
 
 def _ctr_train() -> TrainConfig:
-    """FuxiCTR's training (rank_model.py, model_zoo configs): Adam (no weight decay), lr 1e-3, gradient
-    norm clipped at 10, early stopping after 2 epochs without a better validation AUC. fp32: the grid's
-    cells are filled session after session on machines with and without native bf16."""
-    return TrainConfig(epochs=10, batch_size=4096, lr=1e-3, weight_decay=0.0, max_grad_norm=10.0, eval_every=1,
+    """FuxiCTR's training (rank_model.py, model_zoo configs): Adam (no weight decay), gradient norm clipped
+    at 10, early stopping after 2 epochs without a better validation AUC; the learning rate tuned on Beauty
+    (1e-2: FuxiCTR's 1e-3 leaves rare users' rows barely trained in 10 epochs; docs/results/ctr.md). fp32:
+    the grid's cells are filled session after session on machines with and without native bf16."""
+    return TrainConfig(epochs=10, batch_size=4096, lr=1e-2, weight_decay=0.0, max_grad_norm=10.0, eval_every=1,
                        patience=2, monitor="auc", checkpoint_every=0, resume=False, progress=False,
                        mixed_precision="no")
 
@@ -88,8 +89,9 @@ class BackboneSettings:
 
 @dataclass
 class TunedBackbones:
+    """Chosen on Beauty's validation AUC at 1x, ID and MoC, seed 42 (tools/tune_ctr.py, docs/results/ctr.md)."""
     deepfm: BackboneSettings = field(default_factory=BackboneSettings)
-    deepim: BackboneSettings = field(default_factory=BackboneSettings)
+    deepim: BackboneSettings = field(default_factory=lambda: BackboneSettings(embedding_l2=3e-3))
     autoint: BackboneSettings = field(default_factory=BackboneSettings)  # AutoInt+
     dcnv2: BackboneSettings = field(default_factory=BackboneSettings)
 
@@ -109,7 +111,7 @@ class CtrRunConfig(RunConfig):
     data: DataConfig = field(default_factory=DataConfig)
     samples: CtrSampleConfig = field(default_factory=CtrSampleConfig)
     grid: CtrGrid = field(default_factory=CtrGrid)
-    model: CtrModelConfig = field(default_factory=CtrModelConfig)
+    model: CtrModelConfig = field(default_factory=lambda: CtrModelConfig(embedding_l2=1e-3))  # tuned, as lr
     tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
     backbone: TunedBackbones = field(default_factory=TunedBackbones)
