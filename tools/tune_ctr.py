@@ -77,7 +77,7 @@ def main() -> None:
             continue
         cfg = load_config(CtrRunConfig, args.config, args.set + [f"{k}={v}" for k, v in setting.items() if k not in fixed])
         # the sweep is over the shared sections: no backbone keeps settings of its own here
-        cfg = replace(cfg, name=f"{base.name}_tuning/{tag(setting)}", backbone=TunedBackbones())
+        cfg = replace(cfg, name=f"{base.name}_tuning/{tag(setting)}", backbone=TunedBackbones.shared())
         cell = (backbone, representation, args.scale, False)
         fields = inputs.fields(cfg, representation, args.scale)
         if args.collect:

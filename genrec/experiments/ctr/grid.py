@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import time
+import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,11 @@ class TunedBackbones:
 
     def of(self, backbone: str) -> BackboneSettings:
         return getattr(self, backbone.rstrip("+"))
+
+    @classmethod
+    def shared(cls) -> "TunedBackbones":
+        """No backbone with settings of its own: every cell takes the shared `train`/`model` sections."""
+        return cls(**{f.name: BackboneSettings() for f in dataclasses.fields(cls)})
 
 
 @dataclass
