@@ -226,7 +226,7 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
                                           "deepim_moc_x1_fusion"]
     assert not (tmp_path / "runs" / "ctr_smoke" / "deepim_id_x1_plain").exists()
     # a fit saved under other training settings is not taken for this run's: collecting finds nothing
-    other = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["train.lr=0.01", "grid.only_finished=true"]))
+    other = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["train.lr=0.05", "grid.only_finished=true"]))
     assert other["rows"] == [] and len(other["missing_cells"]) == 8
 
 
