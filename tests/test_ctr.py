@@ -158,24 +158,21 @@ def test_embedding_l2_is_half_lambda_times_every_tables_squared_norm():
 
 
 def test_autoint_layer_matches_a_plain_per_head_attention():
-    """The one-projection layer (SDPA, unscaled) equals attention written out head by head."""
+    """The batched layer (SDPA, unscaled) equals attention written out head by head."""
     from genrec.models.ctr.autoint import InteractingLayer
 
     torch.manual_seed(0)
-    x = torch.randn(3, 5, 6, dtype=torch.float64)
-    for in_dim in (6, 8):  # width changes (projected residual) and width kept (identity residual)
+    for in_dim in (6, 8):  # the width changes (projected residual) or is kept (identity residual)
         layer = InteractingLayer(in_dim, heads=2, head_dim=4).double()
-        assert layer.project_residual == (in_dim == 6)
-        inp = x if in_dim == 6 else torch.randn(3, 5, 8, dtype=torch.float64)
-        w = layer.proj.weight  # rows: q, k, v (, residual), each heads * head_dim
-        width = 2 * layer.head_dim
+        assert (layer.residual is not None) == (in_dim == 6)
+        x = torch.randn(3, 5, in_dim, dtype=torch.float64)
+        w = layer.qkv.weight  # rows: q, k, v, each heads * head_dim
         heads = []
         for h in range(2):
-            rows = slice(h * layer.head_dim, (h + 1) * layer.head_dim)
-            q, k, v = (inp @ w[i * width : (i + 1) * width][rows].T for i in range(3))
+            q, k, v = (x @ w[i * 8 + h * 4 : i * 8 + (h + 1) * 4].T for i in range(3))
             heads.append(torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v)
-        residual = inp @ w[3 * width :].T if layer.project_residual else inp
-        torch.testing.assert_close(layer(inp), torch.relu(torch.cat(heads, dim=-1) + residual))
+        residual = layer.residual(x) if layer.residual is not None else x
+        torch.testing.assert_close(layer(x), torch.relu(torch.cat(heads, dim=-1) + residual))
 
 
 def test_fusion_starts_as_identity_and_mixes_fields_after_training():

@@ -10,25 +10,21 @@ from genrec.models.ctr.base import CtrModel, CtrModelConfig, mlp
 
 
 class InteractingLayer(nn.Module):
-    """One projection gives queries, keys, values and (when the width changes) the residual, so a layer
-    is one matmul over all fields; the residual is the identity where widths match (FuxiCTR's layer)."""
+    """Multi-head self-attention over fields, unscaled as in the paper and FuxiCTR (`use_scale=False`), plus a
+    residual that is projected only where the width changes (FuxiCTR's layer), then ReLU."""
 
     def __init__(self, in_dim: int, heads: int, head_dim: int):
         super().__init__()
         self.heads, self.head_dim = heads, head_dim
         width = heads * head_dim
-        self.project_residual = in_dim != width
-        self.proj = nn.Linear(in_dim, (4 if self.project_residual else 3) * width, bias=False)
+        self.qkv = nn.Linear(in_dim, 3 * width, bias=False)
+        self.residual = nn.Linear(in_dim, width, bias=False) if in_dim != width else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, f, _ = x.shape
-        width = self.heads * self.head_dim
-        projected = self.proj(x)
-        q, k, v = projected[..., : 3 * width].view(b, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        # unscaled, as in the paper and FuxiCTR (`use_scale=False`)
-        attended = F.scaled_dot_product_attention(q, k, v, scale=1.0).transpose(1, 2).reshape(b, f, width)
-        residual = projected[..., 3 * width :] if self.project_residual else x
-        return F.relu(attended + residual)
+        q, k, v = self.qkv(x).view(b, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, scale=1.0).transpose(1, 2).reshape(b, f, -1)
+        return F.relu(attended + (self.residual(x) if self.residual is not None else x))
 
 
 class AutoIntPlus(CtrModel):
