@@ -128,14 +128,15 @@ def test_bench_ctr_times_every_backbone_and_variant(tmp_path, beauty_slice):
 
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(TOOLS / "bench_ctr.py"), "--representation", "id", "--scales", "1", "2",
-                           "--attention-dims", "8", "4", "--steps", "2", "--warmup", "1", "--repeats", "1",
+                           "--attention-dims", "8", "4", "--autoint-before", "--steps", "2", "--warmup", "1", "--repeats", "1",
                            "--set", f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs", "train.batch_size=128",
                            "--out", str(out)], capture_output=True, text=True,
                           env={**__import__("os").environ, "GENREC_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr
     rows = json.loads(out.read_text())["rows"]
     precisions = {r["precision"] for r in rows}
-    assert len(rows) == 2 * (3 + 2) * len(precisions)  # 2 scales x (3 backbones + AutoInt+ at 2 widths) x precisions
+    assert len(rows) == 2 * (3 + 3) * len(precisions)  # 2 scales x (3 backbones + AutoInt+ before and at 2 widths)
+    assert {r["autoint_layer"] for r in rows if r["backbone"] == "autoint+"} == {"before tuning", "current"}
     assert all(r["step_ms"] > 0 and r["epoch_seconds"] > 0 for r in rows)
     assert {r["fields"] for r in rows} == {1 + 4 + 1, 1 + 4 + 2}
 
