@@ -6,11 +6,11 @@ re-run, so an interrupted grid resumes where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import time
-import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,8 @@ class CtrRunConfig(RunConfig):
     data: DataConfig = field(default_factory=DataConfig)
     samples: CtrSampleConfig = field(default_factory=CtrSampleConfig)
     grid: CtrGrid = field(default_factory=CtrGrid)
-    model: CtrModelConfig = field(default_factory=lambda: CtrModelConfig(embedding_l2=1e-3))  # tuned, as lr
+    # embedding L2 tuned with the learning rate (`_ctr_train`); a backbone's own values are in `backbone`
+    model: CtrModelConfig = field(default_factory=lambda: CtrModelConfig(embedding_l2=1e-3))
     tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
     backbone: TunedBackbones = field(default_factory=TunedBackbones)
