@@ -48,6 +48,26 @@ def tag(setting: dict[str, str]) -> str:
     return "_".join(f"{k.split('.')[-1]}={v}" for k, v in setting.items()) or "defaults"
 
 
+def choose(rows: list[dict[str, Any]], backbones: list[str], representations: int) -> dict[str, Any]:
+    """Per backbone, the setting with the best mean validation AUC among those finished on every representation."""
+    best: dict[str, Any] = {}
+    for backbone in backbones:
+        by_setting: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["backbone"] == backbone:
+                by_setting.setdefault(tag(r["setting"]), []).append(r)
+        complete = {k: v for k, v in by_setting.items() if len(v) == representations}
+        if not complete:
+            continue
+        chosen = max(complete, key=lambda k: np.mean([r["valid_auc"] for r in complete[k]]))
+        best[backbone] = {"setting": complete[chosen][0]["setting"],
+                          "mean_valid_auc": float(np.mean([r["valid_auc"] for r in complete[chosen]])),
+                          "valid_auc": {r["representation"]: r["valid_auc"] for r in complete[chosen]},
+                          "test_auc": {r["representation"]: r["test_auc"] for r in complete[chosen]}}
+        print(f"best for {backbone}: {chosen} (mean valid auc {best[backbone]['mean_valid_auc']:.4f})")
+    return best
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="recipes/configs/ctr_beauty.yaml")
@@ -96,20 +116,7 @@ def main() -> None:
               flush=True)
     if not args.collect:
         return
-    best: dict[str, Any] = {}
-    for backbone in args.backbones:
-        by_setting: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            if r["backbone"] == backbone:
-                by_setting.setdefault(tag(r["setting"]), []).append(r)
-        complete = {k: v for k, v in by_setting.items() if len(v) == len(args.representations)}
-        if complete:
-            chosen = max(complete, key=lambda k: np.mean([r["valid_auc"] for r in complete[k]]))
-            best[backbone] = {"setting": complete[chosen][0]["setting"],
-                              "valid_auc": {r["representation"]: r["valid_auc"] for r in complete[chosen]},
-                              "test_auc": {r["representation"]: r["test_auc"] for r in complete[chosen]}}
-            print(f"best for {backbone}: {chosen} (mean valid auc "
-                  f"{np.mean([r['valid_auc'] for r in complete[chosen]]):.4f})")
+    best = choose(rows, args.backbones, len(args.representations))
     result = {"command": "python tools/tune_ctr.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
               "hardware": hardware(), "seed": args.seed, "scale": args.scale, "fusion": False,
               "selection": "best mean validation AUC over the representations", "rows": rows, "best": best}
