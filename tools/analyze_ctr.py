@@ -98,14 +98,17 @@ def main() -> None:
     print(f"wrote {out}")
 
 
+def outcome(diff: float, cells: list[dict]) -> str:
+    """'better' when `diff` exceeds the cells' combined seed std, 'worse' when it is below minus that, else 'tie'."""
+    margin = float(np.sqrt(sum(c["auc_std"] ** 2 for c in cells)))
+    return "better" if diff > margin else "worse" if diff < -margin else "tie"
+
+
 def compare(a: dict | None, b: dict | None) -> str | None:
-    """'better' when cell a's mean test AUC beats b's by more than their seeds' combined std, 'worse' the other
-    way, else 'tie'; None when either cell is missing."""
+    """Cell a's mean test AUC against b's (None when either cell is missing)."""
     if a is None or b is None:
         return None
-    margin = float(np.hypot(a["auc_std"], b["auc_std"]))
-    diff = a["auc"] - b["auc"]
-    return "better" if diff > margin else "worse" if diff < -margin else "tie"
+    return outcome(a["auc"] - b["auc"], [a, b])
 
 
 def verdict(outcomes: list[tuple[str, str]]) -> dict:
@@ -143,11 +146,8 @@ def moc_claims(result: dict) -> dict:
             ends = [cells.get((b, "rq" if rep == "me" and s == 1 else rep, s, False)) for rep in ("moc", other)
                     for s in (1, top)]
             if top > 1 and all(ends):
-                moc_gain = ends[1]["auc"] - ends[0]["auc"]
-                other_gain = ends[3]["auc"] - ends[2]["auc"]
-                margin = float(np.sqrt(sum(c["auc_std"] ** 2 for c in ends)))
-                o = "better" if moc_gain - other_gain > margin else "worse" if moc_gain - other_gain < -margin else "tie"
-                moc_scales.append((f"{b} 1x->{top}x change, moc vs {other}", o))
+                moc_gain, other_gain = ends[1]["auc"] - ends[0]["auc"], ends[3]["auc"] - ends[2]["auc"]
+                moc_scales.append((f"{b} 1x->{top}x change, moc vs {other}", outcome(moc_gain - other_gain, ends)))
         for (bb, rep, s, fusion), row in cells.items():
             if bb == b and fusion:
                 o = compare(row, cells.get((bb, rep, s, False)))
