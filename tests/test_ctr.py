@@ -1,4 +1,5 @@
 """CTR path: samples, item fields, backbones (smoke + reference agreement), metrics and the grid recipe."""
+import dataclasses
 import itertools
 import json
 
@@ -12,7 +13,7 @@ from genrec.data import Catalog, SequenceData, load_dataset
 from genrec.data.ctr import CtrSampleConfig, build_ctr_samples, ctr_samples
 from genrec.evaluation.ctr import auc_logloss
 from genrec.experiments.ctr.fields import attribute_fields, representation_fields
-from genrec.models.ctr import BACKBONES, CtrModelConfig, MoCFusion, build_ctr_model
+from genrec.models.ctr import BACKBONES, SHARED_SETTINGS, CtrModelConfig, MoCFusion, build_ctr_model
 from genrec.models.ctr.deepfm import fm_pairwise
 from genrec.models.ctr.deepim import elementary_symmetric
 
@@ -146,6 +147,27 @@ def test_backbone_smoke_learns_a_field_rule(backbone, fusion):
     assert auc_logloss(y.numpy(), model(x).detach().numpy())["auc"] > 0.95
 
 
+def test_every_model_setting_is_read_by_some_backbone():
+    """What a saved fit is keyed by (`CtrModel.settings`) must cover every field, or a changed setting would be
+    taken for the old one; and a backbone's own settings leave the others' keys alone."""
+    claimed = set(SHARED_SETTINGS).union(*(b.own_settings for b in BACKBONES.values()))
+    assert claimed == {f.name for f in dataclasses.fields(CtrModelConfig)}
+    wider = CtrModelConfig(attention_dim=32)
+    assert BACKBONES["deepfm"].settings(wider) == BACKBONES["deepfm"].settings(CtrModelConfig())
+    assert BACKBONES["autoint+"].settings(wider) != BACKBONES["autoint+"].settings(CtrModelConfig())
+
+
+def test_deepim_without_batch_norm_is_a_weighted_sum_of_its_interaction_vectors():
+    torch.manual_seed(0)
+    model = build_ctr_model("deepim", [5, 7, 3], CtrModelConfig(embedding_dim=4, dnn=[], im_order=2, im_batch_norm=False))
+    x = torch.tensor([[1, 2, 0], [4, 6, 2]])
+    e = model.embedding(x)
+    sums, pairs = e.sum(1), 0.5 * (e.sum(1) ** 2 - (e * e).sum(1))
+    w, b = model.im_out.weight[0], model.im_out.bias
+    by_hand = torch.cat([sums, pairs], 1) @ w + b + model.dnn(e.flatten(1)).squeeze(-1)
+    torch.testing.assert_close(model(x), by_hand)
+
+
 def test_embedding_l2_is_half_lambda_times_every_tables_squared_norm():
     """FuxiCTR's embedding regulariser: whole tables (DeepFM's first-order weights too), not the batch's rows."""
     torch.manual_seed(0)
@@ -225,6 +247,9 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     # a fit saved under other training settings is not taken for this run's: collecting finds nothing
     other = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["train.lr=0.05", "grid.only_finished=true"]))
     assert other["rows"] == [] and len(other["missing_cells"]) == 8
+    # ... while a setting only DCNv2 reads leaves DeepFM's fits standing
+    cross = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["model.cross_layers=1", "grid.only_finished=true"]))
+    assert [r["backbone"] for r in cross["rows"]] == ["deepfm"] * 4 and len(cross["missing_cells"]) == 4
 
 
 def test_merge_ctr_results_unions_cells_and_refuses_other_samples():

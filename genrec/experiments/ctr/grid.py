@@ -29,7 +29,7 @@ from genrec.experiments.ctr.fields import ItemFields, attribute_fields, represen
 from genrec.experiments.harness import DataConfig, RunConfig, fit_and_test, holding, load_data, run_record, write_result
 from genrec.files import write_atomic
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
-from genrec.models.ctr import CtrModel, CtrModelConfig, build_ctr_model
+from genrec.models.ctr import BACKBONES, CtrModel, CtrModelConfig, build_ctr_model
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
 from genrec.training.loop import BEST
 
@@ -187,11 +187,11 @@ def _cell_dir(cfg: CtrRunConfig, cell: tuple[str, str, int, bool], seed: int) ->
     return Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}"
 
 
-def _settings_fingerprint(cfg: CtrRunConfig, fusion: bool) -> str:
-    """What a fit was trained with (training and model settings), so a saved fit is reused only by a run
-    that would train the same model."""
+def _settings_fingerprint(cfg: CtrRunConfig, backbone: str, fusion: bool) -> str:
+    """What a fit was trained with (the training settings and the model settings its backbone reads), so a
+    saved fit is reused only by a run that would train the same model."""
     train = {k: v for k, v in to_dict(cfg.train).items() if k not in ("progress", "resume", "checkpoint_every")}
-    settings = {"train": train, "model": to_dict(replace(cfg.model, fusion=fusion))}
+    settings = {"train": train, "model": BACKBONES[backbone].settings(replace(cfg.model, fusion=fusion))}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -207,7 +207,8 @@ def _saved_fit(run_dir: Path, fields: ItemFields, settings: str) -> dict[str, An
 
 def saved_cell(cfg: CtrRunConfig, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int) -> dict[str, Any] | None:
     """The finished fit of a cell and seed under these settings, or None."""
-    return _saved_fit(_cell_dir(cfg, cell, seed), fields, _settings_fingerprint(cfg.for_backbone(cell[0]), cell[3]))
+    backbone, fusion = cell[0], cell[3]
+    return _saved_fit(_cell_dir(cfg, cell, seed), fields, _settings_fingerprint(cfg.for_backbone(backbone), backbone, fusion))
 
 
 def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: tuple[str, str, int, bool], seed: int,
@@ -219,7 +220,7 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
     if record is not None:
         return record
     cfg = cfg.for_backbone(backbone)
-    run_dir, settings = _cell_dir(cfg, cell, seed), _settings_fingerprint(cfg, fusion)
+    run_dir, settings = _cell_dir(cfg, cell, seed), _settings_fingerprint(cfg, backbone, fusion)
     torch.manual_seed(seed)
     task = CtrTask(samples, fields, backbone, replace(cfg.model, fusion=fusion), cfg.eval_batch_size)
     model, fit = fit_and_test(task, cfg.train, seed, run_dir, accelerator, cell_name(*cell))

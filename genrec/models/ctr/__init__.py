@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from genrec.models.ctr.autoint import AutoIntPlus
-from genrec.models.ctr.base import CtrModel, CtrModelConfig, FieldEmbedding, MoCFusion
+from genrec.models.ctr.base import SHARED_SETTINGS, CtrModel, CtrModelConfig, FieldEmbedding, MoCFusion
 from genrec.models.ctr.dcnv2 import DCNv2
 from genrec.models.ctr.deepfm import DeepFM
 from genrec.models.ctr.deepim import DeepIM
@@ -18,5 +18,5 @@ def build_ctr_model(backbone: str, vocab_sizes: list[int], cfg: CtrModelConfig) 
     return model
 
 
-__all__ = ["BACKBONES", "CtrModel", "CtrModelConfig", "FieldEmbedding", "MoCFusion", "build_ctr_model",
+__all__ = ["BACKBONES", "SHARED_SETTINGS", "CtrModel", "CtrModelConfig", "FieldEmbedding", "MoCFusion", "build_ctr_model",
            "DeepFM", "DeepIM", "AutoIntPlus", "DCNv2"]

@@ -28,6 +28,8 @@ class InteractingLayer(nn.Module):
 
 
 class AutoIntPlus(CtrModel):
+    own_settings = ("attention_layers", "attention_heads", "attention_dim")
+
     def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
         super().__init__(vocab_sizes, cfg)
         width = cfg.attention_heads * cfg.attention_dim

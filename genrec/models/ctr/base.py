@@ -5,6 +5,7 @@ Every input is a row of categorical field ids; each backbone only supplies `inte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -21,10 +22,15 @@ class CtrModelConfig:
     fusion: bool = False  # the MoC bottleneck in front of the interaction module
     fusion_dim: int = 64  # bottleneck width
     im_order: int = 3  # DeepIM: highest interaction order (<= 5)
+    im_batch_norm: bool = True  # DeepIM: batch-normalise the interaction vectors before their weights
     attention_layers: int = 3  # AutoInt+
     attention_heads: int = 2
     attention_dim: int = 16  # per head; 32 (the paper's) is no better on validation and trains 2x slower (docs/results/ctr.md)
     cross_layers: int = 3  # DCNv2
+
+
+# the settings every backbone reads; each backbone names its own in `CtrModel.own_settings`
+SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "embedding_l2", "fusion", "fusion_dim")
 
 
 class FieldEmbedding(nn.Module):
@@ -78,6 +84,10 @@ class MoCFusion(nn.Module):
 class CtrModel(nn.Module):
     """Subclasses build their layers and call `reset_parameters()` last (`build_ctr_model` does)."""
 
+    # the `CtrModelConfig` fields this backbone reads besides `SHARED_SETTINGS`: with them, what a saved
+    # fit depends on (a setting of another backbone never invalidates it)
+    own_settings: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -113,3 +123,8 @@ class CtrModel(nn.Module):
 
     def interact(self, e: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def settings(cls, cfg: CtrModelConfig) -> dict[str, object]:
+        """The settings of `cfg` this backbone is built and trained with."""
+        return {name: getattr(cfg, name) for name in (*SHARED_SETTINGS, *cls.own_settings)}

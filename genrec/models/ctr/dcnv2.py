@@ -21,6 +21,8 @@ class CrossNetV2(nn.Module):
 
 
 class DCNv2(CtrModel):
+    own_settings = ("cross_layers",)
+
     def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
         super().__init__(vocab_sizes, cfg)
         self.cross = CrossNetV2(self.flat_dim, cfg.cross_layers)

@@ -25,10 +25,13 @@ def elementary_symmetric(e: torch.Tensor, order: int) -> list[torch.Tensor]:
 
 
 class DeepIM(CtrModel):
+    own_settings = ("im_order", "im_batch_norm")
+
     def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
         super().__init__(vocab_sizes, cfg)
         self.order = cfg.im_order
-        self.norm = nn.BatchNorm1d(cfg.im_order * cfg.embedding_dim)  # orders differ in scale by far
+        # orders differ in scale by far; FuxiCTR's default leaves the norm out (`im_batch_norm: False`)
+        self.norm = nn.BatchNorm1d(cfg.im_order * cfg.embedding_dim) if cfg.im_batch_norm else nn.Identity()
         self.im_out = nn.Linear(cfg.im_order * cfg.embedding_dim, 1)
         self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1)
 
