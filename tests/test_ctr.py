@@ -126,13 +126,13 @@ def test_fm_pairwise_matches_brute_force():
 
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
-@pytest.mark.parametrize("fusion", [False, True])
-def test_backbone_smoke_learns_a_field_rule(backbone, fusion):
+@pytest.mark.parametrize("fusion,batch_norm", [(False, False), (True, False), (False, True)])
+def test_backbone_smoke_learns_a_field_rule(backbone, fusion, batch_norm):
     """Tiny model, tiny data: logits have the right shape, and a label that is a function of two fields is learned."""
     torch.manual_seed(0)
     vocab = [5, 7, 3]
     cfg = CtrModelConfig(embedding_dim=8, dnn=[16], dropout=0.0, fusion=fusion, fusion_dim=8, attention_layers=1,
-                         attention_dim=4, cross_layers=2)
+                         attention_dim=4, cross_layers=2, dnn_batch_norm=batch_norm, im_batch_norm=not batch_norm)
     model = build_ctr_model(backbone, vocab, cfg)
     x = torch.stack([torch.randint(0, v, (512,)) for v in vocab], 1)
     y = ((x[:, 0] + x[:, 1]) % 2).float()

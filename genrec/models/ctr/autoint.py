@@ -36,7 +36,7 @@ class AutoIntPlus(CtrModel):
         dims = [cfg.embedding_dim] + [width] * cfg.attention_layers
         self.layers = nn.ModuleList(InteractingLayer(d, cfg.attention_heads, cfg.attention_dim) for d in dims[:-1])
         self.attention_out = nn.Linear(self.num_fields * dims[-1], 1)
-        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1)
+        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1, cfg.dnn_batch_norm)
 
     def interact(self, e: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
         x = e

@@ -16,6 +16,7 @@ class CtrModelConfig:
     embedding_dim: int = 16
     dnn: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.1
+    dnn_batch_norm: bool = False  # batch norm after each hidden linear layer (FuxiCTR's `net_batch_norm`)
     # L2 on every embedding table, (lambda / 2) * ||E||^2 over whole tables each step, added to the mean
     # log loss: FuxiCTR's `embedding_regularizer`, the setting its benchmarks tune first
     embedding_l2: float = 0.0
@@ -30,7 +31,7 @@ class CtrModelConfig:
 
 
 # the settings every backbone reads; each backbone names its own in `CtrModel.own_settings`
-SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "embedding_l2", "fusion", "fusion_dim")
+SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "dnn_batch_norm", "embedding_l2", "fusion", "fusion_dim")
 
 
 class FieldEmbedding(nn.Module):
@@ -52,10 +53,13 @@ class FieldEmbedding(nn.Module):
         return self.table.weight[start : start + int(self.sizes[index])]
 
 
-def mlp(in_dim: int, hidden: list[int], dropout: float, out_dim: int | None = None) -> nn.Sequential:
+def mlp(in_dim: int, hidden: list[int], dropout: float, out_dim: int | None = None,
+        batch_norm: bool = False) -> nn.Sequential:
+    """FuxiCTR's MLP block: linear -> (batch norm) -> ReLU -> dropout per hidden layer."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(in_dim, width), *([nn.BatchNorm1d(width)] if batch_norm else []), nn.ReLU(),
+                   nn.Dropout(dropout)]
         in_dim = width
     if out_dim is not None:
         layers.append(nn.Linear(in_dim, out_dim))

@@ -26,7 +26,7 @@ class DCNv2(CtrModel):
     def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
         super().__init__(vocab_sizes, cfg)
         self.cross = CrossNetV2(self.flat_dim, cfg.cross_layers)
-        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout)
+        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, batch_norm=cfg.dnn_batch_norm)
         self.out = nn.Linear(self.flat_dim + (cfg.dnn[-1] if cfg.dnn else self.flat_dim), 1)
 
     def interact(self, e: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ class DeepFM(CtrModel):
         super().__init__(vocab_sizes, cfg)
         self.first_order = FieldEmbedding(vocab_sizes, 1, std=0.0)
         self.bias = nn.Parameter(torch.zeros(()))
-        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1)
+        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1, cfg.dnn_batch_norm)
 
     def interact(self, e: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
         linear = self.first_order(fields).sum((1, 2)) + self.bias

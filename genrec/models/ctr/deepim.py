@@ -33,7 +33,7 @@ class DeepIM(CtrModel):
         # orders differ in scale by far; FuxiCTR's default leaves the norm out (`im_batch_norm: False`)
         self.norm = nn.BatchNorm1d(cfg.im_order * cfg.embedding_dim) if cfg.im_batch_norm else nn.Identity()
         self.im_out = nn.Linear(cfg.im_order * cfg.embedding_dim, 1)
-        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1)
+        self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1, cfg.dnn_batch_norm)
 
     def interact(self, e: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
         im = torch.cat(elementary_symmetric(e, self.order), dim=-1)
