@@ -277,8 +277,9 @@ def test_a_backbones_own_settings_replace_the_shared_ones_only_in_its_cells():
     cfg = load_config(CtrRunConfig, overrides=["train.lr=0.002", "backbone.autoint.lr=0.01",
                                                "backbone.dcnv2.embedding_l2=0.05", "backbone.dcnv2.dropout=0.3"])
     assert cfg.for_backbone("autoint+").train.lr == 0.01
-    assert cfg.for_backbone("autoint+").model.embedding_l2 == cfg.model.embedding_l2 == 1e-3  # the shared default
-    assert cfg.for_backbone("deepim").model.embedding_l2 == 3e-3  # tuned: its own
+    assert cfg.for_backbone("autoint+").model.embedding_l2 == cfg.model.embedding_l2 == 3e-3  # the shared default
+    assert cfg.for_backbone("deepim").model.embedding_l2 == 3e-3
+    assert load_config(CtrRunConfig).for_backbone("dcnv2").model.embedding_l2 == 1e-3  # tuned: its own
     dcn = cfg.for_backbone("dcnv2")
     assert (dcn.train.lr, dcn.model.embedding_l2, dcn.model.dropout) == (0.002, 0.05, 0.3)
     assert cfg.for_backbone("deepfm").train == cfg.train and cfg.for_backbone("deepfm").model == cfg.model

@@ -92,9 +92,9 @@ class BackboneSettings:
 class TunedBackbones:
     """Chosen on Beauty's validation AUC at 1x, ID and MoC, seed 42 (tools/tune_ctr.py, docs/results/ctr.md)."""
     deepfm: BackboneSettings = field(default_factory=BackboneSettings)
-    deepim: BackboneSettings = field(default_factory=lambda: BackboneSettings(embedding_l2=3e-3))
+    deepim: BackboneSettings = field(default_factory=BackboneSettings)
     autoint: BackboneSettings = field(default_factory=BackboneSettings)  # AutoInt+
-    dcnv2: BackboneSettings = field(default_factory=BackboneSettings)
+    dcnv2: BackboneSettings = field(default_factory=lambda: BackboneSettings(embedding_l2=1e-3))
 
     def of(self, backbone: str) -> BackboneSettings:
         return getattr(self, backbone.rstrip("+"))
@@ -117,8 +117,9 @@ class CtrRunConfig(RunConfig):
     data: DataConfig = field(default_factory=DataConfig)
     samples: CtrSampleConfig = field(default_factory=CtrSampleConfig)
     grid: CtrGrid = field(default_factory=CtrGrid)
-    # embedding L2 tuned with the learning rate (`_ctr_train`); a backbone's own values are in `backbone`
-    model: CtrModelConfig = field(default_factory=lambda: CtrModelConfig(embedding_l2=1e-3))
+    # embedding L2 and the DNN's batch norm tuned with the learning rate (`_ctr_train`); a backbone's own
+    # values are in `backbone`
+    model: CtrModelConfig = field(default_factory=lambda: CtrModelConfig(embedding_l2=3e-3, dnn_batch_norm=True))
     tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
     backbone: TunedBackbones = field(default_factory=TunedBackbones)
@@ -227,7 +228,8 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
     rep = item_representation(model.cpu(), fields)
     epochs_run = len(fit["history"])
     record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "settings_fingerprint": settings,
-              "settings": {"lr": cfg.train.lr, "embedding_l2": cfg.model.embedding_l2, "dropout": cfg.model.dropout},
+              "settings": {"lr": cfg.train.lr, "embedding_l2": cfg.model.embedding_l2, "dropout": cfg.model.dropout,
+                           "dnn_batch_norm": cfg.model.dnn_batch_norm},
               "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
               "epochs_run": epochs_run, "epoch_seconds": fit["train_seconds"] / max(1, epochs_run),
               "train_rows_per_second": fit["train_sequences_per_second"],
