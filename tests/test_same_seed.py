@@ -3,6 +3,7 @@ identical semantic IDs and weights."""
 import json
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 
@@ -14,8 +15,12 @@ def test_a_cold_and_a_warm_embedding_cache_train_the_same_model(tmp_path, tiny_s
     # one thread: at two, on a machine busy with other work, a few weights of the two runs sometimes came out one
     # float32 ulp apart (~1e-8, the text cache not among them); that is the threads, not the cache, under study
     monkeypatch.setenv("GENREC_NUM_THREADS", "1")
-    for name in ("cold", "warm"):
-        run(tiny_seq_config(f"name={name}", "train.epochs=1"))
+    threads = torch.get_num_threads()
+    try:
+        for name in ("cold", "warm"):
+            run(tiny_seq_config(f"name={name}", "train.epochs=1"))
+    finally:
+        torch.set_num_threads(threads)  # the tests after this one keep the machine's threads
     assert len(list((tmp_path / "cache" / "embeddings").glob("*.npy"))) == 1  # the second run read it
     folders = {name: tmp_path / "runs" / name / "seed_42" for name in ("cold", "warm")}
     cold, warm = (load_file(str(f / "semantic_ids" / "semantic_ids.safetensors")) for f in folders.values())
