@@ -30,7 +30,8 @@ class DeepIM(CtrModel):
     def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
         super().__init__(vocab_sizes, cfg)
         self.order = cfg.im_order
-        # orders differ in scale by far; FuxiCTR's default leaves the norm out (`im_batch_norm: False`)
+        # orders differ in scale by far; the norm is where DeepIM's lead on Beauty came from (docs/results/ctr.md),
+        # though FuxiCTR's default config leaves it out (`im_batch_norm: False`)
         self.norm = nn.BatchNorm1d(cfg.im_order * cfg.embedding_dim) if cfg.im_batch_norm else nn.Identity()
         self.im_out = nn.Linear(cfg.im_order * cfg.embedding_dim, 1)
         self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1, cfg.dnn_batch_norm)
