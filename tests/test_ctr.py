@@ -12,7 +12,7 @@ from genrec.experiments.ctr.grid import CtrRunConfig, run_ctr
 from genrec.data import Catalog, SequenceData, load_dataset
 from genrec.data.ctr import CtrSampleConfig, build_ctr_samples, ctr_samples
 from genrec.evaluation.ctr import auc_logloss
-from genrec.experiments.ctr.fields import attribute_fields, representation_fields
+from genrec.experiments.ctr.fields import ItemFields, attribute_fields, representation_columns, representation_fields
 from genrec.models.ctr import BACKBONES, SHARED_SETTINGS, CtrModelConfig, MoCFusion, build_ctr_model
 from genrec.models.ctr.deepfm import fm_pairwise
 from genrec.models.ctr.deepim import elementary_symmetric
@@ -126,14 +126,16 @@ def test_fm_pairwise_matches_brute_force():
 
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
-@pytest.mark.parametrize("fusion,batch_norm", [(False, False), (True, False), (False, True)])
-def test_backbone_smoke_learns_a_field_rule(backbone, fusion, batch_norm):
+@pytest.mark.parametrize("fusion,fused,batch_norm", [(False, None, False), (True, None, False), (True, [1, 2], False),
+                                                     (False, None, True)])
+def test_backbone_smoke_learns_a_field_rule(backbone, fusion, fused, batch_norm):
     """Tiny model, tiny data: logits have the right shape, and a label that is a function of two fields is learned."""
     torch.manual_seed(0)
     vocab = [5, 7, 3]
     cfg = CtrModelConfig(embedding_dim=8, dnn=[16], dropout=0.0, fusion=fusion, fusion_dim=8, attention_layers=1,
-                         attention_dim=4, cross_layers=2, dnn_batch_norm=batch_norm, im_batch_norm=not batch_norm)
-    model = build_ctr_model(backbone, vocab, cfg)
+                         attention_dim=4, cross_layers=2, dnn_batch_norm=batch_norm, im_batch_norm=not batch_norm,
+                         fusion_fields="all" if fused is None else "representation")
+    model = build_ctr_model(backbone, vocab, cfg, fused)
     x = torch.stack([torch.randint(0, v, (512,)) for v in vocab], 1)
     y = ((x[:, 0] + x[:, 1]) % 2).float()
     assert model(x).shape == (512,)
@@ -155,6 +157,11 @@ def test_every_model_setting_is_read_by_some_backbone():
     wider = CtrModelConfig(attention_dim=32)
     assert BACKBONES["deepfm"].settings(wider) == BACKBONES["deepfm"].settings(CtrModelConfig())
     assert BACKBONES["autoint+"].settings(wider) != BACKBONES["autoint+"].settings(CtrModelConfig())
+    # a setting added later keys a fit only away from its old value, so fits saved before it stay valid
+    assert "fusion_fields" not in BACKBONES["deepfm"].settings(CtrModelConfig(fusion=True))
+    assert BACKBONES["deepfm"].settings(CtrModelConfig(fusion=True, fusion_fields="representation"))["fusion_fields"]
+    with pytest.raises(ValueError, match="fusion_fields='codes'"):
+        CtrModelConfig(fusion_fields="codes")
 
 
 def test_deepim_without_batch_norm_is_a_weighted_sum_of_its_interaction_vectors():
@@ -205,6 +212,33 @@ def test_fusion_starts_as_identity_and_mixes_fields_after_training():
     changed = e.clone()
     changed[:, 0] += 1.0
     assert not torch.allclose(fusion(changed)[:, 2], fusion(e)[:, 2])  # field 0 now reaches field 2
+
+
+def test_fusion_over_some_fields_passes_the_others_through():
+    fusion = MoCFusion(num_fields=4, dim=3, bottleneck=2, fields=[1, 3])
+    torch.nn.init.normal_(fusion.up.weight)
+    e = torch.randn(5, 4, 3)
+    out = fusion(e)
+    assert torch.equal(out[:, [0, 2]], e[:, [0, 2]])
+    flat = e[:, [1, 3]].flatten(1)
+    torch.testing.assert_close(out[:, [1, 3]], (flat + fusion.up(torch.nn.functional.gelu(fusion.down(flat)))).view(5, 2, 3))
+    changed = e.clone()
+    changed[:, 1] += 1.0
+    assert not torch.allclose(fusion(changed)[:, 3], out[:, 3])  # field 1 reaches field 3
+    changed = e.clone()
+    changed[:, 0] += 1.0
+    assert torch.equal(fusion(changed)[:, 3], out[:, 3])  # field 0 is not fused
+
+
+def test_representation_columns_are_the_codes_or_the_id_copies():
+    codes = lambda kind, n: np.zeros((6, n), dtype=np.int64)  # noqa: E731
+    attrs = ItemFields(["attr_0", "attr_1"], np.zeros((6, 2), dtype=np.int64), [3, 3])
+    moc = attrs + representation_fields("moc", 2, 6, 3, 8, codes)
+    assert [moc.names[c] for c in representation_columns(moc)] == [f"moc_c{i}" for i in range(6)]
+    me = attrs + representation_fields("me", 2, 6, 3, 8, codes)
+    assert representation_columns(me) == list(range(3, 9))  # both copies of the codes, not the item ID
+    ids = attrs + representation_fields("id", 3, 6, 3, 8, codes)
+    assert [ids.names[c] for c in representation_columns(ids)] == ["item_id_0", "item_id_1", "item_id_2"]
 
 
 def test_auc_logloss_by_hand_and_nan_raises():

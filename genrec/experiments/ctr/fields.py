@@ -27,6 +27,7 @@ from genrec.data.schema import Catalog
 from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 
 REPRESENTATIONS = ("id", "rq", "me", "moc")
+CODE_PREFIXES = ("rq_", "me_", "moc_")  # `code_fields` names: <representation>_c<level>[_t<copy>]
 
 
 @dataclass
@@ -43,6 +44,13 @@ class ItemFields:
     def __add__(self, other: "ItemFields") -> "ItemFields":
         return ItemFields(self.names + other.names, np.concatenate([self.values, other.values], axis=1),
                           self.vocab_sizes + other.vocab_sizes)
+
+
+def representation_columns(fields: ItemFields) -> list[int]:
+    """The columns of the representation under test: its code fields, or (ID representation) the item-ID
+    copies; what `model.fusion_fields=representation` fuses."""
+    codes = [i for i, name in enumerate(fields.names) if name.startswith(CODE_PREFIXES)]
+    return codes or [i for i, name in enumerate(fields.names) if name.startswith("item_id_")]
 
 
 def id_fields(num_items: int, copies: int = 1) -> ItemFields:

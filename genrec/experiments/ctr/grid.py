@@ -25,7 +25,8 @@ from genrec.data import item_embeddings
 from genrec.data.ctr import CtrSampleConfig, CtrSamples, ctr_samples
 from genrec.evaluation.codes import effective_rank, singular_spectrum
 from genrec.evaluation.ctr import auc_logloss
-from genrec.experiments.ctr.fields import ItemFields, attribute_fields, representation_fields, tokenizer_codes
+from genrec.experiments.ctr.fields import (ItemFields, attribute_fields, representation_columns, representation_fields,
+                                           tokenizer_codes)
 from genrec.experiments.harness import DataConfig, RunConfig, fit_and_test, holding, load_data, run_record, write_result
 from genrec.files import write_atomic
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
@@ -139,7 +140,9 @@ class CtrTask(Task):
     def __init__(self, samples: CtrSamples, item_fields: ItemFields, backbone: str, cfg: CtrModelConfig,
                  eval_batch_size: int = 16384):
         self.item_fields = torch.from_numpy(item_fields.values)
-        self.model: CtrModel = build_ctr_model(backbone, [samples.num_users, *item_fields.vocab_sizes], cfg)
+        # field 0 is the user; item field c is model field 1 + c
+        fused = None if cfg.fusion_fields == "all" else [1 + c for c in representation_columns(item_fields)]
+        self.model: CtrModel = build_ctr_model(backbone, [samples.num_users, *item_fields.vocab_sizes], cfg, fused)
         self.eval_batch_size = eval_batch_size
         self.data = SplitTensors({name: {"user": torch.from_numpy(s.users), "item": torch.from_numpy(s.items),
                                           "label": torch.from_numpy(s.labels)}

@@ -2,6 +2,8 @@
 connections and ReLU, flattened to a logit, plus a parallel DNN (the "+")."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,8 +32,8 @@ class InteractingLayer(nn.Module):
 class AutoIntPlus(CtrModel):
     own_settings = ("attention_layers", "attention_heads", "attention_dim")
 
-    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
-        super().__init__(vocab_sizes, cfg)
+    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig, fused_fields: Sequence[int] | None = None):
+        super().__init__(vocab_sizes, cfg, fused_fields)
         width = cfg.attention_heads * cfg.attention_dim
         dims = [cfg.embedding_dim] + [width] * cfg.attention_layers
         self.layers = nn.ModuleList(InteractingLayer(d, cfg.attention_heads, cfg.attention_dim) for d in dims[:-1])

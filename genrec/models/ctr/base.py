@@ -4,6 +4,7 @@ Every input is a row of categorical field ids; each backbone only supplies `inte
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -22,6 +23,10 @@ class CtrModelConfig:
     embedding_l2: float = 0.0
     fusion: bool = False  # the MoC bottleneck in front of the interaction module
     fusion_dim: int = 64  # bottleneck width
+    # which fields the fusion mixes: "all" (DESIGN.md: the user, attributes, item ID and codes together) or
+    # "representation" (only the item representation under test: its code fields, or the ID copies of the
+    # ID representation; the MoC paper fuses an item's code embeddings)
+    fusion_fields: str = "all"
     im_order: int = 3  # DeepIM: highest interaction order (<= 5)
     im_batch_norm: bool = True  # DeepIM: batch-normalise the interaction vectors before their weights
     attention_layers: int = 3  # AutoInt+
@@ -29,9 +34,18 @@ class CtrModelConfig:
     attention_dim: int = 16  # per head; 32 (the paper's) is no better on validation and trains 2x slower (docs/results/ctr.md)
     cross_layers: int = 3  # DCNv2
 
+    def __post_init__(self) -> None:
+        if self.fusion_fields not in FUSION_FIELDS:
+            raise ValueError(f"model.fusion_fields={self.fusion_fields!r}: choose from {FUSION_FIELDS}")
 
+
+FUSION_FIELDS = ("all", "representation")
 # the settings every backbone reads; each backbone names its own in `CtrModel.own_settings`
-SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "dnn_batch_norm", "embedding_l2", "fusion", "fusion_dim")
+SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "dnn_batch_norm", "embedding_l2", "fusion", "fusion_dim",
+                   "fusion_fields")
+# settings added after fits were saved under the keys `CtrModel.settings` gives: at the value those fits were
+# trained with, a setting stays out of the key, so the saved fits stay valid
+LATER_SETTINGS: dict[str, object] = {"fusion_fields": "all"}
 
 
 class FieldEmbedding(nn.Module):
@@ -67,13 +81,17 @@ def mlp(in_dim: int, hidden: list[int], dropout: float, out_dim: int | None = No
 
 
 class MoCFusion(nn.Module):
-    """`e + GeLU(e W_down) W_up` over the concatenated fields, split back per field (Zhang et al. 2024).
-    `W_up` starts at zero, so fusion begins as the identity and learns only the cross-field mixing it needs."""
+    """`e + GeLU(e W_down) W_up` over the concatenated fields, split back per field (Zhang et al. 2024); with
+    `fields`, over those fields only, the others passed through. `W_up` starts at zero, so fusion begins as the
+    identity and learns only the cross-field mixing it needs."""
 
-    def __init__(self, num_fields: int, dim: int, bottleneck: int):
+    def __init__(self, num_fields: int, dim: int, bottleneck: int, fields: Sequence[int] | None = None):
         super().__init__()
-        self.down = nn.Linear(num_fields * dim, bottleneck)
-        self.up = nn.Linear(bottleneck, num_fields * dim)
+        self.fields: torch.Tensor | None
+        self.register_buffer("fields", None if fields is None else torch.tensor(list(fields)), persistent=False)
+        width = num_fields if fields is None else len(fields)
+        self.down = nn.Linear(width * dim, bottleneck)
+        self.up = nn.Linear(bottleneck, width * dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -81,23 +99,30 @@ class MoCFusion(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        flat = e.flatten(1)
-        return (flat + self.up(nn.functional.gelu(self.down(flat)))).view_as(e)
+        mixed = e if self.fields is None else e[:, self.fields]
+        flat = mixed.flatten(1)
+        fused = (flat + self.up(nn.functional.gelu(self.down(flat)))).view_as(mixed)
+        return fused if self.fields is None else e.index_copy(1, self.fields, fused)
 
 
 class CtrModel(nn.Module):
-    """Subclasses build their layers and call `reset_parameters()` last (`build_ctr_model` does)."""
+    """Subclasses build their layers and call `reset_parameters()` last (`build_ctr_model` does).
+    `fused_fields`: the field indices fusion mixes when `cfg.fusion_fields` names a subset."""
 
     # the `CtrModelConfig` fields this backbone reads besides `SHARED_SETTINGS`: with them, what a saved
     # fit depends on (a setting of another backbone never invalidates it)
     own_settings: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
+    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig, fused_fields: Sequence[int] | None = None):
         super().__init__()
+        if cfg.fusion and (cfg.fusion_fields == "all") != (fused_fields is None):
+            raise ValueError(f"model.fusion_fields={cfg.fusion_fields!r} needs the field indices to fuse "
+                             f"exactly when it is not 'all' (got {fused_fields})")
         self.cfg = cfg
         self.num_fields = len(vocab_sizes)
         self.embedding = FieldEmbedding(vocab_sizes, cfg.embedding_dim)
-        self.fusion = MoCFusion(self.num_fields, cfg.embedding_dim, cfg.fusion_dim) if cfg.fusion else nn.Identity()
+        self.fusion = (MoCFusion(self.num_fields, cfg.embedding_dim, cfg.fusion_dim, fused_fields) if cfg.fusion
+                       else nn.Identity())
 
     @property
     def flat_dim(self) -> int:
@@ -130,5 +155,8 @@ class CtrModel(nn.Module):
 
     @classmethod
     def settings(cls, cfg: CtrModelConfig) -> dict[str, object]:
-        """The settings of `cfg` this backbone is built and trained with."""
-        return {name: getattr(cfg, name) for name in (*SHARED_SETTINGS, *cls.own_settings)}
+        """The settings of `cfg` this backbone is built and trained with (a later setting at its old value
+        left out: see `LATER_SETTINGS`)."""
+        names = (*SHARED_SETTINGS, *cls.own_settings)
+        return {name: getattr(cfg, name) for name in names
+                if name not in LATER_SETTINGS or getattr(cfg, name) != LATER_SETTINGS[name]}

@@ -2,6 +2,8 @@
 `x_{l+1} = x_0 * (W_l x_l + b_l) + x_l` beside a DNN, concatenated into the logit."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -23,8 +25,8 @@ class CrossNetV2(nn.Module):
 class DCNv2(CtrModel):
     own_settings = ("cross_layers",)
 
-    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
-        super().__init__(vocab_sizes, cfg)
+    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig, fused_fields: Sequence[int] | None = None):
+        super().__init__(vocab_sizes, cfg, fused_fields)
         self.cross = CrossNetV2(self.flat_dim, cfg.cross_layers)
         self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, batch_norm=cfg.dnn_batch_norm)
         self.out = nn.Linear(self.flat_dim + (cfg.dnn[-1] if cfg.dnn else self.flat_dim), 1)

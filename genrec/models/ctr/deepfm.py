@@ -1,6 +1,8 @@
 """DeepFM (Guo et al., IJCAI 2017): first-order weights + FM pairwise term + a DNN, all on shared embeddings."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -14,8 +16,8 @@ def fm_pairwise(e: torch.Tensor) -> torch.Tensor:
 
 
 class DeepFM(CtrModel):
-    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
-        super().__init__(vocab_sizes, cfg)
+    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig, fused_fields: Sequence[int] | None = None):
+        super().__init__(vocab_sizes, cfg, fused_fields)
         self.first_order = FieldEmbedding(vocab_sizes, 1, std=0.0)
         self.bias = nn.Parameter(torch.zeros(()))
         self.dnn = mlp(self.flat_dim, cfg.dnn, cfg.dropout, 1, cfg.dnn_batch_norm)

@@ -2,6 +2,8 @@
 O(F d) through Newton's identities on power sums, plus a DNN."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -27,8 +29,8 @@ def elementary_symmetric(e: torch.Tensor, order: int) -> list[torch.Tensor]:
 class DeepIM(CtrModel):
     own_settings = ("im_order", "im_batch_norm")
 
-    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig):
-        super().__init__(vocab_sizes, cfg)
+    def __init__(self, vocab_sizes: list[int], cfg: CtrModelConfig, fused_fields: Sequence[int] | None = None):
+        super().__init__(vocab_sizes, cfg, fused_fields)
         self.order = cfg.im_order
         # orders differ in scale by far; the norm is where DeepIM's lead on Beauty came from (docs/results/ctr.md),
         # though FuxiCTR's default config leaves it out (`im_batch_norm: False`)
