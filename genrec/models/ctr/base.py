@@ -43,9 +43,6 @@ FUSION_FIELDS = ("all", "representation")
 # the settings every backbone reads; each backbone names its own in `CtrModel.own_settings`
 SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "dnn_batch_norm", "embedding_l2", "fusion", "fusion_dim",
                    "fusion_fields")
-# settings added after fits were saved under the keys `CtrModel.settings` gives: at the value those fits were
-# trained with, a setting stays out of the key, so the saved fits stay valid
-LATER_SETTINGS: dict[str, object] = {"fusion_fields": "all"}
 
 
 class FieldEmbedding(nn.Module):
@@ -155,8 +152,10 @@ class CtrModel(nn.Module):
 
     @classmethod
     def settings(cls, cfg: CtrModelConfig) -> dict[str, object]:
-        """The settings of `cfg` this backbone is built and trained with (a later setting at its old value
-        left out: see `LATER_SETTINGS`)."""
-        names = (*SHARED_SETTINGS, *cls.own_settings)
-        return {name: getattr(cfg, name) for name in names
-                if name not in LATER_SETTINGS or getattr(cfg, name) != LATER_SETTINGS[name]}
+        """The settings of `cfg` this backbone is built and trained with: what a saved fit is keyed by.
+        `fusion_fields` counts only where it changes the model (fusion on, a subset of the fields): it came
+        after fits were saved, and those were trained without fusion or with every field fused."""
+        settings = {name: getattr(cfg, name) for name in (*SHARED_SETTINGS, *cls.own_settings)}
+        if not cfg.fusion or cfg.fusion_fields == "all":
+            del settings["fusion_fields"]
+        return settings
