@@ -25,7 +25,7 @@ class CtrModelConfig:
     fusion_dim: int = 64  # bottleneck width
     # which fields the fusion mixes: "all" (DESIGN.md: the user, attributes, item ID and codes together) or
     # "representation" (only the item representation under test: its code fields, or the ID copies of the
-    # ID representation; the MoC paper fuses an item's code embeddings)
+    # ID representation; the MoC paper fuses its Semantic Representation, the item's code embeddings)
     fusion_fields: str = "all"
     im_order: int = 3  # DeepIM: highest interaction order (<= 5)
     im_batch_norm: bool = True  # DeepIM: batch-normalise the interaction vectors before their weights
