@@ -27,7 +27,8 @@ from genrec.data.schema import Catalog
 from genrec.experiments.tokenizer import TokenizerFitConfig, fit_tokenizer
 
 REPRESENTATIONS = ("id", "rq", "me", "moc")
-CODE_PREFIXES = ("rq_", "me_", "moc_")  # `code_fields` names: <representation>_c<level>[_t<copy>]
+# `code_fields` names its columns <representation>_c<level>[_t<copy>]
+CODE_PREFIXES = tuple(f"{r}_" for r in REPRESENTATIONS if r != "id")
 
 
 @dataclass

@@ -11,6 +11,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+FUSION_FIELDS = ("all", "representation")  # what `CtrModelConfig.fusion_fields` may name
+
 
 @dataclass
 class CtrModelConfig:
@@ -39,7 +41,6 @@ class CtrModelConfig:
             raise ValueError(f"model.fusion_fields={self.fusion_fields!r}: choose from {FUSION_FIELDS}")
 
 
-FUSION_FIELDS = ("all", "representation")
 # the settings every backbone reads; each backbone names its own in `CtrModel.own_settings`
 SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "dnn_batch_norm", "embedding_l2", "fusion", "fusion_dim",
                    "fusion_fields")
