@@ -271,6 +271,11 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     for row in saved["rows"]:
         assert 0.0 < row["auc"] < 1.0 and row["logloss"] > 0 and len(row["per_seed"]) == 2
         assert row["fields"] == 1 + 4 + (1 if row["representation"] == "id" else 4)  # user + attrs + item fields
+        # each row reports what its backbone was trained with: DCNv2 its own embedding L2, fusion its fields
+        model = row["settings"]["model"]
+        assert model["embedding_l2"] == (1e-3 if row["backbone"] == "dcnv2" else 3e-3)
+        assert ("cross_layers" in model) == (row["backbone"] == "dcnv2") and row["settings"]["train"]["epochs"] == 2
+        assert model.get("fusion_fields") == ("representation" if row["fusion"] else None)
     assert saved["samples"]["test"]["positives"] == 150 and saved["samples"]["test"]["rows"] == 300
     again = run_ctr(cfg)  # every fit is found on disk and not retrained
     assert [r["auc"] for r in again["rows"]] == [r["auc"] for r in result["rows"]]

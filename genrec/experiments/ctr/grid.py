@@ -193,12 +193,16 @@ def _cell_dir(cfg: CtrRunConfig, cell: tuple[str, str, int, bool], seed: int) ->
     return Path(cfg.output_dir) / cfg.name / cell_name(*cell) / f"seed_{seed}"
 
 
-def _settings_fingerprint(cfg: CtrRunConfig, backbone: str, fusion: bool) -> str:
-    """What a fit was trained with (the training settings and the model settings its backbone reads), so a
-    saved fit is reused only by a run that would train the same model."""
+def fit_settings(cfg: CtrRunConfig, backbone: str, fusion: bool) -> dict[str, Any]:
+    """What a fit of this backbone is trained with: the training settings and the model settings it reads
+    (`cfg` already resolved for the backbone). A results row reports exactly this."""
     train = {k: v for k, v in to_dict(cfg.train).items() if k not in ("progress", "resume", "checkpoint_every")}
-    settings = {"train": train, "model": BACKBONES[backbone].settings(replace(cfg.model, fusion=fusion))}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return {"train": train, "model": BACKBONES[backbone].settings(replace(cfg.model, fusion=fusion))}
+
+
+def _settings_fingerprint(cfg: CtrRunConfig, backbone: str, fusion: bool) -> str:
+    """A saved fit is reused only by a run that would train the same model."""
+    return hashlib.sha256(json.dumps(fit_settings(cfg, backbone, fusion), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _saved_fit(run_dir: Path, fields: ItemFields, settings: str) -> dict[str, Any] | None:
@@ -233,8 +237,6 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
     rep = item_representation(model.cpu(), fields)
     epochs_run = len(fit["history"])
     record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "settings_fingerprint": settings,
-              "settings": {"lr": cfg.train.lr, "embedding_l2": cfg.model.embedding_l2, "dropout": cfg.model.dropout,
-                           "dnn_batch_norm": cfg.model.dnn_batch_norm},
               "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
               "epochs_run": epochs_run, "epoch_seconds": fit["train_seconds"] / max(1, epochs_run),
               "train_rows_per_second": fit["train_sequences_per_second"],
@@ -246,7 +248,8 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
     return record
 
 
-def _summarize_cell(cell: tuple[str, str, int, bool], fields: ItemFields, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+def _summarize_cell(cell: tuple[str, str, int, bool], fields: ItemFields, per_seed: list[dict[str, Any]],
+                    settings: dict[str, Any]) -> dict[str, Any]:
     backbone, representation, scale, fusion = cell
     row: dict[str, Any] = {"backbone": backbone, "representation": representation, "scale": scale, "fusion": fusion,
                            "fields": len(fields.names) + 1}
@@ -256,7 +259,7 @@ def _summarize_cell(cell: tuple[str, str, int, bool], fields: ItemFields, per_se
     for key in ("epoch_seconds", "train_rows_per_second", "effective_rank", "best_valid_auc"):
         row[key] = float(np.mean([r[key] for r in per_seed]))
     row["parameters"] = per_seed[0]["parameters"]
-    row["settings"] = per_seed[0].get("settings")
+    row["settings"] = settings
     row["per_seed"] = per_seed
     return row
 
@@ -328,7 +331,7 @@ def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, s
             missing.append(cell_name(*cell))
             continue
         per_seed = [fit_cell(cfg, samples, fields, cell, seed, accelerator) for seed in cfg.seeds]
-        rows.append(_summarize_cell(cell, fields, per_seed))
+        rows.append(_summarize_cell(cell, fields, per_seed, fit_settings(cfg.for_backbone(backbone), backbone, fusion)))
         r = rows[-1]
         log(f"{cell_name(*cell)}: test auc={r['auc']:.4f}±{r['auc_std']:.4f} logloss={r['logloss']:.4f} "
             f"({r['epoch_seconds']:.1f} s/epoch, {len(per_seed)} seed(s))")
