@@ -160,3 +160,15 @@ def test_moc_claims_compare_cells_beyond_their_seed_noise():
     assert claims["MoC beats RQ and ME at 2x and above"]["counts"] == {"better": 1, "tie": 0, "worse": 1}
     # 1x -> 7x: MoC -.0195; RQ -.02 (tie within noise); ME from RQ's 1x .71 to .71: 0 (MoC worse)
     assert [c["outcome"] for c in claims["MoC gains more from scaling than RQ and ME"]["cells"]] == ["tie", "worse"]
+
+
+def test_ctr_tables_show_each_scale_with_missing_cells_marked():
+    analyze = load_tool("analyze_ctr")
+    rows = [{"backbone": "deepfm", "representation": rep, "scale": scale, "fusion": fusion, "auc": auc, "auc_std": 0.0012}
+            for rep, scale, fusion, auc in [("id", 1, False, 0.7563), ("id", 1, True, 0.7533), ("rq", 1, False, 0.75),
+                                            ("id", 2, False, 0.7570), ("me", 2, False, 0.7514)]]
+    tables = analyze.markdown_tables({"rows": rows}).split("\n\n")
+    assert tables[0] == "1x, test AUC, fusion off / on"
+    assert tables[1].splitlines() == ["| backbone | id | rq |", "|---|---|---|",
+                                      "| deepfm | .7563±.0012 / .7533±.0012 | .7500±.0012 / – |"]
+    assert tables[3].splitlines()[-1] == "| deepfm | .7570±.0012 / – | – / – | .7514±.0012 / – |"

@@ -90,7 +90,7 @@ def main() -> None:
     plot(analysis, heatmaps, spectra, Path(args.results).parent / "plots", Path(args.results).stem)
     analysis["claims"] = moc_claims(result)
     out.write_text(json.dumps(analysis, indent=1))
-    print(markdown_table(result))
+    print(markdown_tables(result))
     for claim, verdict in analysis["claims"].items():
         print(f"{claim}: {verdict['verdict']} ({verdict['counts']})")
     for key, r in analysis["representations"].items():
@@ -157,23 +157,25 @@ def moc_claims(result: dict) -> dict:
             "MoC gains more from scaling than RQ and ME": verdict(moc_scales), "fusion helps": verdict(fusion_helps)}
 
 
-def markdown_table(result: dict) -> str:
-    """Test AUC (mean ± std over seeds) per backbone and representation x scale, fusion off | on."""
+def markdown_tables(result: dict) -> str:
+    """Per scale, test AUC (mean ± std over seeds) of each backbone (rows) and representation (columns), fusion
+    off / on; '–' marks a cell not finished yet."""
     cells = {(r["backbone"], r["representation"], r["scale"], r["fusion"]): r for r in result["rows"]}
-    scales = sorted({r["scale"] for r in result["rows"]})
-    lines = ["| backbone | representation | " + " | ".join(f"{s}x off / on" for s in scales) + " |",
-             "|---|---|" + "---|" * len(scales)]
-    for backbone in dict.fromkeys(r["backbone"] for r in result["rows"]):
-        for rep in dict.fromkeys(r["representation"] for r in result["rows"]):
-            parts = []
-            for scale in scales:
-                pair = [cells.get((backbone, rep, scale, fusion)) for fusion in (False, True)]
-                if rep == "me" and scale == 1 and not any(pair):
-                    parts.append("= rq at 1x")
-                    continue
-                parts.append(" / ".join(f"{c['auc']:.4f}±{c['auc_std']:.4f}" if c else "–" for c in pair))
-            lines.append(f"| {backbone} | {rep} | " + " | ".join(parts) + " |")
-    return "\n".join(lines)
+    backbones = list(dict.fromkeys(r["backbone"] for r in result["rows"]))
+    representations = list(dict.fromkeys(r["representation"] for r in result["rows"]))
+    tables = []
+    for scale in sorted({r["scale"] for r in result["rows"]}):
+        # ME at 1x is RQ at 1x (the grid trains it once)
+        reps = [rep for rep in representations if not (rep == "me" and scale == 1)]
+        lines = [f"{scale}x, test AUC, fusion off / on", "",
+                 "| backbone | " + " | ".join(reps) + " |", "|---|" + "---|" * len(reps)]
+        for backbone in backbones:
+            pairs = [[cells.get((backbone, rep, scale, fusion)) for fusion in (False, True)] for rep in reps]
+            lines.append(f"| {backbone} | " + " | ".join(
+                " / ".join(f"{c['auc']:.4f}±{c['auc_std']:.4f}".replace("0.", ".") if c else "–" for c in pair)
+                for pair in pairs) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def plot(analysis: dict, heatmaps: dict, spectra: dict, out_dir: Path, stem: str) -> None:
