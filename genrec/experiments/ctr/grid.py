@@ -28,8 +28,8 @@ from genrec.evaluation.ctr import auc_logloss
 from genrec.experiments.ctr.fields import (ItemFields, attribute_fields, representation_columns, representation_fields,
                                            tokenizer_codes)
 from genrec.experiments.harness import DataConfig, RunConfig, fit_and_test, holding, load_data, run_record, write_result
-from genrec.files import write_atomic
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
+from genrec.files import write_atomic
 from genrec.models.ctr import BACKBONES, CtrModel, CtrModelConfig, build_ctr_model
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
 from genrec.training.loop import BEST
