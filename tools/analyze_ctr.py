@@ -5,7 +5,8 @@
 For every representation in the run (RQ-VAE, ME, MoC at each scale) it reports:
 * NMI of each code field against the item category (the first level below the root of the category
   path where the data has one, else the first S3-Rec attribute id), and of the whole code tuple;
-* the singular spectrum of the trained item representation (from the run's per-fit records);
+* the singular spectrum of the trained item representation (from the run's per-fit records) and its
+  effective rank by scale, one panel per backbone;
 * a field-by-field dependence heatmap (pairwise NMI: codes are categorical, so Pearson on code
   indices would be meaningless).
 Writes <results stem>_analysis.json and PNG plots under results/plots/.
@@ -195,15 +196,23 @@ def plot(analysis: dict, heatmaps: dict, spectra: dict, out_dir: Path, stem: str
         fig.savefig(out_dir / f"{stem}_field_dependence.png", dpi=90)
         plt.close(fig)
     if spectra:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name, s in sorted(spectra.items()):
-            ax.semilogy(np.arange(1, len(s["spectrum"]) + 1), s["spectrum"], label=f"{name} (erank {s['effective_rank']:.1f})")
-        ax.set_xlabel("singular value index")
-        ax.set_ylabel("normalised singular value")
-        ax.set_title("trained item representation (ID + code embeddings)")
-        ax.legend(fontsize=6)
+        # one panel per backbone: how the trained item representation's effective rank grows with the scale
+        # (the MoC paper's argument: codes that scale avoid dimensional collapse); the spectra themselves are
+        # in the analysis JSON
+        backbones = list(dict.fromkeys(name.split("_")[0] for name in spectra))
+        fig, axes = plt.subplots(1, len(backbones), figsize=(3.2 * len(backbones), 3.2), sharey=True, squeeze=False)
+        for ax, backbone in zip(axes[0], backbones):
+            for rep in ("id", "rq", "me", "moc"):
+                points = sorted((int(name.rsplit("_x", 1)[1]), s["effective_rank"]) for name, s in spectra.items()
+                                if name.startswith(f"{backbone}_{rep}_x"))
+                if points:
+                    ax.plot(*zip(*points), marker="o", label=rep)
+            ax.set_title(backbone)
+            ax.set_xlabel("scaling factor")
+        axes[0][0].set_ylabel("effective rank (mean over seeds)")
+        axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / f"{stem}_spectrum.png", dpi=90)
+        fig.savefig(out_dir / f"{stem}_effective_rank.png", dpi=90)
         plt.close(fig)
     reps = analysis["representations"]
     if reps:
