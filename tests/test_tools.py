@@ -181,3 +181,24 @@ def test_ctr_plots_draw_effective_rank_per_backbone(tmp_path):
     analysis = {"labels": "category", "representations": {"moc_x1": {"nmi_tuple": 0.3}, "moc_x2": {"nmi_tuple": 0.29}}}
     analyze.plot(analysis, {}, spectra, tmp_path, "ctr_test")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctr_test_effective_rank.png", "ctr_test_nmi.png"]
+
+
+def test_fusion_fit_compares_each_fusion_cell_with_its_plain_twin(tmp_path):
+    analyze = load_tool("analyze_ctr")
+    log = tmp_path / "shard0.log"
+    epoch = "[genrec] epoch={} train_seconds=1.0 train_loss=0.9 train_logloss={} valid_auc={} valid_logloss=0.6 (10 train targets/s)"
+    log.write_text("\n".join([
+        epoch.format(1, 0.70, 0.60), epoch.format(2, 0.50, 0.70),  # cut off: its lines are dropped at the next epoch=1
+        epoch.format(1, 0.60, 0.70), epoch.format(2, 0.40, 0.75),
+        "[genrec] deepfm_id_x1_fusion seed 1 test: auc=0.7 logloss=0.6",
+        "[genrec] deepfm_id_x1_fusion: test auc=0.7±0.0 logloss=0.6 (1.0 s/epoch, 1 seed(s))"]))
+    curves = analyze.curves_from_logs([str(log)])
+    assert curves == {("deepfm_id_x1_fusion", 1): {"train_logloss": [0.6, 0.4], "valid_auc": [0.7, 0.75],
+                                                   "valid_logloss": [0.6, 0.6]}}
+    plain = {"backbone": "deepfm", "representation": "id", "scale": 1, "fusion": False,
+             "per_seed": [{"seed": 1, "curves": {"train_logloss": [0.5, 0.3], "valid_auc": [0.78, 0.77]}}]}
+    fusion = {**plain, "fusion": True, "per_seed": [{"seed": 1}]}  # saved before records carried curves
+    assert analyze.fusion_fit({"rows": [plain, fusion]}) == {"cells": []}
+    fit = analyze.fusion_fit({"rows": [plain, fusion]}, curves)
+    assert fit["cells"] == [{"cell": "deepfm id 1x", "train_logloss": [0.3, 0.4], "best_valid_auc": [0.78, 0.75]}]
+    assert fit["train_logloss_higher"] == 1 and fit["valid_auc_change"] == pytest.approx(-0.03)

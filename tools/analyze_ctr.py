@@ -8,7 +8,10 @@ For every representation in the run (RQ-VAE, ME, MoC at each scale) it reports:
 * the singular spectrum of the trained item representation (from the run's per-fit records) and its
   effective rank by scale, one panel per backbone;
 * a field-by-field dependence heatmap (pairwise NMI: codes are categorical, so Pearson on code
-  indices would be meaningless).
+  indices would be meaningless);
+* how fusion changes the fit: the last epoch's training logloss and the best validation AUC of each fusion
+  cell against its plain twin, from the fits' per-epoch curves (`--logs`: read them from the grid's shard
+  logs for fits saved before their records carried curves).
 Writes <results stem>_analysis.json and PNG plots under results/plots/.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +57,8 @@ def tuple_ids(codes: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results/ctr_beauty.json")
+    parser.add_argument("--logs", nargs="*", default=[], help="grid shard logs (runs/ctr_results/logs/*.log) for "
+                        "the curves of fits whose records have none")
     args = parser.parse_args()
     result = json.loads(Path(args.results).read_text())
     cfg = result["config"]
@@ -60,7 +66,7 @@ def main() -> None:
     data = load_dataset(cfg["data"]["dataset"])
     labels, label_kind = category_labels(data)
 
-    analysis: dict = {"results": args.results, "labels": label_kind, "representations": {}}
+    analysis: dict = {"results": args.results, "logs": args.logs, "labels": label_kind, "representations": {}}
     heatmaps = {}
     for representation in [r for r in cfg["grid"]["representations"] if r != "id"]:
         for scale in cfg["grid"]["scales"]:
@@ -90,10 +96,15 @@ def main() -> None:
     out.write_text(json.dumps(analysis, indent=1))
     plot(analysis, heatmaps, spectra, Path(args.results).parent / "plots", Path(args.results).stem)
     analysis["claims"] = moc_claims(result)
+    analysis["fusion_fit"] = fusion_fit(result, curves_from_logs(args.logs))
     out.write_text(json.dumps(analysis, indent=1))
     print(markdown_tables(result))
     for claim, verdict in analysis["claims"].items():
         print(f"{claim}: {verdict['verdict']} ({verdict['counts']})")
+    fit = analysis["fusion_fit"]
+    if fit["cells"]:
+        print(f"fusion vs plain over {len(fit['cells'])} cells: last-epoch train logloss {fit['train_logloss_change']:+.4f} "
+              f"(higher in {fit['train_logloss_higher']}), best valid auc {fit['valid_auc_change']:+.4f}")
     for key, r in analysis["representations"].items():
         print(f"{key:10s} fields={r['fields']:2d} NMI mean={r['nmi_mean']:.4f} tuple={r['nmi_tuple']:.4f} unique={r['unique_tuples']:.4f}")
     print(f"wrote {out}")
@@ -156,6 +167,53 @@ def moc_claims(result: dict) -> dict:
                     fusion_helps.append((f"{b} {rep} {s}x fusion on vs off", o))
     return {"codes beat IDs": verdict(codes_beat_ids), "MoC beats RQ and ME at 2x and above": verdict(moc_over_rq_me),
             "MoC gains more from scaling than RQ and ME": verdict(moc_scales), "fusion helps": verdict(fusion_helps)}
+
+
+EPOCH_LINE = re.compile(r"epoch=(\d+) .*train_logloss=([\d.]+) valid_auc=([\d.]+) valid_logloss=([\d.]+)")
+TEST_LINE = re.compile(r"\] (\S+) seed (\d+) test: auc=")
+
+
+def curves_from_logs(paths: list[str]) -> dict[tuple[str, int], dict[str, list[float]]]:
+    """{(cell, seed): curves} from the grid's logs, where each fit prints one line per epoch and then its test
+    line; the lines of a fit cut off mid-way are dropped at the next fit's first epoch."""
+    curves: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for path in paths:
+        epochs: list[tuple[float, ...]] = []
+        for line in Path(path).read_text().splitlines():
+            if m := EPOCH_LINE.search(line):
+                epochs = ([] if m.group(1) == "1" else epochs) + [tuple(float(x) for x in m.groups()[1:])]
+            elif (m := TEST_LINE.search(line)) and epochs:
+                curves[(m.group(1), int(m.group(2)))] = dict(zip(("train_logloss", "valid_auc", "valid_logloss"),
+                                                                 map(list, zip(*epochs))))
+                epochs = []
+    return curves
+
+
+def fusion_fit(result: dict, log_curves: dict | None = None) -> dict:
+    """Each fusion cell against its plain twin, where both have curves for every seed: the last epoch's
+    training logloss (lower = fits its rows more closely) and the best validation AUC, means over seeds."""
+    log_curves = log_curves or {}
+    rows = {(r["backbone"], r["representation"], r["scale"], r["fusion"]): r for r in result["rows"]}
+
+    def curves(row: dict) -> list[dict] | None:
+        name = f"{row['backbone']}_{row['representation']}_x{row['scale']}_{'fusion' if row['fusion'] else 'plain'}"
+        found = [fit.get("curves") or log_curves.get((name, fit["seed"])) for fit in row["per_seed"]]
+        return found if all(found) else None
+
+    cells = []
+    for (backbone, rep, scale, fusion), row in rows.items():
+        plain = rows.get((backbone, rep, scale, False))
+        if not fusion or plain is None or (on := curves(row)) is None or (off := curves(plain)) is None:
+            continue
+        last = [float(np.mean([c["train_logloss"][-1] for c in cs])) for cs in (off, on)]
+        best = [float(np.mean([max(c["valid_auc"]) for c in cs])) for cs in (off, on)]
+        cells.append({"cell": f"{backbone} {rep} {scale}x", "train_logloss": last, "best_valid_auc": best})
+    if not cells:
+        return {"cells": []}
+    return {"cells": cells,
+            "train_logloss_change": float(np.mean([c["train_logloss"][1] - c["train_logloss"][0] for c in cells])),
+            "train_logloss_higher": sum(c["train_logloss"][1] > c["train_logloss"][0] for c in cells),
+            "valid_auc_change": float(np.mean([c["best_valid_auc"][1] - c["best_valid_auc"][0] for c in cells]))}
 
 
 def markdown_tables(result: dict) -> str:

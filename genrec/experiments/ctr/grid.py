@@ -239,6 +239,8 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
     record = {"seed": seed, "fields_fingerprint": fields.fingerprint(), "settings_fingerprint": settings,
               "test": fit["test"], "best_epoch": fit["best_epoch"], "best_valid_auc": fit["best_valid_auc"],
               "epochs_run": epochs_run, "epoch_seconds": fit["train_seconds"] / max(1, epochs_run),
+              # per epoch: how well the fit fits its training rows against validation (fusion's effect on both)
+              "curves": {k: [e.get(k) for e in fit["history"]] for k in ("train_logloss", "valid_auc", "valid_logloss")},
               "train_rows_per_second": fit["train_sequences_per_second"],
               "parameters": sum(p.numel() for p in model.parameters()),
               "effective_rank": effective_rank(rep), "spectrum": singular_spectrum(rep)[: cfg.spectrum_values].tolist()}
