@@ -260,11 +260,12 @@ def plot(analysis: dict, heatmaps: dict, spectra: dict, out_dir: Path, stem: str
         backbones = list(dict.fromkeys(name.split("_")[0] for name in spectra))
         fig, axes = plt.subplots(1, len(backbones), figsize=(3.2 * len(backbones), 3.2), sharey=True, squeeze=False)
         for ax, backbone in zip(axes[0], backbones):
-            for rep in ("id", "rq", "me", "moc"):
+            for rep, color in zip(("id", "rq", "me", "moc"), ("C0", "C1", "C2", "C3")):  # same colour in every plot
                 points = sorted((int(name.rsplit("_x", 1)[1]), s["effective_rank"]) for name, s in spectra.items()
                                 if name.startswith(f"{backbone}_{rep}_x"))
                 if points:
-                    ax.plot(*zip(*points), marker="o", label=rep)
+                    ax.plot(*zip(*points), marker="o", label=rep, color=color)
+            ax.set_xticks(sorted({int(name.rsplit("_x", 1)[1]) for name in spectra}))
             ax.set_title(backbone)
             ax.set_xlabel("scaling factor")
         axes[0][0].set_ylabel("effective rank (mean over seeds)")
