@@ -176,10 +176,10 @@ def test_ctr_tables_show_each_scale_with_missing_cells_marked():
 
 def test_ctr_plots_draw_effective_rank_per_backbone(tmp_path):
     analyze = load_tool("analyze_ctr")
-    spectra = {f"{b}_{r}_x{s}": {"effective_rank": 10.0 * s, "spectrum": [0.5, 0.3, 0.2]}
-               for b in ("deepfm", "autoint+") for r in ("id", "moc") for s in (1, 2)}
+    rows = [{"backbone": b, "representation": r, "scale": s, "fusion": f, "effective_rank": 10.0 * s}
+            for b in ("deepfm", "autoint+") for r in ("id", "moc") for s in (1, 2) for f in (False, True)]
     analysis = {"labels": "category", "representations": {"moc_x1": {"nmi_tuple": 0.3}, "moc_x2": {"nmi_tuple": 0.29}}}
-    analyze.plot(analysis, {}, spectra, tmp_path, "ctr_test")
+    analyze.plot(analysis, {}, rows, tmp_path, "ctr_test")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctr_test_effective_rank.png", "ctr_test_nmi.png"]
 
 

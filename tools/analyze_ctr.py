@@ -26,7 +26,8 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from genrec.data import load_dataset
-from genrec.experiments.ctr.fields import code_folder
+from genrec.experiments.ctr.fields import REPRESENTATIONS, code_folder
+from genrec.experiments.ctr.grid import cell_name
 
 
 def category_labels(data) -> tuple[list, str]:
@@ -94,7 +95,7 @@ def main() -> None:
 
     out = Path(args.results).with_name(Path(args.results).stem + "_analysis.json")
     out.write_text(json.dumps(analysis, indent=1))
-    plot(analysis, heatmaps, spectra, Path(args.results).parent / "plots", Path(args.results).stem)
+    plot(analysis, heatmaps, result["rows"], Path(args.results).parent / "plots", Path(args.results).stem)
     analysis["claims"] = moc_claims(result)
     analysis["fusion_fit"] = fusion_fit(result, curves_from_logs(args.logs))
     out.write_text(json.dumps(analysis, indent=1))
@@ -196,7 +197,7 @@ def fusion_fit(result: dict, log_curves: dict | None = None) -> dict:
     rows = {(r["backbone"], r["representation"], r["scale"], r["fusion"]): r for r in result["rows"]}
 
     def curves(row: dict) -> list[dict] | None:
-        name = f"{row['backbone']}_{row['representation']}_x{row['scale']}_{'fusion' if row['fusion'] else 'plain'}"
+        name = cell_name(row["backbone"], row["representation"], row["scale"], row["fusion"])
         found = [fit.get("curves") or log_curves.get((name, fit["seed"])) for fit in row["per_seed"]]
         return found if all(found) else None
 
@@ -231,13 +232,14 @@ def markdown_tables(result: dict) -> str:
         for backbone in backbones:
             pairs = [[cells.get((backbone, rep, scale, fusion)) for fusion in (False, True)] for rep in reps]
             lines.append(f"| {backbone} | " + " | ".join(
-                " / ".join(f"{c['auc']:.4f}±{c['auc_std']:.4f}".replace("0.", ".") if c else "–" for c in pair)
+                " / ".join(f"{c['auc']:.4f}±{c['auc_std']:.4f}".lstrip("0").replace("±0.", "±.") if c else "–"
+                           for c in pair)
                 for pair in pairs) + " |")
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
 
 
-def plot(analysis: dict, heatmaps: dict, spectra: dict, out_dir: Path, stem: str) -> None:
+def plot(analysis: dict, heatmaps: dict, rows: list[dict], out_dir: Path, stem: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,19 +255,20 @@ def plot(analysis: dict, heatmaps: dict, spectra: dict, out_dir: Path, stem: str
         fig.tight_layout()
         fig.savefig(out_dir / f"{stem}_field_dependence.png", dpi=90)
         plt.close(fig)
-    if spectra:
+    plain = [r for r in rows if not r["fusion"]]
+    if plain:
         # one panel per backbone: how the trained item representation's effective rank grows with the scale
         # (the MoC paper's argument: codes that scale avoid dimensional collapse); the spectra themselves are
         # in the analysis JSON
-        backbones = list(dict.fromkeys(name.split("_")[0] for name in spectra))
+        backbones = list(dict.fromkeys(r["backbone"] for r in plain))
         fig, axes = plt.subplots(1, len(backbones), figsize=(3.2 * len(backbones), 3.2), sharey=True, squeeze=False)
         for ax, backbone in zip(axes[0], backbones):
-            for rep, color in zip(("id", "rq", "me", "moc"), ("C0", "C1", "C2", "C3")):  # same colour in every plot
-                points = sorted((int(name.rsplit("_x", 1)[1]), s["effective_rank"]) for name, s in spectra.items()
-                                if name.startswith(f"{backbone}_{rep}_x"))
+            for i, rep in enumerate(REPRESENTATIONS):
+                points = sorted((r["scale"], r["effective_rank"]) for r in plain
+                                if r["backbone"] == backbone and r["representation"] == rep)
                 if points:
-                    ax.plot(*zip(*points), marker="o", label=rep, color=color)
-            ax.set_xticks(sorted({int(name.rsplit("_x", 1)[1]) for name in spectra}))
+                    ax.plot(*zip(*points), marker="o", label=rep, color=f"C{i}")  # same colour in every plot
+            ax.set_xticks(sorted({r["scale"] for r in plain}))
             ax.set_title(backbone)
             ax.set_xlabel("scaling factor")
         axes[0][0].set_ylabel("effective rank (mean over seeds)")
