@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genrec.config import load_config
-from genrec.experiments.ctr.grid import CtrRunConfig, run_ctr
+from genrec.experiments.ctr.grid import CtrRunConfig, CtrTask, run_ctr
 from genrec.data import Catalog, SequenceData, load_dataset
 from genrec.data.ctr import CtrSampleConfig, build_ctr_samples, ctr_samples
 from genrec.evaluation.ctr import auc_logloss
@@ -165,6 +165,22 @@ def test_every_model_setting_is_read_by_some_backbone():
     assert settings(CtrModelConfig(fusion=True, fusion_fields="representation"))["fusion_fields"] == "representation"
     with pytest.raises(ValueError, match="fusion_fields='codes'"):
         CtrModelConfig(fusion_fields="codes")
+    # so does fusion's own learning rate
+    assert settings(CtrModelConfig(fusion_lr_scale=0.1)) == settings(CtrModelConfig())
+    assert settings(CtrModelConfig(fusion=True, fusion_lr_scale=1.0)) == settings(CtrModelConfig(fusion=True))
+    assert settings(CtrModelConfig(fusion=True, fusion_lr_scale=0.1))["fusion_lr_scale"] == 0.1
+    with pytest.raises(ValueError, match="fusion_lr_scale must be positive"):
+        CtrModelConfig(fusion_lr_scale=0.0)
+
+
+def test_fusion_and_only_fusion_trains_at_its_own_learning_rate():
+    data = toy_data()
+    samples = build_ctr_samples(data, CtrSampleConfig(negatives=1, sample_seed=7))
+    fields = representation_fields("id", 2, data.num_items, 3, 16, None)
+    task = CtrTask(samples, fields, "deepfm", CtrModelConfig(embedding_dim=4, dnn=[8], fusion=True, fusion_lr_scale=0.1))
+    fusion = {id(p) for p in task.model.fusion.parameters()}
+    scales = {name: task.lr_scale(name) for name, p in task.model.named_parameters()}
+    assert fusion and all(scales[n] == (0.1 if id(p) in fusion else 1.0) for n, p in task.model.named_parameters())
 
 
 def test_deepim_without_batch_norm_is_a_weighted_sum_of_its_interaction_vectors():

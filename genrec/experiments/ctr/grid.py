@@ -145,6 +145,7 @@ class CtrTask(Task):
         # field 0 is the user; item field c is model field 1 + c
         fused = None if cfg.fusion_fields == "all" else [1 + c for c in representation_columns(item_fields)]
         self.model: CtrModel = build_ctr_model(backbone, [samples.num_users, *item_fields.vocab_sizes], cfg, fused)
+        self.fusion_lr_scale = cfg.fusion_lr_scale
         self.eval_batch_size = eval_batch_size
         self.data = SplitTensors({name: {"user": torch.from_numpy(s.users), "item": torch.from_numpy(s.items),
                                           "label": torch.from_numpy(s.labels)}
@@ -152,6 +153,9 @@ class CtrTask(Task):
 
     def num_train_examples(self) -> int:
         return self.data.rows("train")
+
+    def lr_scale(self, parameter_name: str) -> float:
+        return self.fusion_lr_scale if parameter_name.startswith("fusion.") else 1.0
 
     def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
         rows = self.data.gather(split, indices, device)

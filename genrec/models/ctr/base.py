@@ -29,6 +29,9 @@ class CtrModelConfig:
     # "representation" (only the item representation under test: its code fields, or the ID copies of the
     # ID representation; the MoC paper fuses its Semantic Representation, the item's code embeddings)
     fusion_fields: str = "all"
+    # fusion's learning rate as a fraction of `train.lr`: its zero-initialised up-projection, moved by Adam's
+    # unit-size steps, soon outweighs embeddings initialised at std 1e-2 (docs/results/ctr.md)
+    fusion_lr_scale: float = 1.0
     im_order: int = 3  # DeepIM: highest interaction order (<= 5)
     im_batch_norm: bool = True  # DeepIM: batch-normalise the interaction vectors before their weights
     attention_layers: int = 3  # AutoInt+
@@ -39,11 +42,16 @@ class CtrModelConfig:
     def __post_init__(self) -> None:
         if self.fusion_fields not in FUSION_FIELDS:
             raise ValueError(f"model.fusion_fields={self.fusion_fields!r}: choose from {FUSION_FIELDS}")
+        if self.fusion_lr_scale <= 0:
+            raise ValueError(f"model.fusion_lr_scale must be positive, got {self.fusion_lr_scale}")
 
 
 # the settings every backbone reads; each backbone names its own in `CtrModel.own_settings`
 SHARED_SETTINGS = ("embedding_dim", "dnn", "dropout", "dnn_batch_norm", "embedding_l2", "fusion", "fusion_dim",
-                   "fusion_fields")
+                   "fusion_fields", "fusion_lr_scale")
+# fusion settings added after fits were saved, with the value those fits were trained with: one counts in a
+# fit's key only where it changes that fit (fusion on, another value), so the saved fits stay valid
+LATER_FUSION_SETTINGS = {"fusion_fields": "all", "fusion_lr_scale": 1.0}
 
 
 class FieldEmbedding(nn.Module):
@@ -153,10 +161,10 @@ class CtrModel(nn.Module):
 
     @classmethod
     def settings(cls, cfg: CtrModelConfig) -> dict[str, object]:
-        """The settings of `cfg` this backbone is built and trained with: what a saved fit is keyed by.
-        `fusion_fields` counts only where it changes the model (fusion on, a subset of the fields): it came
-        after fits were saved, and those were trained without fusion or with every field fused."""
+        """The settings of `cfg` this backbone is built and trained with: what a saved fit is keyed by
+        (`LATER_FUSION_SETTINGS` only where they change it)."""
         settings = {name: getattr(cfg, name) for name in (*SHARED_SETTINGS, *cls.own_settings)}
-        if not cfg.fusion or cfg.fusion_fields == "all":
-            del settings["fusion_fields"]
+        for name, before in LATER_FUSION_SETTINGS.items():
+            if not cfg.fusion or settings[name] == before:
+                del settings[name]
         return settings
