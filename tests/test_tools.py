@@ -202,3 +202,6 @@ def test_fusion_fit_compares_each_fusion_cell_with_its_plain_twin(tmp_path):
     fit = analyze.fusion_fit({"rows": [plain, fusion]}, curves)
     assert fit["cells"] == [{"cell": "deepfm id 1x", "train_logloss": [0.3, 0.4], "best_valid_auc": [0.78, 0.75]}]
     assert fit["train_logloss_higher"] == 1 and fit["valid_auc_change"] == pytest.approx(-0.03)
+    # a plain fit that ran one epoch longer is compared at the last epoch both ran, not at its own last
+    longer = {**plain, "per_seed": [{"seed": 1, "curves": {"train_logloss": [0.5, 0.3, 0.1], "valid_auc": [0.78, 0.77, 0.76]}}]}
+    assert analyze.fusion_fit({"rows": [longer, fusion]}, curves)["cells"][0]["train_logloss"] == [0.3, 0.4]

@@ -191,8 +191,9 @@ def curves_from_logs(paths: list[str]) -> dict[tuple[str, int], dict[str, list[f
 
 
 def fusion_fit(result: dict, log_curves: dict | None = None) -> dict:
-    """Each fusion cell against its plain twin, where both have curves for every seed: the last epoch's
-    training logloss (lower = fits its rows more closely) and the best validation AUC, means over seeds."""
+    """Each fusion cell against its plain twin, where both have curves for every seed: the training logloss
+    at the last epoch both fits of a seed ran (lower = fits its rows more closely; one fit may have stopped
+    early) and the best validation AUC, means over seeds."""
     log_curves = log_curves or {}
     rows = {(r["backbone"], r["representation"], r["scale"], r["fusion"]): r for r in result["rows"]}
 
@@ -206,7 +207,8 @@ def fusion_fit(result: dict, log_curves: dict | None = None) -> dict:
         plain = rows.get((backbone, rep, scale, False))
         if not fusion or plain is None or (on := curves(row)) is None or (off := curves(plain)) is None:
             continue
-        last = [float(np.mean([c["train_logloss"][-1] for c in cs])) for cs in (off, on)]
+        common = [min(len(a["train_logloss"]), len(b["train_logloss"])) for a, b in zip(off, on)]
+        last = [float(np.mean([c["train_logloss"][n - 1] for c, n in zip(cs, common)])) for cs in (off, on)]
         best = [float(np.mean([max(c["valid_auc"]) for c in cs])) for cs in (off, on)]
         cells.append({"cell": f"{backbone} {rep} {scale}x", "train_logloss": last, "best_valid_auc": best})
     if not cells:
