@@ -29,8 +29,8 @@ class CtrModelConfig:
     # "representation" (only the item representation under test: its code fields, or the ID copies of the
     # ID representation; the MoC paper fuses its Semantic Representation, the item's code embeddings)
     fusion_fields: str = "all"
-    # fusion's learning rate as a fraction of `train.lr`: its zero-initialised up-projection, moved by Adam's
-    # unit-size steps, soon outweighs embeddings initialised at std 1e-2 (docs/results/ctr.md)
+    # fusion's learning rate as a fraction of `train.lr` (at the full rate, fusion's fits fit their training
+    # rows worse than without it: docs/results/ctr.md)
     fusion_lr_scale: float = 1.0
     im_order: int = 3  # DeepIM: highest interaction order (<= 5)
     im_batch_norm: bool = True  # DeepIM: batch-normalise the interaction vectors before their weights
