@@ -205,3 +205,21 @@ def test_fusion_fit_compares_each_fusion_cell_with_its_plain_twin(tmp_path):
     # a plain fit that ran one epoch longer is compared at the last epoch both ran, not at its own last
     longer = {**plain, "per_seed": [{"seed": 1, "curves": {"train_logloss": [0.5, 0.3, 0.1], "valid_auc": [0.78, 0.77, 0.76]}}]}
     assert analyze.fusion_fit({"rows": [longer, fusion]}, curves)["cells"][0]["train_logloss"] == [0.3, 0.4]
+
+
+def test_compare_ctr_puts_variants_of_the_shared_cells_side_by_side():
+    compare = load_tool("compare_ctr")
+    row = lambda backbone, fusion, valid, test: {"backbone": backbone, "representation": "id", "scale": 1,
+                                                 "fusion": fusion, "best_valid_auc": valid, "auc": test}
+    grid = {"rows": [row("deepfm", False, 0.80, 0.75), row("deepfm", True, 0.79, 0.74),
+                     row("dcnv2", False, 0.81, 0.76), row("dcnv2", True, 0.78, 0.73)]}
+    variant = {"rows": [row("deepfm", True, 0.82, 0.77)]}  # a run of one cell under other settings
+    assert compare.parse_column("lr 0.1=results/x.json:fusion") == ("lr 0.1", Path("results/x.json"), True)
+    with pytest.raises(SystemExit, match="label=path:plain"):
+        compare.parse_column("results/x.json")
+    columns = [("off", compare.column_cells(grid, False)), ("on", compare.column_cells(grid, True)),
+               ("lr 0.1", compare.column_cells(variant, True))]
+    table, summary = compare.compare(columns)
+    assert table.splitlines()[2:] == ["| deepfm | id | 1x | .8000 / .7500 | .7900 / .7400 | .8200 / .7700 |"]
+    assert [s["valid_change"] for s in summary] == pytest.approx([0.0, -0.01, 0.02])
+    assert summary[2]["test_auc"] == pytest.approx(0.77) and summary[2]["cells"] == 1
