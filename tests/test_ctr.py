@@ -292,6 +292,7 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
         assert model["embedding_l2"] == (1e-3 if row["backbone"] == "dcnv2" else 3e-3)
         assert ("cross_layers" in model) == (row["backbone"] == "dcnv2") and row["settings"]["train"]["epochs"] == 2
         assert model.get("fusion_fields") == ("representation" if row["fusion"] else None)
+        assert model.get("fusion_lr_scale") == (0.01 if row["fusion"] else None)
         for fit in row["per_seed"]:  # the per-epoch curves, for comparing how fusion fits its training rows
             assert len(fit["curves"]["train_logloss"]) == fit["epochs_run"] == len(fit["curves"]["valid_auc"])
             assert max(fit["curves"]["valid_auc"]) == pytest.approx(fit["best_valid_auc"])

@@ -118,11 +118,13 @@ class CtrRunConfig(RunConfig):
     data: DataConfig = field(default_factory=DataConfig)
     samples: CtrSampleConfig = field(default_factory=CtrSampleConfig)
     grid: CtrGrid = field(default_factory=CtrGrid)
-    # embedding L2 and the DNN's batch norm tuned with the learning rate (`_ctr_train`), and fusion over the
-    # representation's own fields (better on validation than over every field, docs/results/ctr.md); a
-    # backbone's own values are in `backbone`
+    # embedding L2 and the DNN's batch norm tuned with the learning rate (`_ctr_train`); fusion over the
+    # representation's own fields (better on validation than over every field) at 1/100 of the learning rate
+    # (at the full rate it fits worse and costs .003 AUC; docs/results/ctr.md); a backbone's own values are
+    # in `backbone`
     model: CtrModelConfig = field(default_factory=lambda: CtrModelConfig(embedding_l2=3e-3, dnn_batch_norm=True,
-                                                                         fusion_fields="representation"))
+                                                                         fusion_fields="representation",
+                                                                         fusion_lr_scale=0.01))
     tokenizer: TokenizerFitConfig = field(default_factory=_ctr_tokenizer)
     train: TrainConfig = field(default_factory=_ctr_train)
     backbone: TunedBackbones = field(default_factory=TunedBackbones)
