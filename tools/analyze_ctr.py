@@ -1,6 +1,7 @@
 """Diagnostics of the CTR path's semantic representations, from a finished `train_ctr.py` run.
 
     python tools/analyze_ctr.py --results results/ctr_beauty.json
+    python tools/analyze_ctr.py --results results/ctr_beauty.json results/ctr_beauty_fusion_lr1.json --no-plots
 
 For every representation in the run (RQ-VAE, ME, MoC at each scale) it reports:
 * NMI of each code field against the item category (the first level below the root of the category
@@ -9,7 +10,7 @@ For every representation in the run (RQ-VAE, ME, MoC at each scale) it reports:
   effective rank by scale, one panel per backbone;
 * a field-by-field dependence heatmap (pairwise NMI: codes are categorical, so Pearson on code
   indices would be meaningless);
-* how fusion changes the fit: the last epoch's training logloss and the best validation AUC of each fusion
+* how fusion changes the fit: the training logloss at the last epoch both ran and the best validation AUC of each fusion
   cell against its plain twin, from the fits' per-epoch curves (`--logs`: read them from the grid's shard
   logs for fits saved before their records carried curves).
 Writes <results stem>_analysis.json and PNG plots under results/plots/.
@@ -27,7 +28,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from genrec.data import load_dataset
 from genrec.experiments.ctr.fields import REPRESENTATIONS, code_folder
-from genrec.experiments.ctr.grid import cell_name
+from genrec.experiments.ctr.grid import cell_name, merge_ctr_results
 
 
 def category_labels(data) -> tuple[list, str]:
@@ -57,11 +58,17 @@ def tuple_ids(codes: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default="results/ctr_beauty.json")
+    parser.add_argument("--results", nargs="+", default=["results/ctr_beauty.json"],
+                        help="a grid's results; with several, their cells merged, a later file's row replacing an "
+                        "earlier one's (a variant's fusion cells against the grid's plain ones), written under the "
+                        "last one's name")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots (a variant's codes are the grid's)")
     parser.add_argument("--logs", nargs="*", default=[], help="grid shard logs (runs/ctr_results/logs/*.log) for "
                         "the curves of fits whose records have none")
     args = parser.parse_args()
-    result = json.loads(Path(args.results).read_text())
+    results = [json.loads(Path(path).read_text()) for path in args.results]
+    result = merge_ctr_results(results) if len(results) > 1 else results[0]
+    stem = Path(args.results[-1])
     cfg = result["config"]
     run_dir = Path(cfg["output_dir"]) / cfg["name"]
     data = load_dataset(cfg["data"]["dataset"])
@@ -93,9 +100,10 @@ def main() -> None:
     analysis["spectra"] = spectra
     analysis["field_dependence_nmi"] = {k: v.round(4).tolist() for k, v in heatmaps.items()}
 
-    out = Path(args.results).with_name(Path(args.results).stem + "_analysis.json")
+    out = stem.with_name(stem.stem + "_analysis.json")
     out.write_text(json.dumps(analysis, indent=1))
-    plot(analysis, heatmaps, result["rows"], Path(args.results).parent / "plots", Path(args.results).stem)
+    if not args.no_plots:
+        plot(analysis, heatmaps, result["rows"], stem.parent / "plots", stem.stem)
     analysis["claims"] = moc_claims(result)
     analysis["fusion_fit"] = fusion_fit(result, curves_from_logs(args.logs))
     out.write_text(json.dumps(analysis, indent=1))
@@ -104,7 +112,7 @@ def main() -> None:
         print(f"{claim}: {verdict['verdict']} ({verdict['counts']})")
     fit = analysis["fusion_fit"]
     if fit["cells"]:
-        print(f"fusion vs plain over {len(fit['cells'])} cells: last-epoch train logloss {fit['train_logloss_change']:+.4f} "
+        print(f"fusion vs plain over {len(fit['cells'])} cells: train logloss at the last shared epoch {fit['train_logloss_change']:+.4f} "
               f"(higher in {fit['train_logloss_higher']}), best valid auc {fit['valid_auc_change']:+.4f}")
     for key, r in analysis["representations"].items():
         print(f"{key:10s} fields={r['fields']:2d} NMI mean={r['nmi_mean']:.4f} tuple={r['nmi_tuple']:.4f} unique={r['unique_tuples']:.4f}")
