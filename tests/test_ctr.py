@@ -78,19 +78,13 @@ def test_grid_skips_me_at_1x_which_is_rq_at_1x():
     assert ("deepfm", "me", 1, False) not in cells and ("deepfm", "me", 2, False) in cells and len(cells) == 5
 
 
-def test_grid_shards_partition_the_cells_with_balanced_scales():
+def test_grid_cells_by_cost_put_the_largest_scale_and_autoint_first():
     from genrec.experiments.ctr.grid import CtrGrid
 
-    grid = dict(backbones=["deepfm", "dcnv2"], representations=["id", "rq", "me", "moc"], scales=[1, 2, 3, 7])
-    everything = CtrGrid(**grid).cells()
-    shards = [CtrGrid(**grid, shard=i, num_shards=4).cells() for i in range(4)]
-    assert sorted(c for s in shards for c in s) == sorted(everything)  # disjoint and complete
-    for s in shards:
-        assert s == [c for c in everything if c in s]  # grid order kept
-        assert sum(c[2] == 7 for c in s) == 16 // 4  # the expensive 7x cells are spread evenly
-    assert CtrGrid(**grid, shard=2, num_shards=4, only_finished=True).cells() == everything  # collecting sees all
-    with pytest.raises(ValueError, match="grid.shard"):
-        CtrGrid(shard=3, num_shards=3).cells()
+    grid = CtrGrid(backbones=["deepfm", "autoint+"], representations=["id", "moc"], scales=[1, 7], fusion=[False])
+    assert sorted(grid.by_cost()) == sorted(grid.cells())
+    assert grid.by_cost()[:2] == [("autoint+", "id", 7, False), ("autoint+", "moc", 7, False)]
+    assert [c[2] for c in grid.by_cost()] == [7, 7, 7, 7, 1, 1, 1, 1]
 
 
 def test_representations_spend_the_same_fields_per_scale():
@@ -312,6 +306,32 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     # ... while a setting only DCNv2 reads leaves DeepFM's fits standing
     cross = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["model.cross_layers=1", "grid.only_finished=true"]))
     assert [r["backbone"] for r in cross["rows"]] == ["deepfm"] * 4 and len(cross["missing_cells"]) == 4
+
+
+@pytest.mark.slow
+def test_side_by_side_processes_skip_the_fits_another_holds(tmp_path, beauty_slice, monkeypatch):
+    import os
+    import socket
+
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
+    overrides = [f"data.dataset={beauty_slice}", f"output_dir={tmp_path}/runs", f"results_dir={tmp_path}/results",
+                 "name=ctr_side", "seeds=[1,2]", "grid.backbones=[deepfm]", "grid.representations=[id]",
+                 "grid.scales=[1]", "grid.fusion=[false]", "grid.side_by_side=true", "model.embedding_dim=4",
+                 "model.dnn=[16]", "train.epochs=1", "train.batch_size=256"]
+    cfg = load_config(CtrRunConfig, overrides=overrides)
+    held = tmp_path / "runs" / "ctr_side" / "deepfm_id_x1_plain" / "seed_2"
+    held.mkdir(parents=True)
+    lock = held / ".genrec.lock"  # another live process (this one, as far as the lock can tell) trains seed 2
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    first = run_ctr(cfg)
+    assert first["rows"] == [] and first["missing_cells"] == ["deepfm_id_x1_plain"]
+    assert (held.parent / "seed_1" / "result.json").exists() and not (held / "result.json").exists()
+    lock.unlink()  # that process is done with it (without saving): the next run trains seed 2 alone
+    seed_1 = (held.parent / "seed_1" / "result.json").stat().st_mtime_ns
+    second = run_ctr(cfg)
+    assert (held.parent / "seed_1" / "result.json").stat().st_mtime_ns == seed_1
+    assert len(second["rows"]) == 1 and [f["seed"] for f in second["rows"][0]["per_seed"]] == [1, 2]
+    assert (held / "result.json").exists() and not lock.exists()
 
 
 def test_merge_ctr_results_unions_cells_and_refuses_other_samples():

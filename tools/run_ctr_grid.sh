@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full CTR grid of one dataset in SHARDS processes side by side (on one GPU when there is one: the
-# CTR models are far too small to fill an H100 alone), then one collect run that writes
+# CTR models are far too small to fill an H100 alone), each taking the next fit no other holds (costliest
+# first), then one collect run that writes
 # <results>/<name>.json (name: ctr_<dataset>) with every cell, and the whole grid's wall time as
 # grid_wall_seconds.
 #   bash tools/run_ctr_grid.sh [dataset]                        (default: beauty; SHARDS=8)
@@ -22,7 +23,7 @@ start=$(date +%s)
 run grid.only_finished=true results_dir=runs/ctr_prepare > "$results/logs/ctr_${ds}_prepare.log" 2>&1
 pids=()
 for i in $(seq 0 $((shards - 1))); do
-  run grid.shard=$i grid.num_shards=$shards results_dir=runs/ctr_shards/$i > "$results/logs/ctr_${ds}_shard$i.log" 2>&1 &
+  run grid.side_by_side=true results_dir=runs/ctr_shards/$i > "$results/logs/ctr_${ds}_shard$i.log" 2>&1 &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done

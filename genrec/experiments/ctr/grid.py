@@ -29,7 +29,8 @@ from genrec.experiments.ctr.fields import (ItemFields, attribute_fields, represe
                                            tokenizer_codes)
 from genrec.experiments.harness import DataConfig, RunConfig, fit_and_test, holding, load_data, run_record, write_result
 from genrec.experiments.tokenizer import TokenizerFitConfig, seeded
-from genrec.files import write_atomic
+from genrec.errors import RunFolderError
+from genrec.files import run_lock, write_atomic
 from genrec.models.ctr import BACKBONES, CtrModel, CtrModelConfig, build_ctr_model
 from genrec.training import SplitTensors, Task, TrainConfig, eval_batches, make_accelerator
 from genrec.training.loop import BEST
@@ -44,23 +45,20 @@ class CtrGrid:
     # collect, train no model: report the cells whose every seed already has a saved fit in
     # runs/<name>/ (a grid run in parts, or one that was stopped), and list the cells that are missing
     only_finished: bool = False
-    # train only every num_shards-th cell: shards run side by side (one process each, e.g. on one GPU,
-    # tools/run_ctr_grid.sh) and an only_finished run collects them
-    shard: int = 0
-    num_shards: int = 1
+    # several processes fill the grid together (one thread each on a CPU, or on one GPU; tools/run_ctr_grid.sh):
+    # each takes the fits no other process holds, so they share the work however many there are and whenever
+    # they start, and each reports the cells finished when it is done
+    side_by_side: bool = False
 
     def cells(self) -> list[tuple[str, str, int, bool]]:
-        """Every combination, except ME at 1x: one table per code is exactly the RQ-VAE 1x model.
-        A shard's cells are dealt round-robin from the largest scale down, so each gets a similar load."""
-        if not 0 <= self.shard < self.num_shards:
-            raise ValueError(f"grid.shard must be in [0, grid.num_shards={self.num_shards}), got {self.shard}")
-        cells = [c for c in itertools.product(self.backbones, self.representations, self.scales, self.fusion)
-                 if not (c[1] == "me" and c[2] == 1 and "rq" in self.representations)]
-        if self.num_shards == 1 or self.only_finished:
-            return cells
-        by_cost = sorted(cells, key=lambda c: -c[2])
-        mine = set(by_cost[self.shard :: self.num_shards])
-        return [c for c in cells if c in mine]
+        """Every combination, except ME at 1x: one table per code is exactly the RQ-VAE 1x model."""
+        return [c for c in itertools.product(self.backbones, self.representations, self.scales, self.fusion)
+                if not (c[1] == "me" and c[2] == 1 and "rq" in self.representations)]
+
+    def by_cost(self) -> list[tuple[str, str, int, bool]]:
+        """The cells, costliest first (largest scale, AutoInt+ first within a scale), so that processes side by
+        side end close together instead of one finishing a 7x AutoInt+ fit alone."""
+        return sorted(self.cells(), key=lambda c: (-c[2], c[0] != "autoint+"))
 
 
 def _ctr_train() -> TrainConfig:
@@ -293,7 +291,9 @@ def merge_ctr_results(results: list[dict[str, Any]]) -> dict[str, Any]:
 def run_ctr(cfg: CtrRunConfig, command: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     accelerator = make_accelerator(cfg.train)
-    if cfg.grid.num_shards > 1:  # shards of one grid run side by side in the same folder, on disjoint cells
+    if cfg.grid.side_by_side:  # processes side by side in the same folder, each holding only the fit it trains
+        if accelerator.num_processes > 1:
+            raise ValueError("grid.side_by_side runs one process per fit: launch each with --num_processes 1")
         return _run_ctr(cfg, command, accelerator, start)
     with holding(accelerator, Path(cfg.output_dir) / cfg.name):
         return _run_ctr(cfg, command, accelerator, start)
@@ -325,12 +325,34 @@ def prepare_inputs(cfg: CtrRunConfig, accelerator: Accelerator, representations:
     return CtrInputs(samples, data.num_items, attribute_fields(data.catalog, cfg.attribute_slots), codes)
 
 
+def fill_side_by_side(cfg: CtrRunConfig, inputs: "CtrInputs", accelerator: Accelerator) -> int:
+    """Train, costliest first, every fit of the grid that is neither saved nor held by another process; a fit
+    is held by a lock in its folder while it trains. Returns how many fits this process trained."""
+    trained = 0
+    for cell in cfg.grid.by_cost():
+        fields = inputs.fields(cfg, cell[1], cell[2])
+        for seed in cfg.seeds:
+            if saved_cell(cfg, fields, cell, seed) is not None:
+                continue
+            try:
+                with run_lock(_cell_dir(cfg, cell, seed)):
+                    if saved_cell(cfg, fields, cell, seed) is None:  # not finished by another process meanwhile
+                        fit_cell(cfg, inputs.samples, fields, cell, seed, accelerator)
+                        trained += 1
+            except RunFolderError:
+                continue  # another process is training it
+    return trained
+
+
 def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, start: float) -> dict[str, Any]:
     inputs = prepare_inputs(cfg, accelerator, cfg.grid.representations)
     samples = inputs.samples
     log = (lambda m: print(f"[genrec] {m}", flush=True)) if accelerator.is_main_process else (lambda m: None)
     log("CTR samples: " + ", ".join(f"{s} {len(samples.split(s))} rows" for s in ("train", "valid", "test"))
         + f" ({cfg.samples.negatives} negative(s) per positive)")
+    if cfg.grid.side_by_side and not cfg.grid.only_finished:
+        log(f"trained {fill_side_by_side(cfg, inputs, accelerator)} fit(s) side by side; the cells finished so far:")
+        cfg = replace(cfg, grid=replace(cfg.grid, only_finished=True))
     rows, missing = [], []
     for cell in cfg.grid.cells():
         backbone, representation, scale, fusion = cell
