@@ -325,7 +325,7 @@ def prepare_inputs(cfg: CtrRunConfig, accelerator: Accelerator, representations:
     return CtrInputs(samples, data.num_items, attribute_fields(data.catalog, cfg.attribute_slots), codes)
 
 
-def fill_side_by_side(cfg: CtrRunConfig, inputs: "CtrInputs", accelerator: Accelerator) -> int:
+def fill_side_by_side(cfg: CtrRunConfig, inputs: CtrInputs, accelerator: Accelerator) -> int:
     """Train, costliest first, every fit of the grid that is neither saved nor held by another process; a fit
     is held by a lock in its folder while it trains. Returns how many fits this process trained."""
     trained = 0
