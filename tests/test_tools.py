@@ -160,6 +160,12 @@ def test_moc_claims_compare_cells_beyond_their_seed_noise():
     assert claims["MoC beats RQ and ME at 2x and above"]["counts"] == {"better": 1, "tie": 0, "worse": 1}
     # 1x -> 7x: MoC -.0195; RQ -.02 (tie within noise); ME from RQ's 1x .71 to .71: 0 (MoC worse)
     assert [c["outcome"] for c in claims["MoC gains more from scaling than RQ and ME"]["cells"]] == ["tie", "worse"]
+    # a grid in progress: with RQ at 7x not finished yet, MoC vs RQ is taken to the largest scale both have (3x)
+    partial = [r for r in rows if (r["representation"], r["scale"]) != ("rq", 7)]
+    partial += [row("deepfm", "moc", 3, False, 0.72), row("deepfm", "rq", 3, False, 0.69)]
+    scaling = analyze.moc_claims({"rows": partial})["MoC gains more from scaling than RQ and ME"]["cells"]
+    assert [(c["cell"], c["outcome"]) for c in scaling] == [("deepfm 1x->3x change, moc vs rq", "better"),
+                                                            ("deepfm 1x->7x change, moc vs me", "worse")]
 
 
 def test_ctr_tables_show_each_scale_with_missing_cells_marked():

@@ -161,9 +161,10 @@ def moc_claims(result: dict) -> dict:
                 o = compare(cells.get((b, "moc", s, False)), cells.get((b, other, s, False))) if s > 1 else None
                 if o:
                     moc_over_rq_me.append((f"{b} {s}x moc vs {other}", o))
-        top = max(scales)
         for other in ("rq", "me"):
-            # ME at 1x is RQ at 1x (the grid trains it once)
+            # to the largest scale both have finished (a grid in progress); ME at 1x is RQ at 1x (trained once)
+            top = max([s for s in scales if s > 1 and cells.get((b, "moc", s, False)) and cells.get((b, other, s, False))],
+                      default=1)
             ends = [cells.get((b, "rq" if rep == "me" and s == 1 else rep, s, False)) for rep in ("moc", other)
                     for s in (1, top)]
             if top > 1 and all(ends):
