@@ -1,14 +1,15 @@
 """Tune CTR backbones on validation AUC: a sweep of settings, each trained on the same cells and seed.
 
     python tools/tune_ctr.py --config recipes/configs/ctr_beauty.yaml --backbones deepfm dcnv2 \\
-        --sweep train.lr=1e-3,3e-3 model.embedding_l2=0,1e-3,1e-2 [--shard 0 --num-shards 2]
+        --sweep train.lr=1e-3,3e-3 model.embedding_l2=0,1e-3,1e-2
     python tools/tune_ctr.py --config recipes/configs/ctr_beauty.yaml ... --collect --out results/ctr_tuning_beauty.json
 
 Every combination of the `--sweep` values is one setting (over the shared `train`/`model` sections: a
 backbone's own `backbone.<name>.*` settings are cleared here); each setting trains every backbone on the
-`--representations` at `--scale` (fusion off) with one `--seed`, through the grid's own `fit_cell`. Fits are
-saved under runs/<name>_tuning/<setting>/ and reused, so shards run side by side and an interrupted sweep
-resumes. `--collect` trains nothing: it reads the finished fits and writes, per backbone, every setting's
+`--representations` at `--scale` (fusion off) with one `--seed`, through the grid's own fits. Fits are saved
+under runs/<name>_tuning/<setting>/ and reused, and a fit being trained is held by a lock in its folder: the
+same command run in several processes side by side shares the sweep, and an interrupted sweep resumes.
+`--collect` trains nothing: it reads the finished fits and writes, per backbone, every setting's
 validation and test AUC and the setting with the best mean validation AUC over the representations (the
 choice never looks at test).
 """
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from genrec.config import load_config
-from genrec.experiments.ctr.grid import CtrRunConfig, TunedBackbones, fit_cell, prepare_inputs, saved_cell
+from genrec.experiments.ctr.grid import CtrRunConfig, TunedBackbones, fit_unless_held, prepare_inputs, saved_cell
 from genrec.experiments.harness import hardware
 from genrec.files import write_atomic
 from genrec.training import make_accelerator
@@ -77,8 +78,6 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--sweep", nargs="*", default=[], help="key=v1,v2,... (config keys, e.g. train.lr=1e-3,3e-3)")
     p.add_argument("--set", nargs="*", default=[], help="fixed overrides for every setting")
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--num-shards", type=int, default=1)
     p.add_argument("--collect", action="store_true", help="train nothing; report the finished fits")
     p.add_argument("--out", default=None, help="JSON to write with --collect")
     args = p.parse_args()
@@ -92,9 +91,7 @@ def main() -> None:
     accelerator = make_accelerator(base.train)
     inputs = prepare_inputs(base, accelerator, args.representations)  # codes cached under runs/<name>/tokenizers
     rows: list[dict[str, Any]] = []
-    for i, (setting, backbone, representation) in enumerate(jobs):
-        if not args.collect and i % args.num_shards != args.shard:
-            continue
+    for setting, backbone, representation in jobs:
         cfg = load_config(CtrRunConfig, args.config, args.set + [f"{k}={v}" for k, v in setting.items() if k not in fixed])
         # the sweep is over the shared sections: no backbone keeps settings of its own here
         cfg = replace(cfg, name=f"{base.name}_tuning/{tag(setting)}", backbone=TunedBackbones.shared())
@@ -106,7 +103,9 @@ def main() -> None:
                 print(f"missing: {backbone} {representation} {tag(setting)}")
                 continue
         else:
-            record = fit_cell(cfg, inputs.samples, fields, cell, args.seed, accelerator)
+            record = fit_unless_held(cfg, inputs.samples, fields, cell, args.seed, accelerator)
+            if record is None:
+                continue  # another process side by side is training it
         rows.append({"backbone": backbone, "representation": representation, "setting": setting,
                      "valid_auc": record["best_valid_auc"], "test_auc": record["test"]["auc"],
                      "test_logloss": record["test"]["logloss"], "best_epoch": record["best_epoch"],

@@ -325,22 +325,29 @@ def prepare_inputs(cfg: CtrRunConfig, accelerator: Accelerator, representations:
     return CtrInputs(samples, data.num_items, attribute_fields(data.catalog, cfg.attribute_slots), codes)
 
 
+def fit_unless_held(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: tuple[str, str, int, bool],
+                    seed: int, accelerator: Accelerator) -> dict[str, Any] | None:
+    """`fit_cell` for processes side by side: the saved fit, or this process trains it holding a lock in its
+    folder, or None when another live process holds it (a lock left by a dead one is taken over)."""
+    record = saved_cell(cfg, fields, cell, seed)
+    if record is not None:
+        return record
+    try:
+        with run_lock(_cell_dir(cfg, cell, seed)):
+            return fit_cell(cfg, samples, fields, cell, seed, accelerator)  # reads it back if finished meanwhile
+    except RunFolderError:
+        return None
+
+
 def fill_side_by_side(cfg: CtrRunConfig, inputs: CtrInputs, accelerator: Accelerator) -> int:
-    """Train, costliest first, every fit of the grid that is neither saved nor held by another process; a fit
-    is held by a lock in its folder while it trains. Returns how many fits this process trained."""
+    """Train, costliest first, every fit of the grid that is neither saved nor held by another process.
+    Returns how many fits this process trained."""
     trained = 0
     for cell in cfg.grid.by_cost():
         fields = inputs.fields(cfg, cell[1], cell[2])
         for seed in cfg.seeds:
-            if saved_cell(cfg, fields, cell, seed) is not None:
-                continue
-            try:
-                with run_lock(_cell_dir(cfg, cell, seed)):
-                    if saved_cell(cfg, fields, cell, seed) is None:  # not finished by another process meanwhile
-                        fit_cell(cfg, inputs.samples, fields, cell, seed, accelerator)
-                        trained += 1
-            except RunFolderError:
-                continue  # another process is training it
+            if saved_cell(cfg, fields, cell, seed) is None:
+                trained += fit_unless_held(cfg, inputs.samples, fields, cell, seed, accelerator) is not None
     return trained
 
 
