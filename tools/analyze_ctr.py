@@ -21,6 +21,7 @@ import argparse
 import copy
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,9 @@ from sklearn.metrics import normalized_mutual_info_score
 from genrec.data import load_dataset
 from genrec.experiments.ctr.fields import REPRESENTATIONS, code_folder
 from genrec.experiments.ctr.grid import cell_name, merge_ctr_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tools are scripts, not a package
+from compare_ctr import auc  # noqa: E402
 
 
 def category_labels(data) -> tuple[list, str]:
@@ -68,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     results = [json.loads(Path(path).read_text()) for path in args.results]
     result = merge_ctr_results(results) if len(results) > 1 else results[0]
-    stem = Path(args.results[-1])
+    last = Path(args.results[-1])  # the analysis is named after it
     cfg = result["config"]
     run_dir = Path(cfg["output_dir"]) / cfg["name"]
     data = load_dataset(cfg["data"]["dataset"])
@@ -100,10 +104,10 @@ def main() -> None:
     analysis["spectra"] = spectra
     analysis["field_dependence_nmi"] = {k: v.round(4).tolist() for k, v in heatmaps.items()}
 
-    out = stem.with_name(stem.stem + "_analysis.json")
+    out = last.with_name(last.stem + "_analysis.json")
     out.write_text(json.dumps(analysis, indent=1))
     if not args.no_plots:
-        plot(analysis, heatmaps, result["rows"], stem.parent / "plots", stem.stem)
+        plot(analysis, heatmaps, result["rows"], last.parent / "plots", last.stem)
     analysis["claims"] = moc_claims(result)
     analysis["fusion_fit"] = fusion_fit(result, curves_from_logs(args.logs))
     out.write_text(json.dumps(analysis, indent=1))
@@ -243,8 +247,7 @@ def markdown_tables(result: dict) -> str:
         for backbone in backbones:
             pairs = [[cells.get((backbone, rep, scale, fusion)) for fusion in (False, True)] for rep in reps]
             lines.append(f"| {backbone} | " + " | ".join(
-                " / ".join(f"{c['auc']:.4f}±{c['auc_std']:.4f}".lstrip("0").replace("±0.", "±.") if c else "–"
-                           for c in pair)
+                " / ".join(f"{auc(c['auc'])}±{auc(c['auc_std'])}" if c else "–" for c in pair)
                 for pair in pairs) + " |")
         tables.append("\n".join(lines))
     return "\n\n".join(tables)

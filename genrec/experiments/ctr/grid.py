@@ -145,7 +145,6 @@ class CtrTask(Task):
         # field 0 is the user; item field c is model field 1 + c
         fused = None if cfg.fusion_fields == "all" else [1 + c for c in representation_columns(item_fields)]
         self.model: CtrModel = build_ctr_model(backbone, [samples.num_users, *item_fields.vocab_sizes], cfg, fused)
-        self.fusion_lr_scale = cfg.fusion_lr_scale
         self.eval_batch_size = eval_batch_size
         self.data = SplitTensors({name: {"user": torch.from_numpy(s.users), "item": torch.from_numpy(s.items),
                                           "label": torch.from_numpy(s.labels)}
@@ -155,7 +154,7 @@ class CtrTask(Task):
         return self.data.rows("train")
 
     def lr_scale(self, parameter_name: str) -> float:
-        return self.fusion_lr_scale if parameter_name.startswith("fusion.") else 1.0
+        return self.model.cfg.fusion_lr_scale if parameter_name.startswith("fusion.") else 1.0
 
     def batch(self, indices: torch.Tensor, device: torch.device, split: str = "train") -> dict[str, torch.Tensor]:
         rows = self.data.gather(split, indices, device)
@@ -339,16 +338,12 @@ def fit_unless_held(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, 
         return None
 
 
-def fill_side_by_side(cfg: CtrRunConfig, inputs: CtrInputs, accelerator: Accelerator) -> int:
-    """Train, costliest first, every fit of the grid that is neither saved nor held by another process.
-    Returns how many fits this process trained."""
-    trained = 0
+def fill_side_by_side(cfg: CtrRunConfig, inputs: CtrInputs, accelerator: Accelerator) -> None:
+    """Train, costliest first, every fit of the grid that is neither saved nor held by another process."""
     for cell in cfg.grid.by_cost():
         fields = inputs.fields(cfg, cell[1], cell[2])
         for seed in cfg.seeds:
-            if saved_cell(cfg, fields, cell, seed) is None:
-                trained += fit_unless_held(cfg, inputs.samples, fields, cell, seed, accelerator) is not None
-    return trained
+            fit_unless_held(cfg, inputs.samples, fields, cell, seed, accelerator)
 
 
 def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, start: float) -> dict[str, Any]:
@@ -358,7 +353,8 @@ def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, s
     log("CTR samples: " + ", ".join(f"{s} {len(samples.split(s))} rows" for s in ("train", "valid", "test"))
         + f" ({cfg.samples.negatives} negative(s) per positive)")
     if cfg.grid.side_by_side and not cfg.grid.only_finished:
-        log(f"trained {fill_side_by_side(cfg, inputs, accelerator)} fit(s) side by side; the cells finished so far:")
+        fill_side_by_side(cfg, inputs, accelerator)
+        log("no fit left that another process does not hold; the cells finished so far:")
         cfg = replace(cfg, grid=replace(cfg.grid, only_finished=True))
     rows, missing = [], []
     for cell in cfg.grid.cells():
