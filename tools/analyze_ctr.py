@@ -104,13 +104,12 @@ def main() -> None:
     analysis["spectra"] = spectra
     analysis["field_dependence_nmi"] = {k: v.round(4).tolist() for k, v in heatmaps.items()}
 
+    analysis["claims"] = moc_claims(result)
+    analysis["fusion_fit"] = fusion_fit(result, curves_from_logs(args.logs))
     out = last.with_name(last.stem + "_analysis.json")
     out.write_text(json.dumps(analysis, indent=1))
     if not args.no_plots:
         plot(analysis, heatmaps, result["rows"], last.parent / "plots", last.stem)
-    analysis["claims"] = moc_claims(result)
-    analysis["fusion_fit"] = fusion_fit(result, curves_from_logs(args.logs))
-    out.write_text(json.dumps(analysis, indent=1))
     print(markdown_tables(result))
     for claim, verdict in analysis["claims"].items():
         print(f"{claim}: {verdict['verdict']} ({verdict['counts']})")
