@@ -306,6 +306,17 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     # ... while a setting only DCNv2 reads leaves DeepFM's fits standing
     cross = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["model.cross_layers=1", "grid.only_finished=true"]))
     assert [r["backbone"] for r in cross["rows"]] == ["deepfm"] * 4 and len(cross["missing_cells"]) == 4
+    # the runs folder lost (tokenizers too): the first results file puts every fit back, and collecting finds them
+    import shutil
+    shutil.rmtree(tmp_path / "runs" / "ctr_smoke")
+    (tmp_path / "committed.json").write_text(json.dumps(saved))
+    restore = [f"grid.restore_from=[{tmp_path}/committed.json]", "grid.only_finished=true"]
+    restored = run_ctr(load_config(CtrRunConfig, overrides=overrides + restore))
+    assert [r["auc"] for r in restored["rows"]] == [r["auc"] for r in result["rows"]] and "missing_cells" not in restored
+    # ... but under other settings a restored fit is not taken for this run's
+    assert run_ctr(load_config(CtrRunConfig, overrides=overrides + restore + ["train.lr=0.05"]))["rows"] == []
+    with pytest.raises(ValueError, match="holds grid 'ctr_smoke'"):
+        run_ctr(load_config(CtrRunConfig, overrides=overrides + restore + ["name=ctr_other"]))
 
 
 @pytest.mark.slow

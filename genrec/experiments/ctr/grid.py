@@ -49,6 +49,10 @@ class CtrGrid:
     # each takes the fits no other process holds, so they share the work however many there are and whenever
     # they start, and each reports the cells finished when it is done
     side_by_side: bool = False
+    # results JSONs of this grid (results/ctr_<dataset>.json) whose per-seed fits are written back into
+    # runs/<name>/ where none is saved: the grid continues from what was committed when its runs folder is lost
+    # (a new machine); each fit is still reused only if its fields and settings fingerprints match
+    restore_from: list[str] = field(default_factory=list)
 
     def cells(self) -> list[tuple[str, str, int, bool]]:
         """Every combination, except ME at 1x: one table per code is exactly the RQ-VAE 1x model."""
@@ -253,6 +257,24 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
     return record
 
 
+def restore_fits(cfg: CtrRunConfig, results_file: str | Path) -> int:
+    """Write each per-seed fit of a collected results file back to its cell's folder unless a fit is saved
+    there already; returns how many were written. Whether a restored fit counts is decided where every saved
+    fit's is, by its fingerprints (`saved_cell`), so fits of other codes or settings are never taken."""
+    result = json.loads(Path(results_file).read_text())
+    if result.get("name") != cfg.name:
+        raise ValueError(f"{results_file} holds grid {result.get('name')!r}, not {cfg.name!r}: restore a grid's own results")
+    written = 0
+    for row in result["rows"]:
+        cell = (row["backbone"], row["representation"], row["scale"], row["fusion"])
+        for fit in row["per_seed"]:
+            saved = _cell_dir(cfg, cell, fit["seed"]) / "result.json"
+            if not saved.exists():
+                write_atomic(saved, json.dumps(fit))
+                written += 1
+    return written
+
+
 def _summarize_cell(cell: tuple[str, str, int, bool], fields: ItemFields, per_seed: list[dict[str, Any]],
                     settings: dict[str, Any]) -> dict[str, Any]:
     backbone, representation, scale, fusion = cell
@@ -352,6 +374,10 @@ def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, s
     log = (lambda m: print(f"[genrec] {m}", flush=True)) if accelerator.is_main_process else (lambda m: None)
     log("CTR samples: " + ", ".join(f"{s} {len(samples.split(s))} rows" for s in ("train", "valid", "test"))
         + f" ({cfg.samples.negatives} negative(s) per positive)")
+    for results_file in cfg.grid.restore_from:
+        if accelerator.is_main_process:
+            log(f"restored {restore_fits(cfg, results_file)} fit(s) from {results_file} (reused where their fields and settings match)")
+        accelerator.wait_for_everyone()
     if cfg.grid.side_by_side and not cfg.grid.only_finished:
         fill_side_by_side(cfg, inputs, accelerator)
         log("no fit left that another process does not hold; the cells finished so far:")
