@@ -345,6 +345,22 @@ def test_side_by_side_processes_skip_the_fits_another_holds(tmp_path, beauty_sli
     assert (held / "result.json").exists() and not lock.exists()
 
 
+def test_kept_codes_are_read_before_any_cache_or_fit(tmp_path, monkeypatch):
+    """A grid filled on several machines trains on the codes kept with its results, not on a refit's."""
+    from genrec.experiments.ctr import fields
+    from genrec.experiments.tokenizer import TokenizerFitConfig
+
+    tok = TokenizerFitConfig(codebook_size=8, hidden_dims=[16], latent_dim=4)
+    tok.train.epochs = 2
+    x = np.random.default_rng(0).normal(size=(40, 12)).astype(np.float32)
+    first = fields.tokenizer_codes(x, tok, tmp_path / "runs", tmp_path / "kept")("residual", 2)
+    kept = list((tmp_path / "kept").glob("residual_2_*.npz"))
+    assert len(kept) == 1 and np.load(kept[0])["codes"].dtype == np.uint8 and first.shape == (40, 2)
+    monkeypatch.setattr(fields, "fit_tokenizer", lambda *a: pytest.fail("kept codes must not be refit"))
+    again = fields.tokenizer_codes(x, tok, tmp_path / "other_runs", tmp_path / "kept")("residual", 2)
+    assert again.dtype == np.int64 and np.array_equal(again, first)
+
+
 def test_merge_ctr_results_unions_cells_and_refuses_other_samples():
     from genrec.experiments.ctr.grid import merge_ctr_results
 

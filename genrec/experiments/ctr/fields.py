@@ -88,19 +88,33 @@ def code_folder(tokenizer_config: dict) -> str:
 CodeSource = Callable[[str, int], np.ndarray]  # (tokenizer kind, number of code fields) -> codes [items, n]
 
 
-def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str | Path) -> CodeSource:
+def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str | Path,
+                    kept: str | Path | None = None) -> CodeSource:
     """Train (once) and cache the raw codes of a residual or parallel tokenizer with n levels/codebooks.
-    Collisions are left as they are: a CTR model also sees the item ID, so codes need not be unique."""
+    Collisions are left as they are: a CTR model also sees the item ID, so codes need not be unique.
+
+    `kept`: a folder (committed with the results) where each tokenizer's codes are also kept, as
+    `<code_folder>.npz`, and read before anything else. A refit of the same config on another CPU gives
+    other codes (floating-point order), so a grid filled on several machines needs its codes kept."""
     x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
 
     def codes(kind: str, n: int) -> np.ndarray:
         tok_cfg = replace(cfg, kind=kind, num_levels=n)
-        path = Path(cache) / code_folder(to_dict(tok_cfg)) / "codes.npy"  # a changed config never reuses old codes
+        folder = code_folder(to_dict(tok_cfg))  # a changed config never reuses old codes
+        kept_file = Path(kept) / f"{folder}.npz" if kept else None
+        if kept_file is not None and kept_file.exists():
+            return np.load(kept_file)["codes"].astype(np.int64)
+        path = Path(cache) / folder / "codes.npy"
         if path.exists():
-            return np.load(path)
-        tokenizer, _, _ = fit_tokenizer(x, tok_cfg, path.parent)
-        out = tokenizer.codes(x).numpy()
-        save_atomic(lambda f: np.save(f, out), path)
+            out = np.load(path)
+        else:
+            tokenizer, _, _ = fit_tokenizer(x, tok_cfg, path.parent)
+            out = tokenizer.codes(x).numpy()
+            save_atomic(lambda f: np.save(f, out), path)
+        if kept_file is not None:
+            kept_file.parent.mkdir(parents=True, exist_ok=True)
+            small = out.astype(np.min_scalar_type(int(out.max())))  # codebook ids: one byte each at 256 codes
+            save_atomic(lambda f: np.savez_compressed(f, codes=small), kept_file)
         return out
 
     return codes

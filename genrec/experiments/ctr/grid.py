@@ -113,6 +113,9 @@ class CtrRunConfig(RunConfig):
     name: str = "ctr_beauty"
     seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
     tokenizer_seed: int = 42  # one tokenizer per (kind, size), shared by all model seeds
+    # where each tokenizer's codes are kept besides runs/<name>/tokenizers (results/ctr_codes/<dataset> in the
+    # grids' configs, committed): a grid filled on several machines then trains every cell on the same codes
+    codes_dir: str = ""
     attribute_slots: int = 4  # leading S3-Rec attribute ids used as category fields (0 = none)
     base_levels: int = 3  # code fields at scaling factor 1
     eval_batch_size: int = 16384
@@ -335,14 +338,16 @@ class CtrInputs:
 
 def prepare_inputs(cfg: CtrRunConfig, accelerator: Accelerator, representations: list[str]) -> CtrInputs:
     """Samples, attribute fields and (when a representation needs them) codes, each cached on disk; the
-    tokenizers are cached under runs/<name>/tokenizers, one per (kind, size), shared by every model seed."""
+    tokenizers are cached under runs/<name>/tokenizers, one per (kind, size), shared by every model seed, and
+    their codes also kept in `codes_dir` when one is set."""
     data, _ = load_data(cfg.data)
     samples = ctr_samples(data, cfg.samples)
     codes = None
     if any(r != "id" for r in representations):
         embeddings = item_embeddings(data.catalog, progress=accelerator.is_main_process)
         tokenizers = Path(cfg.output_dir) / cfg.name / "tokenizers"
-        codes = tokenizer_codes(embeddings, seeded(cfg.tokenizer, cfg.tokenizer_seed), tokenizers)
+        tok = seeded(cfg.tokenizer, cfg.tokenizer_seed)
+        codes = tokenizer_codes(embeddings, tok, tokenizers, cfg.codes_dir or None)
     return CtrInputs(samples, data.num_items, attribute_fields(data.catalog, cfg.attribute_slots), codes)
 
 
@@ -376,7 +381,8 @@ def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, s
         + f" ({cfg.samples.negatives} negative(s) per positive)")
     for results_file in cfg.grid.restore_from:
         if accelerator.is_main_process:
-            log(f"restored {restore_fits(cfg, results_file)} fit(s) from {results_file} (reused where their fields and settings match)")
+            written = restore_fits(cfg, results_file)
+            log(f"restored {written} fit(s) from {results_file} (reused where their fields and settings match)")
         accelerator.wait_for_everyone()
     if cfg.grid.side_by_side and not cfg.grid.only_finished:
         fill_side_by_side(cfg, inputs, accelerator)
