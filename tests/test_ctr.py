@@ -300,6 +300,7 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     assert collected["missing_cells"] == ["deepim_id_x1_plain", "deepim_id_x1_fusion", "deepim_moc_x1_plain",
                                           "deepim_moc_x1_fusion"]
     assert not (tmp_path / "runs" / "ctr_smoke" / "deepim_id_x1_plain").exists()
+    assert collected["unfinished_cells"] == []  # no cell has some seeds but not all
     # a fit saved under other training settings is not taken for this run's: collecting finds nothing
     other = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["train.lr=0.05", "grid.only_finished=true"]))
     assert other["rows"] == [] and len(other["missing_cells"]) == 8
@@ -313,6 +314,17 @@ def test_ctr_grid_end_to_end_and_resume(tmp_path, beauty_slice, monkeypatch):
     restore = [f"grid.restore_from=[{tmp_path}/committed.json]", "grid.only_finished=true"]
     restored = run_ctr(load_config(CtrRunConfig, overrides=overrides + restore))
     assert [r["auc"] for r in restored["rows"]] == [r["auc"] for r in result["rows"]] and "missing_cells" not in restored
+    # a cell with one of its two seeds saved is missing, and its saved seed is carried in the results to restore
+    (tmp_path / "runs" / "ctr_smoke" / "deepfm_id_x1_plain" / "seed_2" / "result.json").unlink()
+    partial = run_ctr(load_config(CtrRunConfig, overrides=overrides + ["grid.only_finished=true"]))
+    assert partial["missing_cells"] == ["deepfm_id_x1_plain"]
+    [unfinished] = partial["unfinished_cells"]
+    assert (unfinished["backbone"], unfinished["scale"]) == ("deepfm", 1) and [f["seed"] for f in unfinished["per_seed"]] == [1]
+    shutil.rmtree(tmp_path / "runs" / "ctr_smoke")
+    (tmp_path / "partial.json").write_text(json.dumps(partial))
+    again = run_ctr(load_config(CtrRunConfig, overrides=overrides + [f"grid.restore_from=[{tmp_path}/partial.json]",
+                                                                     "grid.only_finished=true"]))
+    assert again["missing_cells"] == ["deepfm_id_x1_plain"] and again["unfinished_cells"] == partial["unfinished_cells"]
     # ... but under other settings a restored fit is not taken for this run's
     assert run_ctr(load_config(CtrRunConfig, overrides=overrides + restore + ["train.lr=0.05"]))["rows"] == []
     with pytest.raises(ValueError, match="holds grid 'ctr_smoke'"):

@@ -261,14 +261,14 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
 
 
 def restore_fits(cfg: CtrRunConfig, results_file: str | Path) -> int:
-    """Write each per-seed fit of a collected results file back to its cell's folder unless a fit is saved
-    there already; returns how many were written. Whether a restored fit counts is decided where every saved
+    """Write each per-seed fit of a collected results file (its rows and its unfinished cells' seeds) back to
+    its cell's folder unless a fit is saved there already; returns how many were written. Whether a restored fit counts is decided where every saved
     fit's is, by its fingerprints (`saved_cell`), so fits of other codes or settings are never taken."""
     result = json.loads(Path(results_file).read_text())
     if result.get("name") != cfg.name:
         raise ValueError(f"{results_file} holds grid {result.get('name')!r}, not {cfg.name!r}: restore a grid's own results")
     written = 0
-    for row in result["rows"]:
+    for row in result["rows"] + result.get("unfinished_cells", []):
         cell = (row["backbone"], row["representation"], row["scale"], row["fusion"])
         for fit in row["per_seed"]:
             saved = _cell_dir(cfg, cell, fit["seed"]) / "result.json"
@@ -388,12 +388,16 @@ def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, s
         fill_side_by_side(cfg, inputs, accelerator)
         log("no fit left that another process does not hold; the cells finished so far:")
         cfg = replace(cfg, grid=replace(cfg.grid, only_finished=True))
-    rows, missing = [], []
+    rows, missing, unfinished = [], [], []
     for cell in cfg.grid.cells():
         backbone, representation, scale, fusion = cell
         fields = inputs.fields(cfg, representation, scale)
-        if cfg.grid.only_finished and any(saved_cell(cfg, fields, cell, seed) is None for seed in cfg.seeds):
+        saved = [saved_cell(cfg, fields, cell, seed) for seed in cfg.seeds] if cfg.grid.only_finished else []
+        if any(fit is None for fit in saved):
             missing.append(cell_name(*cell))
+            if any(saved):  # kept for `grid.restore_from`: no finished fit is lost with the runs folder
+                unfinished.append({**dict(zip(("backbone", "representation", "scale", "fusion"), cell)),
+                                   "per_seed": [fit for fit in saved if fit is not None]})
             continue
         per_seed = [fit_cell(cfg, samples, fields, cell, seed, accelerator) for seed in cfg.seeds]
         rows.append(_summarize_cell(cell, fields, per_seed, fit_settings(cfg.for_backbone(backbone), backbone, fusion)))
@@ -411,6 +415,7 @@ def _run_ctr(cfg: CtrRunConfig, command: str | None, accelerator: Accelerator, s
     }
     if missing:
         result["missing_cells"] = missing
+        result["unfinished_cells"] = unfinished
         log(f"{len(missing)} cell(s) have no finished fit for every seed and are left out: {', '.join(missing)}")
     if accelerator.is_main_process:
         save_config(cfg, Path(cfg.output_dir) / cfg.name / "run_config.yaml")
