@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -187,6 +188,27 @@ def test_ctr_plots_draw_effective_rank_per_backbone(tmp_path):
     analysis = {"labels": "category", "representations": {"moc_x1": {"nmi_tuple": 0.3}, "moc_x2": {"nmi_tuple": 0.29}}}
     analyze.plot(analysis, {}, rows, tmp_path, "ctr_test")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctr_test_effective_rank.png", "ctr_test_nmi.png"]
+
+
+def test_analysis_reads_the_kept_codes_before_the_runs_cache(tmp_path):
+    from genrec.config import to_dict
+    from genrec.experiments.ctr.fields import code_folder
+    from genrec.experiments.ctr.grid import CtrRunConfig
+
+    analyze = load_tool("analyze_ctr")
+    cfg = to_dict(CtrRunConfig())
+    tokenizer = {**cfg["tokenizer"], "kind": "residual", "num_levels": 3}
+    tokenizer["train"] = {**tokenizer["train"], "seed": cfg["tokenizer_seed"]}
+    folder = code_folder(tokenizer)
+    cached = tmp_path / "runs" / "tokenizers" / folder / "codes.npy"
+    cached.parent.mkdir(parents=True)
+    np.save(cached, np.zeros((5, 3), dtype=np.int64))
+    kept = np.arange(15, dtype=np.uint8).reshape(5, 3)
+    np.savez_compressed(tmp_path / f"{folder}.npz", codes=kept)
+    me = analyze.representation_codes(tmp_path, tmp_path / "runs", cfg, "me", 2)  # ME 2x: the 1x codes twice
+    assert me.dtype == np.int64 and np.array_equal(me, np.tile(kept, (1, 2)))
+    assert not analyze.representation_codes(None, tmp_path / "runs", cfg, "rq", 1).any()  # no kept codes: the cache
+    assert analyze.representation_codes(tmp_path, tmp_path / "runs", cfg, "moc", 1) is None
 
 
 def test_fusion_fit_compares_each_fusion_cell_with_its_plain_twin(tmp_path):

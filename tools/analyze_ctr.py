@@ -45,14 +45,19 @@ def category_labels(data) -> tuple[list, str]:
     raise SystemExit(f"dataset {data.name!r} has neither category paths nor attributes to compare codes with")
 
 
-def representation_codes(run_dir: Path, cfg: dict, representation: str, scale: int) -> np.ndarray | None:
+def representation_codes(kept: Path | None, run_dir: Path, cfg: dict, representation: str,
+                         scale: int) -> np.ndarray | None:
+    """The codes a representation's cells trained on: kept with the results (`codes_dir`), else the run's cache."""
     base = cfg["base_levels"]
     kind, n, copies = {"rq": ("residual", base * scale, 1), "me": ("residual", base, scale),
                        "moc": ("parallel", base * scale, 1)}[representation]
     tokenizer = copy.deepcopy(cfg["tokenizer"])
     tokenizer.update(kind=kind, num_levels=n)
     tokenizer["train"]["seed"] = cfg["tokenizer_seed"]  # as run_ctr trains it
-    path = run_dir / "tokenizers" / code_folder(tokenizer) / "codes.npy"
+    folder = code_folder(tokenizer)
+    if kept is not None and (kept / f"{folder}.npz").exists():
+        return np.tile(np.load(kept / f"{folder}.npz")["codes"].astype(np.int64), (1, copies))
+    path = run_dir / "tokenizers" / folder / "codes.npy"
     return np.tile(np.load(path), (1, copies)) if path.exists() else None
 
 
@@ -66,6 +71,8 @@ def main() -> None:
                         help="a grid's results; with several, their cells merged, a later file's row replacing an "
                         "earlier one's (a variant's fusion cells against the grid's plain ones), written under the "
                         "last one's name")
+    parser.add_argument("--codes", default=None, help="the folder of kept codes (default: the config's codes_dir; "
+                        "a merged grid's config is its first file's)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (a variant's codes are the grid's)")
     parser.add_argument("--logs", nargs="*", default=[], help="grid shard logs (runs/ctr_results/logs/*.log) for "
                         "the curves of fits whose records have none")
@@ -75,6 +82,7 @@ def main() -> None:
     last = Path(args.results[-1])  # the analysis is named after it
     cfg = result["config"]
     run_dir = Path(cfg["output_dir"]) / cfg["name"]
+    kept = Path(args.codes) if args.codes else Path(cfg["codes_dir"]) if cfg.get("codes_dir") else None
     data = load_dataset(cfg["data"]["dataset"])
     labels, label_kind = category_labels(data)
 
@@ -82,7 +90,7 @@ def main() -> None:
     heatmaps = {}
     for representation in [r for r in cfg["grid"]["representations"] if r != "id"]:
         for scale in cfg["grid"]["scales"]:
-            codes = representation_codes(run_dir, cfg, representation, scale)
+            codes = representation_codes(kept, run_dir, cfg, representation, scale)
             if codes is None:
                 continue
             per_field = [float(normalized_mutual_info_score(labels, codes[:, f])) for f in range(codes.shape[1])]
