@@ -389,7 +389,14 @@ def test_merge_ctr_results_unions_cells_and_refuses_other_samples():
     keys = [(r["backbone"], r["representation"], r["auc"]) for r in merged["rows"]]
     assert keys == [("deepfm", "id", 0.7), ("deepfm", "rq", 0.8), ("deepim", "id", 0.8)]
     assert merged["commands"] == ["part 0.7", "part 0.8"] and merged["wall_seconds"] == 2.0
-    assert merged["config"]["grid"]["backbones"] == ["deepfm", "deepim"]
+    assert merged["config"]["grid"]["backbones"] == ["deepfm", "deepim"] and "missing_cells" not in merged
+    # a cell one part misses stays missing, with its saved seeds, unless another part finished it
+    a["missing_cells"], a["unfinished_cells"] = ["deepim_id_x1_plain", "dcnv2_id_x1_plain"], [
+        {"backbone": b, "representation": "id", "scale": 1, "fusion": False, "per_seed": [{"seed": 1}]}
+        for b in ("deepim", "dcnv2")]
+    merged = merge_ctr_results([a, b])
+    assert merged["missing_cells"] == ["dcnv2_id_x1_plain"]
+    assert [u["backbone"] for u in merged["unfinished_cells"]] == ["dcnv2"]
     with pytest.raises(ValueError, match="different samples"):
         merge_ctr_results([a, part([], 0.5, samples={"test": {"rows": 11}})])
 

@@ -309,6 +309,15 @@ def merge_ctr_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     merged.update(rows=list(rows.values()), commands=[r["command"] for r in results],
                   wall_seconds=sum(r["wall_seconds"] for r in results),
                   config={**results[0]["config"], "grid": grid})
+    # a cell some part misses stays missing unless another part finished it; its saved seeds travel with it
+    finished = {cell_name(*key) for key in rows}
+    missing = list(dict.fromkeys(c for r in results for c in r.get("missing_cells", []) if c not in finished))
+    unfinished = [u for r in results for u in r.get("unfinished_cells", [])
+                  if cell_name(u["backbone"], u["representation"], u["scale"], u["fusion"]) not in finished]
+    for key in ("missing_cells", "unfinished_cells"):
+        merged.pop(key, None)
+    if missing:
+        merged.update(missing_cells=missing, unfinished_cells=unfinished)
     return merged
 
 
