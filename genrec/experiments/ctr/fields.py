@@ -88,6 +88,12 @@ def code_folder(tokenizer_config: dict) -> str:
 CodeSource = Callable[[str, int], np.ndarray]  # (tokenizer kind, number of code fields) -> codes [items, n]
 
 
+def kept_codes(kept: str | Path | None, folder: str) -> np.ndarray | None:
+    """A tokenizer's codes kept with the results (`<kept>/<code_folder>.npz`, see `tokenizer_codes`), or None."""
+    path = Path(kept) / f"{folder}.npz" if kept else None
+    return np.load(path)["codes"].astype(np.int64) if path is not None and path.exists() else None
+
+
 def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str | Path,
                     kept: str | Path | None = None) -> CodeSource:
     """Train (once) and cache the raw codes of a residual or parallel tokenizer with n levels/codebooks.
@@ -101,9 +107,9 @@ def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str 
     def codes(kind: str, n: int) -> np.ndarray:
         tok_cfg = replace(cfg, kind=kind, num_levels=n)
         folder = code_folder(to_dict(tok_cfg))  # a changed config never reuses old codes
-        kept_file = Path(kept) / f"{folder}.npz" if kept else None
-        if kept_file is not None and kept_file.exists():
-            return np.load(kept_file)["codes"].astype(np.int64)
+        out = kept_codes(kept, folder)
+        if out is not None:
+            return out
         path = Path(cache) / folder / "codes.npy"
         if path.exists():
             out = np.load(path)
@@ -111,10 +117,10 @@ def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str 
             tokenizer, _, _ = fit_tokenizer(x, tok_cfg, path.parent)
             out = tokenizer.codes(x).numpy()
             save_atomic(lambda f: np.save(f, out), path)
-        if kept_file is not None:
-            kept_file.parent.mkdir(parents=True, exist_ok=True)
+        if kept:
+            Path(kept).mkdir(parents=True, exist_ok=True)
             small = out.astype(np.min_scalar_type(int(out.max())))  # codebook ids: one byte each at 256 codes
-            save_atomic(lambda f: np.savez_compressed(f, codes=small), kept_file)
+            save_atomic(lambda f: np.savez_compressed(f, codes=small), Path(kept) / f"{folder}.npz")
         return out
 
     return codes

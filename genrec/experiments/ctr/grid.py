@@ -262,8 +262,9 @@ def fit_cell(cfg: CtrRunConfig, samples: CtrSamples, fields: ItemFields, cell: t
 
 def restore_fits(cfg: CtrRunConfig, results_file: str | Path) -> int:
     """Write each per-seed fit of a collected results file (its rows and its unfinished cells' seeds) back to
-    its cell's folder unless a fit is saved there already; returns how many were written. Whether a restored fit counts is decided where every saved
-    fit's is, by its fingerprints (`saved_cell`), so fits of other codes or settings are never taken."""
+    its cell's folder unless a fit is saved there already; returns how many were written. Whether a restored
+    fit counts is decided where every saved fit's is, by its fingerprints (`saved_cell`), so fits of other
+    codes or settings are never taken."""
     result = json.loads(Path(results_file).read_text())
     if result.get("name") != cfg.name:
         raise ValueError(f"{results_file} holds grid {result.get('name')!r}, not {cfg.name!r}: restore a grid's own results")
