@@ -141,6 +141,7 @@ def fit_and_test(task: Task, train: TrainConfig, seed: int, run_dir: Path, accel
                  label: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train with the shared loop (best validation weights kept), then score the test split once.
     Returns the model and the per-seed record every results file stores."""
+    log(accelerator, f"{label} seed {seed}: training")  # a log of many fits says which one the epochs belong to
     fit = Trainer(replace(train, seed=seed), run_dir, accelerator.mixed_precision).fit(task)
     model = fit.pop("model")
     task.before_test(model, accelerator)
