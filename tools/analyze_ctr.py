@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from genrec.data import load_dataset
-from genrec.experiments.ctr.fields import REPRESENTATIONS, code_folder, kept_codes
+from genrec.experiments.ctr.fields import REPRESENTATIONS, code_folder, saved_codes
 from genrec.experiments.ctr.grid import cell_name, merge_ctr_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tools are scripts, not a package
@@ -55,10 +55,7 @@ def representation_codes(kept: Path | None, run_dir: Path, cfg: dict, representa
     tokenizer.update(kind=kind, num_levels=n)
     tokenizer["train"]["seed"] = cfg["tokenizer_seed"]  # as run_ctr trains it
     folder = code_folder(tokenizer)
-    codes = kept_codes(kept, folder)
-    path = run_dir / "tokenizers" / folder / "codes.npy"
-    if codes is None and path.exists():
-        codes = np.load(path)
+    codes = saved_codes(kept, run_dir / "tokenizers", folder)
     return None if codes is None else np.tile(codes, (1, copies))
 
 

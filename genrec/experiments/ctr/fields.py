@@ -88,10 +88,13 @@ def code_folder(tokenizer_config: dict) -> str:
 CodeSource = Callable[[str, int], np.ndarray]  # (tokenizer kind, number of code fields) -> codes [items, n]
 
 
-def kept_codes(kept: str | Path | None, folder: str) -> np.ndarray | None:
-    """A tokenizer's codes kept with the results (`<kept>/<code_folder>.npz`, see `tokenizer_codes`), or None."""
-    path = Path(kept) / f"{folder}.npz" if kept else None
-    return np.load(path)["codes"].astype(np.int64) if path is not None and path.exists() else None
+def saved_codes(kept: str | Path | None, cache: str | Path, folder: str) -> np.ndarray | None:
+    """A tokenizer's codes kept with the results (`<kept>/<code_folder>.npz`), else cached by an earlier fit
+    (`<cache>/<code_folder>/codes.npy`), else None: the one place that knows where codes are saved."""
+    kept_file, cached = (Path(kept) / f"{folder}.npz" if kept else None), Path(cache) / folder / "codes.npy"
+    if kept_file is not None and kept_file.exists():
+        return np.load(kept_file)["codes"].astype(np.int64)
+    return np.load(cached) if cached.exists() else None
 
 
 def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str | Path,
@@ -107,20 +110,16 @@ def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str 
     def codes(kind: str, n: int) -> np.ndarray:
         tok_cfg = replace(cfg, kind=kind, num_levels=n)
         folder = code_folder(to_dict(tok_cfg))  # a changed config never reuses old codes
-        out = kept_codes(kept, folder)
-        if out is not None:
-            return out
-        path = Path(cache) / folder / "codes.npy"
-        if path.exists():
-            out = np.load(path)
-        else:
-            tokenizer, _, _ = fit_tokenizer(x, tok_cfg, path.parent)
+        kept_file = Path(kept) / f"{folder}.npz" if kept else None
+        out = saved_codes(kept, cache, folder)
+        if out is None:
+            tokenizer, _, _ = fit_tokenizer(x, tok_cfg, Path(cache) / folder)
             out = tokenizer.codes(x).numpy()
-            save_atomic(lambda f: np.save(f, out), path)
-        if kept:
-            Path(kept).mkdir(parents=True, exist_ok=True)
+            save_atomic(lambda f: np.save(f, out), Path(cache) / folder / "codes.npy")
+        if kept_file is not None and not kept_file.exists():
+            kept_file.parent.mkdir(parents=True, exist_ok=True)
             small = out.astype(np.min_scalar_type(int(out.max())))  # codebook ids: one byte each at 256 codes
-            save_atomic(lambda f: np.savez_compressed(f, codes=small), Path(kept) / f"{folder}.npz")
+            save_atomic(lambda f: np.savez_compressed(f, codes=small), kept_file)
         return out
 
     return codes
