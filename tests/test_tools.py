@@ -251,3 +251,19 @@ def test_compare_ctr_puts_variants_of_the_shared_cells_side_by_side():
     assert table.splitlines()[2:] == ["| deepfm | id | 1x | .8000 / .7500 | .7900 / .7400 | .8200 / .7700 |"]
     assert [s["valid_change"] for s in summary] == pytest.approx([0.0, -0.01, 0.02])
     assert summary[2]["test_auc"] == pytest.approx(0.77) and summary[2]["cells"] == 1
+
+
+def test_split_popularity_scores_each_split_by_training_counts_alone(beauty_slice, monkeypatch, tmp_path):
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
+    probe = load_tool("ctr_split_popularity")
+    splits = probe.split_popularity(str(beauty_slice), {"negatives": 1, "sample_seed": 2024})
+    assert set(splits) == {"train", "valid", "test"}
+    for split in splits.values():
+        assert 0.0 <= split["positives_unseen_in_train"] <= 1.0 and 0.0 <= split["popularity_auc"] <= 1.0
+    # every training positive is counted at least once: none unseen, and positives outrank uniform negatives
+    assert splits["train"]["positives_unseen_in_train"] == 0.0 and splits["train"]["popularity_auc"] > 0.5
+    gap = probe.grid_gap({"rows": [
+        {"per_seed": [{"best_valid_auc": 0.80, "test": {"auc": 0.76}}, {"best_valid_auc": 0.81, "test": {"auc": 0.77}}]},
+        {"per_seed": [{"best_valid_auc": 0.78, "test": {"auc": 0.75}}]}]})
+    assert gap["fits"] == 3 and gap["cells"] == 2
+    assert gap["mean"] == pytest.approx(0.035) and gap["min"] == pytest.approx(0.03) and gap["max"] == pytest.approx(0.04)
