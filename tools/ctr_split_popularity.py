@@ -58,10 +58,8 @@ def main() -> None:
     for path in args.results:
         result = json.loads(Path(path).read_text())
         dataset = result["config"]["data"]["dataset"]
-        report["datasets"][dataset] = {"results": path, "splits": split_popularity(dataset, result["config"]["samples"]),
-                                       "grid_valid_minus_test_auc": grid_gap(result)}
-        pop = report["datasets"][dataset]["splits"]
-        gap = report["datasets"][dataset]["grid_valid_minus_test_auc"]
+        pop, gap = split_popularity(dataset, result["config"]["samples"]), grid_gap(result)
+        report["datasets"][dataset] = {"results": path, "splits": pop, "grid_valid_minus_test_auc": gap}
         print(f"{dataset}: popularity AUC valid {pop['valid']['popularity_auc']:.4f} test "
               f"{pop['test']['popularity_auc']:.4f}; grid valid - test {gap['mean']:.4f} "
               f"({gap['min']:.4f} to {gap['max']:.4f} over {gap['cells']} cells)")

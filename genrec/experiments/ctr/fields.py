@@ -88,10 +88,15 @@ def code_folder(tokenizer_config: dict) -> str:
 CodeSource = Callable[[str, int], np.ndarray]  # (tokenizer kind, number of code fields) -> codes [items, n]
 
 
+def code_paths(kept: str | Path | None, cache: str | Path, folder: str) -> tuple[Path | None, Path]:
+    """Where a tokenizer's codes are saved: kept with the results (`<kept>/<code_folder>.npz`, None without a
+    kept folder) and cached by the fit that made them (`<cache>/<code_folder>/codes.npy`)."""
+    return (Path(kept) / f"{folder}.npz" if kept else None), Path(cache) / folder / "codes.npy"
+
+
 def saved_codes(kept: str | Path | None, cache: str | Path, folder: str) -> np.ndarray | None:
-    """A tokenizer's codes kept with the results (`<kept>/<code_folder>.npz`), else cached by an earlier fit
-    (`<cache>/<code_folder>/codes.npy`), else None: the one place that knows where codes are saved."""
-    kept_file, cached = (Path(kept) / f"{folder}.npz" if kept else None), Path(cache) / folder / "codes.npy"
+    """A tokenizer's kept codes, else its cached ones, else None."""
+    kept_file, cached = code_paths(kept, cache, folder)
     if kept_file is not None and kept_file.exists():
         return np.load(kept_file)["codes"].astype(np.int64)
     return np.load(cached) if cached.exists() else None
@@ -110,12 +115,12 @@ def tokenizer_codes(embeddings: np.ndarray, cfg: TokenizerFitConfig, cache: str 
     def codes(kind: str, n: int) -> np.ndarray:
         tok_cfg = replace(cfg, kind=kind, num_levels=n)
         folder = code_folder(to_dict(tok_cfg))  # a changed config never reuses old codes
-        kept_file = Path(kept) / f"{folder}.npz" if kept else None
+        kept_file, cached = code_paths(kept, cache, folder)
         out = saved_codes(kept, cache, folder)
         if out is None:
-            tokenizer, _, _ = fit_tokenizer(x, tok_cfg, Path(cache) / folder)
+            tokenizer, _, _ = fit_tokenizer(x, tok_cfg, cached.parent)
             out = tokenizer.codes(x).numpy()
-            save_atomic(lambda f: np.save(f, out), Path(cache) / folder / "codes.npy")
+            save_atomic(lambda f: np.save(f, out), cached)
         if kept_file is not None and not kept_file.exists():
             kept_file.parent.mkdir(parents=True, exist_ok=True)
             small = out.astype(np.min_scalar_type(int(out.max())))  # codebook ids: one byte each at 256 codes
